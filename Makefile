@@ -1,0 +1,25 @@
+# gs_export: PGXS build.  `make && make install`, then see README.md.
+MODULE_big = gs_export
+OBJS = \
+	src/gs_export.o \
+	src/shmem.o \
+	src/catalog.o \
+	src/api.o \
+	src/launcher.o \
+	src/worker.o \
+	src/job.o \
+	src/source.o \
+	src/payload.o \
+	src/remote.o \
+	src/journal.o
+
+EXTENSION = gs_export
+DATA = sql/gs_export--1.0.sql
+PGFILEDESC = "gs_export - batch export of leads to a PostgREST remote"
+
+PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags json-c) $(shell curl-config --cflags)
+SHLIB_LINK = $(shell pkg-config --libs json-c) $(shell curl-config --libs)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,207 @@
+/*-------------------------------------------------------------------------
+ *
+ * api.c
+ *	  The SQL-callable functions gs_export_create, gs_export_pause and
+ *	  gs_export_resume.  Each notes the calling role, runs the matching
+ *	  internal plpgsql function as the extension's owner with a fixed
+ *	  search_path, and wakes the launcher when the transaction commits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+
+#include "gs_export.h"
+
+PG_FUNCTION_INFO_V1(gs_export_create);
+PG_FUNCTION_INFO_V1(gs_export_pause);
+PG_FUNCTION_INFO_V1(gs_export_resume);
+
+static bool wake_on_commit = false;
+static bool xact_callback_registered = false;
+
+/*
+ * At commit, tell the launcher and the workers that jobs changed.  Setting
+ * latches before commit would let them look too early and see nothing.
+ */
+static void
+gs_export_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_on_commit)
+				gs_export_wake_all();
+			wake_on_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_on_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+wake_at_commit(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(gs_export_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	wake_on_commit = true;
+}
+
+/*
+ * Run SELECT <schema>.<function>(caller, args...) as the extension owner,
+ * with search_path fixed to pg_catalog, pg_temp.  Returns the single result
+ * (copied out of SPI), or 0 with *isnull set.
+ */
+static Datum
+call_internal(const char *function, int nargs, Oid *argtypes,
+			  Datum *values, bool *isnull_args, bool *isnull)
+{
+	Oid			nspoid;
+	Oid			owner;
+	char	   *schema;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	StringInfoData sql;
+	Oid			types[8];
+	Datum		args[8];
+	char		nulls[8];
+	Datum		result = (Datum) 0;
+	int			i;
+	int			ret;
+
+	Assert(nargs < 8);
+
+	gs_export_require_preload();
+
+	if (!gs_extension_lookup(&nspoid, &owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"gs_export\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION gs_export;")));
+	schema = get_namespace_name(nspoid);
+
+	types[0] = OIDOID;
+	args[0] = ObjectIdGetDatum(GetUserId());
+	nulls[0] = ' ';
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s.%s($1", quote_identifier(schema),
+					 quote_identifier(function));
+	for (i = 0; i < nargs; i++)
+	{
+		types[i + 1] = argtypes[i];
+		args[i + 1] = values[i];
+		nulls[i + 1] = isnull_args[i] ? 'n' : ' ';
+		appendStringInfo(&sql, ", $%d", i + 2);
+	}
+	appendStringInfoChar(&sql, ')');
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(sql.data, nargs + 1, types, args, nulls, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "gs_export: internal call %s failed: %s", function,
+			 SPI_result_code_string(ret));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+	if (!*isnull)
+	{
+		Oid			rettype = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+		int16		typlen;
+		bool		typbyval;
+
+		get_typlenbyval(rettype, &typlen, &typbyval);
+		result = SPI_datumTransfer(result, typbyval, typlen);
+	}
+	SPI_finish();
+
+	AtEOXact_GUC(true, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+
+	wake_at_commit();
+	return result;
+}
+
+/*
+ * gs_export_create(start_date date, end_date date, options jsonb) → uuid
+ */
+Datum
+gs_export_create(PG_FUNCTION_ARGS)
+{
+	Oid			types[3] = {DATEOID, DATEOID, JSONBOID};
+	Datum		values[3];
+	bool		nulls[3];
+	bool		isnull;
+	Datum		result;
+	int			i;
+
+	for (i = 0; i < 3; i++)
+	{
+		nulls[i] = PG_ARGISNULL(i);
+		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	result = call_internal("_gs_export_create", 3, types, values, nulls, &isnull);
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * gs_export_pause(job_id uuid, reason text)
+ */
+Datum
+gs_export_pause(PG_FUNCTION_ARGS)
+{
+	Oid			types[2] = {UUIDOID, TEXTOID};
+	Datum		values[2];
+	bool		nulls[2];
+	bool		isnull;
+	int			i;
+
+	for (i = 0; i < 2; i++)
+	{
+		nulls[i] = PG_ARGISNULL(i);
+		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	(void) call_internal("_gs_export_pause", 2, types, values, nulls, &isnull);
+	PG_RETURN_VOID();
+}
+
+/*
+ * gs_export_resume(job_id uuid)
+ */
+Datum
+gs_export_resume(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {UUIDOID};
+	Datum		values[1];
+	bool		nulls[1];
+	bool		isnull;
+
+	nulls[0] = PG_ARGISNULL(0);
+	values[0] = nulls[0] ? (Datum) 0 : PG_GETARG_DATUM(0);
+	(void) call_internal("_gs_export_resume", 1, types, values, nulls, &isnull);
+	PG_RETURN_VOID();
+}

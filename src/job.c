@@ -1,0 +1,443 @@
+/*-------------------------------------------------------------------------
+ *
+ * job.c
+ *	  The job row as a job worker sees it: claim and load it, and the state
+ *	  changes the worker makes (running, completed, paused, failed), each in
+ *	  its own short transaction.  Also the transaction bracket used by every
+ *	  unit of database work of the worker.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "gs_export.h"
+
+/* First key of the advisory lock a job worker holds on its job. */
+#define GS_EXPORT_LOCK_CLASS 0x67734578 /* "gsEx" */
+
+/*
+ * Start a transaction with a snapshot and an SPI connection, and say what
+ * we are doing in pg_stat_activity.
+ */
+void
+gs_begin_xact(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+void
+gs_end_xact(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Run a statement about this job; $1 is always the job id.
+ */
+static int
+job_exec(GsJob *job, const char *sql, int nargs, Oid *types, Datum *values,
+		 const char *nulls, bool read_only)
+{
+	Oid			t[8];
+	Datum		v[8];
+	char		n[8];
+	int			i;
+	int			ret;
+
+	t[0] = UUIDOID;
+	v[0] = UUIDPGetDatum(&job->id);
+	n[0] = ' ';
+	for (i = 0; i < nargs; i++)
+	{
+		t[i + 1] = types[i];
+		v[i + 1] = values[i];
+		n[i + 1] = nulls ? nulls[i] : ' ';
+	}
+	ret = SPI_execute_with_args(sql, nargs + 1, t, v, n, read_only, 0);
+	if (ret < 0)
+		elog(ERROR, "gs_export: statement failed (%s): %s",
+			 SPI_result_code_string(ret), sql);
+	return ret;
+}
+
+static char *
+getvalue(int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col);
+}
+
+static Datum
+getbinval(int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, isnull);
+}
+
+/*
+ * Mark the job failed (in the current transaction).
+ */
+static void
+job_set_failed(GsJob *job, const char *reason)
+{
+	StringInfoData sql;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "UPDATE %s.gestao_scouter_export_jobs"
+					 "   SET status = 'failed', pause_reason = $2,"
+					 "       updated_at = pg_catalog.now()"
+					 " WHERE id = $1",
+					 job->schema);
+	values[0] = CStringGetTextDatum(reason);
+	job_exec(job, sql.data, 1, types, values, NULL, false);
+	ereport(LOG,
+			(errmsg("gs_export: job %s failed: %s", job->id_text, reason)));
+}
+
+/*
+ * Claim the job for this worker and load what running it needs.  The claim
+ * is a session advisory lock on the job id, so that a second worker for the
+ * same job, however it came to be started, goes away at once.
+ */
+GsJobLoad
+gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
+{
+	StringInfoData sql;
+	MemoryContext oldcxt;
+	bool		isnull;
+	char	   *owner_role;
+	char	   *reason = NULL;
+	GsJobLoad	result = GS_JOB_RUN;
+	Oid			lock_types[2] = {INT4OID, INT4OID};
+	Datum		lock_values[2];
+
+	memset(job, 0, sizeof(GsJob));
+	memcpy(&job->id, id, sizeof(pg_uuid_t));
+	job->cxt = cxt;
+
+	gs_begin_xact("gs_export: starting job");
+	oldcxt = MemoryContextSwitchTo(cxt);
+	job->id_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job->id)));
+
+	job->schema = gs_extension_schema_quoted();
+	if (job->schema == NULL)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		gs_end_xact();
+		return GS_JOB_NOT_RUNNABLE;
+	}
+
+	lock_values[0] = Int32GetDatum(GS_EXPORT_LOCK_CLASS);
+	lock_values[1] = Int32GetDatum((int32) hash_bytes(job->id.data, UUID_LEN));
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_try_advisory_lock($1, $2)",
+							  2, lock_types, lock_values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "gs_export: could not take the job lock");
+	if (!DatumGetBool(getbinval(1, &isnull)))
+	{
+		ereport(LOG,
+				(errmsg("gs_export: job %s already has a worker; this one exits",
+						job->id_text)));
+		MemoryContextSwitchTo(oldcxt);
+		gs_end_xact();
+		return GS_JOB_NOT_RUNNABLE;
+	}
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT j.status, j.start_date, j.end_date,"
+					 "       COALESCE(j.batch_size, pg_catalog.current_setting('gs_export.batch_size')::int),"
+					 "       COALESCE(j.delay_ms, (SELECT s.setting::int FROM pg_catalog.pg_settings s"
+					 "                             WHERE s.name = 'gs_export.batch_delay_ms')),"
+					 "       COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone')),"
+					 "       COALESCE(j.owner_role, (SELECT r.rolname FROM pg_catalog.pg_extension e"
+					 "                                 JOIN pg_catalog.pg_roles r ON r.oid = e.extowner"
+					 "                                WHERE e.extname = 'gs_export')),"
+					 "       j.cursor_updated_at, j.cursor_id, j.processing_date,"
+					 "       ((COALESCE(j.processing_date, j.start_date) + 1)::timestamp"
+					 "           AT TIME ZONE COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone'))),"
+					 "       COALESCE(j.end_date::timestamp"
+					 "           AT TIME ZONE COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone')),"
+					 "           '-infinity'::timestamptz),"
+					 "       j.ignored_fields"
+					 "  FROM %s.gestao_scouter_export_jobs j"
+					 " WHERE j.id = $1 FOR UPDATE",
+					 job->schema);
+	job_exec(job, sql.data, 0, NULL, NULL, NULL, false);
+	MemoryContextSwitchTo(cxt);	/* SPI calls leave us in SPI's context */
+	if (SPI_processed != 1)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		gs_end_xact();
+		return GS_JOB_NOT_RUNNABLE;
+	}
+	job->status = getvalue(1);
+	if (strcmp(job->status, "pending") != 0 && strcmp(job->status, "running") != 0)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		gs_end_xact();
+		return GS_JOB_NOT_RUNNABLE;
+	}
+	job->start_date = DatumGetDateADT(getbinval(2, &isnull));
+	job->end_date = DatumGetDateADT(getbinval(3, &job->end_date_null));
+	job->batch_size = DatumGetInt32(getbinval(4, &isnull));
+	job->delay_ms = DatumGetInt32(getbinval(5, &isnull));
+	job->time_zone = getvalue(6);
+	owner_role = getvalue(7);
+	job->cursor_ts = DatumGetTimestampTz(getbinval(8, &isnull));
+	if (isnull)
+	{
+		/* Never ran: start just above the newest day. */
+		job->cursor_ts = DatumGetTimestampTz(getbinval(11, &isnull));
+		job->cursor_id = PG_INT64_MIN;
+	}
+	else
+		job->cursor_id = DatumGetInt64(getbinval(9, &isnull));
+	job->processing_date = DatumGetDateADT(getbinval(10, &job->processing_date_null));
+	job->lower_bound = DatumGetTimestampTz(getbinval(12, &isnull));
+	{
+		Datum		arr = getbinval(13, &isnull);
+
+		job->ignored_fields = NIL;
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *enulls;
+			int			nelems;
+			int			i;
+
+			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false,
+							  TYPALIGN_INT, &elems, &enulls, &nelems);
+			for (i = 0; i < nelems; i++)
+				if (!enulls[i])
+					job->ignored_fields = lappend(job->ignored_fields,
+												  TextDatumGetCString(elems[i]));
+		}
+	}
+
+	job->owner = owner_role ? get_role_oid(owner_role, true) : InvalidOid;
+	if (!OidIsValid(job->owner))
+		reason = psprintf("the job's owner role \"%s\" does not exist",
+						  owner_role ? owner_role : "");
+
+	/* The remote. */
+	if (reason == NULL)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "SELECT project_url, anon_key FROM %s.gestao_scouter_config"
+						 " WHERE active AND sync_enabled"
+						 " ORDER BY updated_at DESC NULLS LAST LIMIT 1",
+						 job->schema);
+		if (SPI_execute(sql.data, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "gs_export: could not read gestao_scouter_config");
+		MemoryContextSwitchTo(cxt);
+		if (SPI_processed != 1)
+			reason = pstrdup("no active gestao_scouter_config row (active and sync_enabled)");
+		else
+		{
+			job->project_url = getvalue(1);
+			job->api_key = getvalue(2);
+			if (job->project_url == NULL || job->api_key == NULL)
+				reason = pstrdup("gestao_scouter_config has no project_url or no anon_key");
+			else
+				reason = gs_remote_check_url(job->project_url);
+		}
+	}
+
+	/* The source. */
+	if (reason == NULL)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "%s.leads", job->schema);
+		if (!OidIsValid(DatumGetObjectId(DirectFunctionCall1(to_regclass,
+															 CStringGetTextDatum(sql.data)))))
+			reason = psprintf("table %s does not exist", sql.data);
+	}
+
+	MemoryContextSwitchTo(oldcxt);
+
+	if (reason != NULL)
+	{
+		job_set_failed(job, reason);
+		result = GS_JOB_FAILED;
+	}
+	else
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "UPDATE %s.gestao_scouter_export_jobs"
+						 "   SET status = 'running',"
+						 "       started_at = COALESCE(started_at, pg_catalog.now()),"
+						 "       updated_at = pg_catalog.now()"
+						 " WHERE id = $1",
+						 job->schema);
+		job_exec(job, sql.data, 0, NULL, NULL, NULL, false);
+	}
+	gs_end_xact();
+	return result;
+}
+
+/*
+ * Is the job still running?  (A pause, or anything else, says stop.)
+ */
+bool
+gs_job_is_running(const GsJob *job)
+{
+	StringInfoData sql;
+	bool		running = false;
+
+	gs_begin_xact("gs_export: checking job");
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT status = 'running' FROM %s.gestao_scouter_export_jobs WHERE id = $1",
+					 job->schema);
+	job_exec((GsJob *) job, sql.data, 0, NULL, NULL, NULL, true);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		running = DatumGetBool(getbinval(1, &isnull));
+	}
+	gs_end_xact();
+	return running;
+}
+
+/*
+ * Every lead of the range is done.  last_completed_date becomes the oldest
+ * day walked: end_date, or without one the day of the oldest lead.
+ */
+void
+gs_job_complete(GsJob *job)
+{
+	StringInfoData sql;
+
+	gs_begin_xact("gs_export: completing job");
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "UPDATE %s.gestao_scouter_export_jobs"
+					 "   SET status = 'completed', completed_at = pg_catalog.now(),"
+					 "       last_completed_date = COALESCE(end_date, processing_date, start_date),"
+					 "       processing_date = COALESCE(end_date, processing_date, start_date),"
+					 "       updated_at = pg_catalog.now()"
+					 " WHERE id = $1 AND status = 'running'"
+					 " RETURNING total_leads, exported_leads, error_leads,"
+					 "           pg_catalog.round(EXTRACT(epoch FROM completed_at - started_at), 1)",
+					 job->schema);
+	job_exec(job, sql.data, 0, NULL, NULL, NULL, false);
+	if (SPI_processed == 1)
+		ereport(LOG,
+				(errmsg("gs_export: job %s completed: %s leads, %s exported, %s errors, in %s s",
+						job->id_text, getvalue(1), getvalue(2), getvalue(3), getvalue(4))));
+	gs_end_xact();
+}
+
+void
+gs_job_fail(GsJob *job, const char *reason)
+{
+	gs_begin_xact("gs_export: failing job");
+	job_set_failed(job, reason);
+	gs_end_xact();
+}
+
+/*
+ * Pause the job on the worker's own account (the remote's trouble outlasted
+ * the retries).  Resumable.
+ */
+void
+gs_job_pause(GsJob *job, const char *reason)
+{
+	StringInfoData sql;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	gs_begin_xact("gs_export: pausing job");
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "UPDATE %s.gestao_scouter_export_jobs"
+					 "   SET status = 'paused', paused_at = pg_catalog.now(), pause_reason = $2,"
+					 "       updated_at = pg_catalog.now()"
+					 " WHERE id = $1 AND status = 'running'",
+					 job->schema);
+	values[0] = CStringGetTextDatum(reason);
+	job_exec(job, sql.data, 1, types, values, NULL, false);
+	gs_end_xact();
+	ereport(LOG,
+			(errmsg("gs_export: job %s paused: %s", job->id_text, reason)));
+}
+
+/*
+ * The remote lacks a column: remember it on the job for the rest of its
+ * life (and for a resume).
+ */
+void
+gs_job_remember_ignored(GsJob *job, const char *column)
+{
+	StringInfoData sql;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	MemoryContext oldcxt;
+
+	gs_begin_xact("gs_export: recording an ignored column");
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "UPDATE %s.gestao_scouter_export_jobs"
+					 "   SET ignored_fields = pg_catalog.array_append(ignored_fields, $2),"
+					 "       updated_at = pg_catalog.now()"
+					 " WHERE id = $1 AND NOT ($2 = ANY (ignored_fields))",
+					 job->schema);
+	values[0] = CStringGetTextDatum(column);
+	job_exec(job, sql.data, 1, types, values, NULL, false);
+	gs_end_xact();
+
+	oldcxt = MemoryContextSwitchTo(job->cxt);
+	job->ignored_fields = lappend(job->ignored_fields, pstrdup(column));
+	MemoryContextSwitchTo(oldcxt);
+	ereport(LOG,
+			(errmsg("gs_export: job %s: the remote has no column \"%s\"; it is no longer sent",
+					job->id_text, column)));
+}
+
+/*
+ * Fail the job after an error the worker cannot get past, with only its id
+ * at hand (the error may have come before the job was loaded).
+ */
+void
+gs_job_fail_by_id(const pg_uuid_t *id, const char *message)
+{
+	GsJob		job;
+
+	memset(&job, 0, sizeof(job));
+	memcpy(&job.id, id, sizeof(pg_uuid_t));
+	gs_begin_xact("gs_export: failing job");
+	job.schema = gs_extension_schema_quoted();
+	if (job.schema != NULL)
+	{
+		job.id_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job.id)));
+		job_set_failed(&job, psprintf("error: %s", message ? message : "unknown"));
+	}
+	gs_end_xact();
+}

@@ -1,0 +1,282 @@
+/*-------------------------------------------------------------------------
+ *
+ * payload.c
+ *	  Builds the JSON that goes to the remote with json-c: one object per
+ *	  lead, typed as remote-protocol.md says (numbers digit for digit, ISO
+ *	  8601 timestamps with offset, jsonb as nested JSON), and the array of a
+ *	  batch.  json-c's objects are released when the batch's memory context
+ *	  is reset.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <json-c/json.h>
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "access/htup_details.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "gs_export.h"
+
+#define GS_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+
+typedef enum GsValueKind
+{
+	GS_VALUE_BOOL,
+	GS_VALUE_INT,
+	GS_VALUE_NUMBER,			/* numeric, float: their text is the JSON */
+	GS_VALUE_DATETIME,
+	GS_VALUE_JSON,				/* json, jsonb: nested as they are */
+	GS_VALUE_STRING
+} GsValueKind;
+
+typedef struct GsPayloadColumn
+{
+	const char *name;
+	Oid			typid;
+	GsValueKind kind;
+	FmgrInfo	output;
+} GsPayloadColumn;
+
+struct GsPayloadShape
+{
+	int			ncolumns;
+	GsPayloadColumn columns[FLEXIBLE_ARRAY_MEMBER];
+};
+
+/*
+ * How each of the first ncolumns columns of tupdesc becomes JSON; made once
+ * per job, in the current memory context.
+ */
+GsPayloadShape *
+gs_payload_shape(TupleDesc tupdesc, int ncolumns)
+{
+	GsPayloadShape *shape;
+	int			i;
+
+	shape = palloc0(offsetof(GsPayloadShape, columns) +
+					sizeof(GsPayloadColumn) * ncolumns);
+	shape->ncolumns = ncolumns;
+	for (i = 0; i < ncolumns; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(tupdesc, i);
+		GsPayloadColumn *col = &shape->columns[i];
+		Oid			outfn;
+		bool		varlena;
+		Oid			basetype = getBaseType(attr->atttypid);
+
+		col->name = pstrdup(NameStr(attr->attname));
+		col->typid = basetype;
+		switch (basetype)
+		{
+			case BOOLOID:
+				col->kind = GS_VALUE_BOOL;
+				break;
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+				col->kind = GS_VALUE_INT;
+				break;
+			case NUMERICOID:
+			case FLOAT4OID:
+			case FLOAT8OID:
+				col->kind = GS_VALUE_NUMBER;
+				break;
+			case DATEOID:
+			case TIMESTAMPOID:
+			case TIMESTAMPTZOID:
+				col->kind = GS_VALUE_DATETIME;
+				break;
+			case JSONOID:
+			case JSONBOID:
+				col->kind = GS_VALUE_JSON;
+				break;
+			default:
+				col->kind = GS_VALUE_STRING;
+				break;
+		}
+		getTypeOutputInfo(attr->atttypid, &outfn, &varlena);
+		fmgr_info(outfn, &col->output);
+	}
+	return shape;
+}
+
+/*
+ * A JSON value whose text is given verbatim: numbers as PostgreSQL prints
+ * them, and json/jsonb values, which PostgreSQL prints as valid JSON.
+ */
+static struct json_object *
+json_verbatim(const char *text)
+{
+	struct json_object *obj = json_object_new_object();
+
+	json_object_set_serializer(obj, json_object_userdata_to_json_string,
+							   strdup(text), json_object_free_userdata);
+	return obj;
+}
+
+static struct json_object *
+column_value(GsPayloadColumn *col, Datum value)
+{
+	char	   *text;
+	struct json_object *obj;
+
+	switch (col->kind)
+	{
+		case GS_VALUE_BOOL:
+			return json_object_new_boolean(DatumGetBool(value));
+		case GS_VALUE_INT:
+			switch (col->typid)
+			{
+				case INT2OID:
+					return json_object_new_int64(DatumGetInt16(value));
+				case INT4OID:
+					return json_object_new_int64(DatumGetInt32(value));
+				default:
+					return json_object_new_int64(DatumGetInt64(value));
+			}
+		case GS_VALUE_NUMBER:
+			text = OutputFunctionCall(&col->output, value);
+			/* NaN and infinities are no JSON numbers: send them as text */
+			if (strspn(text, "+-0123456789.eE") != strlen(text))
+				obj = json_object_new_string(text);
+			else
+				obj = json_verbatim(text);
+			pfree(text);
+			return obj;
+		case GS_VALUE_DATETIME:
+			text = JsonEncodeDateTime(NULL, value, col->typid, NULL);
+			obj = json_object_new_string(text);
+			pfree(text);
+			return obj;
+		case GS_VALUE_JSON:
+			text = OutputFunctionCall(&col->output, value);
+			obj = json_verbatim(text);
+			pfree(text);
+			return obj;
+		case GS_VALUE_STRING:
+			break;
+	}
+	text = OutputFunctionCall(&col->output, value);
+	obj = json_object_new_string(text);
+	pfree(text);
+	return obj;
+}
+
+/*
+ * One lead as the remote's row: every lead column of the shape, then
+ * last_sync_at and sync_source.
+ */
+struct json_object *
+gs_payload_lead(GsPayloadShape *shape, HeapTuple tuple, TupleDesc tupdesc,
+				const char *sync_at)
+{
+	struct json_object *obj = json_object_new_object();
+	int			i;
+
+	for (i = 0; i < shape->ncolumns; i++)
+	{
+		bool		isnull;
+		Datum		value = heap_getattr(tuple, i + 1, tupdesc, &isnull);
+
+		json_object_object_add(obj, shape->columns[i].name,
+							   isnull ? NULL : column_value(&shape->columns[i], value));
+	}
+	json_object_object_add(obj, "last_sync_at", json_object_new_string(sync_at));
+	json_object_object_add(obj, "sync_source", json_object_new_string("tabuladormax"));
+	return obj;
+}
+
+/*
+ * The request body for objects[0 .. n-1], palloc'd.
+ */
+char *
+gs_payload_array(struct json_object **objects, int n)
+{
+	struct json_object *array = json_object_new_array_ext(n);
+	char	   *text;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		json_object_array_add(array, json_object_get(objects[i]));
+	text = pstrdup(json_object_to_json_string_ext(array, GS_JSON_FLAGS));
+	json_object_put(array);
+	return text;
+}
+
+/*
+ * Take a key out of every object (a column the remote does not have).
+ */
+void
+gs_payload_drop_key(struct json_object **objects, int n, const char *key)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		json_object_object_del(objects[i], key);
+}
+
+/*
+ * One object as text, palloc'd.
+ */
+char *
+gs_payload_text(struct json_object *obj)
+{
+	return pstrdup(json_object_to_json_string_ext(obj, GS_JSON_FLAGS));
+}
+
+typedef struct GsPayloadRelease
+{
+	MemoryContextCallback cb;
+	struct json_object **objects;
+	int			n;
+} GsPayloadRelease;
+
+static void
+payload_release(void *arg)
+{
+	GsPayloadRelease *r = (GsPayloadRelease *) arg;
+	int			i;
+
+	for (i = 0; i < r->n; i++)
+		if (r->objects[i] != NULL)
+			json_object_put(r->objects[i]);
+}
+
+/*
+ * json-c allocates with malloc: hand the batch's objects to its memory
+ * context, which releases them when it is reset or deleted.  The array must
+ * live in that context and may be filled in after this call.
+ */
+void
+gs_payload_release_on_reset(MemoryContext cxt, struct json_object **objects, int n)
+{
+	GsPayloadRelease *r = MemoryContextAlloc(cxt, sizeof(GsPayloadRelease));
+
+	r->objects = objects;
+	r->n = n;
+	r->cb.func = payload_release;
+	r->cb.arg = r;
+	MemoryContextRegisterResetCallback(cxt, &r->cb);
+}
+
+/*
+ * Is text valid JSON?  (An error body goes into jsonb columns only then.)
+ */
+bool
+gs_payload_is_json(const char *text)
+{
+	struct json_object *obj;
+
+	if (text == NULL)
+		return false;
+	obj = json_tokener_parse(text);
+	if (obj == NULL)
+		return false;
+	json_object_put(obj);
+	return true;
+}

@@ -1,0 +1,357 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The job worker: a dynamic background worker that runs one job.  Batch
+ *	  by batch it reads leads (source.c), sends them (remote.c) with retries,
+ *	  splitting a batch the remote refuses until each bad lead stands alone,
+ *	  records the outcome (journal.c), and waits delay_ms on its latch.  No
+ *	  transaction is open while a request is in flight.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "common/pg_prng.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "gs_export.h"
+
+/* First wait before retrying a batch; it doubles with each attempt. */
+#define RETRY_BASE_DELAY_MS 250
+
+static int	my_slot = -1;
+
+typedef enum SendResult
+{
+	SEND_DONE,					/* every lead has an outcome */
+	SEND_STOP					/* the job was paused or failed: stop */
+} SendResult;
+
+static void
+worker_detach(int code, Datum arg)
+{
+	GsExportSlot *slot;
+
+	if (my_slot < 0)
+		return;
+	slot = &GsExport->slots[my_slot];
+	LWLockAcquire(GsExport->lock, LW_EXCLUSIVE);
+	if (slot->pid == MyProcPid)
+	{
+		slot->in_use = false;
+		slot->pid = 0;
+		slot->latch = NULL;
+	}
+	if (GsExport->launcher_latch)
+		SetLatch(GsExport->launcher_latch);
+	LWLockRelease(GsExport->lock);
+}
+
+/*
+ * Take the slot the launcher claimed for this job.  False if it is not ours
+ * (the launcher restarted and gave it away).
+ */
+static bool
+worker_attach(int slotno, const pg_uuid_t *job_id)
+{
+	GsExportSlot *slot;
+	bool		ok = false;
+
+	if (slotno < 0 || slotno >= GsExport->nslots)
+		return false;
+	slot = &GsExport->slots[slotno];
+	LWLockAcquire(GsExport->lock, LW_EXCLUSIVE);
+	if (slot->in_use && slot->pid == 0 &&
+		memcmp(&slot->job_id, job_id, sizeof(pg_uuid_t)) == 0)
+	{
+		slot->pid = MyProcPid;
+		slot->latch = MyLatch;
+		my_slot = slotno;
+		ok = true;
+	}
+	LWLockRelease(GsExport->lock);
+	return ok;
+}
+
+static void
+handle_reload(void)
+{
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/*
+ * Sleep up to ms on the latch.  False when the job stopped running meanwhile
+ * (a pause): the caller stops at once instead of sleeping on.
+ */
+static bool
+wait_while_running(GsJob *job, long ms)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
+	{
+		long		left;
+		int			rc;
+
+		left = (long) ((end - GetCurrentTimestamp()) / 1000);
+		if (left <= 0)
+			return true;
+		pgstat_report_activity(STATE_IDLE, "gs_export: waiting");
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		handle_reload();
+		if ((rc & WL_LATCH_SET) && !gs_job_is_running(job))
+			return false;
+	}
+}
+
+static long
+retry_delay_ms(int attempt, int retry_after_ms)
+{
+	double		backoff = RETRY_BASE_DELAY_MS;
+	long		delay;
+
+	while (attempt-- > 1 && backoff < gs_export_retry_max_delay_ms)
+		backoff *= 2;
+	/* jitter: somewhere between half and all of it */
+	backoff *= 0.5 + 0.5 * pg_prng_double(&pg_global_prng_state);
+	delay = (long) backoff;
+	if (retry_after_ms > delay)
+		delay = retry_after_ms;
+	return Min(delay, (long) gs_export_retry_max_delay_ms);
+}
+
+/*
+ * Send leads [from, from + n) of the batch until each has an outcome.
+ * Trouble that may pass is retried; a refusal caused by some rows splits
+ * the range in two; a column the remote lacks is dropped for good.
+ */
+static SendResult
+send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
+		   GsLeadOutcome *out)
+{
+	int			attempt = 0;
+
+	for (;;)
+	{
+		GsRemoteResult res;
+		List	   *columns = NIL;
+		ListCell   *lc;
+		char	   *body;
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		foreach(lc, gs_source_columns(src))
+		{
+			ListCell   *lc2;
+			bool		ignored = false;
+
+			foreach(lc2, job->ignored_fields)
+				if (strcmp(lfirst(lc), lfirst(lc2)) == 0)
+					ignored = true;
+			if (!ignored)
+				columns = lappend(columns, lfirst(lc));
+		}
+		foreach(lc, job->ignored_fields)
+			gs_payload_drop_key(batch->objects + from, n, lfirst(lc));
+
+		body = gs_payload_array(batch->objects + from, n);
+		pgstat_report_activity(STATE_RUNNING, "gs_export: sending a batch");
+		gs_remote_post(job->project_url, job->api_key, columns, body, &res);
+		pfree(body);
+		attempt++;
+
+		switch (res.outcome)
+		{
+			case GS_REMOTE_OK:
+				for (i = from; i < from + n; i++)
+					out[i].ok = true;
+				return SEND_DONE;
+
+			case GS_REMOTE_BAD_ROWS:
+				if (n == 1)
+				{
+					out[from].ok = false;
+					out[from].error = res.error;
+					out[from].http_status = res.http_status;
+					out[from].response_body = res.body;
+					return SEND_DONE;
+				}
+				if (send_range(job, src, batch, from, n / 2, out) == SEND_STOP)
+					return SEND_STOP;
+				return send_range(job, src, batch, from + n / 2, n - n / 2, out);
+
+			case GS_REMOTE_MISSING_COLUMN:
+				if (strcmp(res.missing_column, "id") == 0 ||
+					list_member(columns, res.missing_column) == false)
+				{
+					gs_job_fail(job, psprintf("the remote refused the batch: %s", res.error));
+					return SEND_STOP;
+				}
+				gs_job_remember_ignored(job, res.missing_column);
+				attempt = 0;
+				continue;
+
+			case GS_REMOTE_FATAL:
+				gs_job_fail(job, psprintf("the remote refused the export: %s", res.error));
+				return SEND_STOP;
+
+			case GS_REMOTE_RETRY:
+				if (attempt >= gs_export_max_retries)
+				{
+					gs_job_pause(job, psprintf("the remote is unavailable (%s) after %d attempts; "
+											   "gs_export_resume() continues from here",
+											   res.error, attempt));
+					return SEND_STOP;
+				}
+				ereport(DEBUG1,
+						(errmsg("gs_export: job %s: attempt %d failed: %s",
+								job->id_text, attempt, res.error)));
+				if (!wait_while_running(job, retry_delay_ms(attempt, res.retry_after_ms)))
+					return SEND_STOP;
+				continue;
+		}
+	}
+}
+
+/*
+ * The job, batch after batch, until it is done or must stop.
+ */
+static void
+run_job(const pg_uuid_t *job_id)
+{
+	GsJob		job;
+	GsSource   *src;
+	MemoryContext job_cxt;
+	MemoryContext batch_cxt;
+
+	job_cxt = AllocSetContextCreate(TopMemoryContext, "gs_export job",
+									ALLOCSET_DEFAULT_SIZES);
+	batch_cxt = AllocSetContextCreate(job_cxt, "gs_export batch",
+									  ALLOCSET_DEFAULT_SIZES);
+
+	if (gs_job_start(&job, job_id, job_cxt) != GS_JOB_RUN)
+		return;
+
+	src = gs_source_open(&job, job_cxt);
+	ereport(LOG,
+			(errmsg("gs_export: job %s started: batches of %d, %d ms apart, time zone %s",
+					job.id_text, job.batch_size, job.delay_ms, job.time_zone)));
+
+	for (;;)
+	{
+		GsBatch    *batch;
+		GsLeadOutcome *outcomes;
+		TimestampTz started;
+		MemoryContext oldcxt;
+
+		CHECK_FOR_INTERRUPTS();
+		handle_reload();
+		MemoryContextReset(batch_cxt);
+
+		batch = gs_source_next(src, batch_cxt);
+		if (batch->nleads == 0)
+		{
+			gs_job_complete(&job);
+			return;
+		}
+
+		oldcxt = MemoryContextSwitchTo(batch_cxt);
+		outcomes = palloc0(sizeof(GsLeadOutcome) * batch->nleads);
+		started = GetCurrentTimestamp();
+		if (send_range(&job, src, batch, 0, batch->nleads, outcomes) == SEND_STOP)
+		{
+			MemoryContextSwitchTo(oldcxt);
+			return;
+		}
+		MemoryContextSwitchTo(oldcxt);
+
+		if (!gs_journal_record(&job, batch, outcomes,
+							   (int) ((GetCurrentTimestamp() - started) / 1000)))
+		{
+			ereport(LOG,
+					(errmsg("gs_export: job %s is no longer running; its worker stops",
+							job.id_text)));
+			return;
+		}
+		if (batch->exhausted)
+		{
+			gs_job_complete(&job);
+			return;
+		}
+		if (job.delay_ms > 0 && !wait_while_running(&job, job.delay_ms))
+		{
+			ereport(LOG,
+					(errmsg("gs_export: job %s is no longer running; its worker stops",
+							job.id_text)));
+			return;
+		}
+	}
+}
+
+/*
+ * Entry point of a job worker.  main_arg is the slot; bgw_extra holds the
+ * job id and the database oid.
+ */
+void
+gs_export_worker_main(Datum main_arg)
+{
+	pg_uuid_t	job_id;
+	Oid			dboid;
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	memcpy(&job_id, MyBgworkerEntry->bgw_extra, sizeof(pg_uuid_t));
+	memcpy(&dboid, MyBgworkerEntry->bgw_extra + sizeof(pg_uuid_t), sizeof(Oid));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	if (!worker_attach(DatumGetInt32(main_arg), &job_id))
+		proc_exit(0);
+	before_shmem_exit(worker_detach, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("gs_export job worker");
+	gs_remote_init();
+
+	/*
+	 * An error the job cannot get past (the owner may not read leads, a
+	 * table is gone, ...) fails the job with its message, instead of a
+	 * relaunch that would meet it again.
+	 */
+	PG_TRY();
+	{
+		run_job(&job_id);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		gs_job_fail_by_id(&job_id, edata->message);
+	}
+	PG_END_TRY();
+
+	proc_exit(0);
+}

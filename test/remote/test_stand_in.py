@@ -1,0 +1,592 @@
+#!/usr/bin/python3
+"""Tests for test/remote/stand_in.py, the PostgREST 12.2 stand-in.
+
+Starts a throwaway PostgreSQL 15 cluster (initdb into a temporary
+directory, a Unix socket only), loads fichas.sql through the stand-in's
+--init-schema, starts the stand-in on port 0 and checks, over HTTP, the
+PostgREST / gateway answers the project's tests rely on and every fault
+switch of the control endpoint.
+
+Run:   /usr/bin/python3 -m unittest -v test_stand_in     (from this folder)
+
+PostgreSQL refuses to run as root.  Run this as `postgres`; when run as
+root it starts the cluster through `runuser -u postgres` by itself.
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from decimal import Decimal
+
+import psycopg2
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STAND_IN = os.path.join(HERE, "stand_in.py")
+SCHEMA_FILE = os.path.join(HERE, "fichas.sql")
+PGBIN = "/usr/lib/postgresql/15/bin"
+PYTHON = "/usr/bin/python3"
+KEY = "test-anon-key"
+COLS = "id,name,age,sync_source"
+UPSERT_HEADERS = {
+    "apikey": KEY,
+    "Authorization": "Bearer " + KEY,
+    "Content-Type": "application/json",
+    "Prefer": "resolution=merge-duplicates,return=minimal",
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def as_pg_user(cmd):
+    """Run PostgreSQL's tools as `postgres` when we are root."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--"] + cmd
+    return cmd
+
+
+class Answer:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers          # lowercased names
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class StandInTest(unittest.TestCase):
+
+    # -- fixture: one cluster and one stand-in for the whole class ---------
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="stand_in_test_")
+        if os.geteuid() == 0:
+            shutil.chown(cls.tmp, "postgres")
+        cls.pgdata = os.path.join(cls.tmp, "data")
+        cls.pgport = free_port()
+        subprocess.run(as_pg_user([PGBIN + "/initdb", "-D", cls.pgdata, "-U", "postgres",
+                                   "--auth=trust", "-E", "UTF8", "--no-sync"]),
+                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(as_pg_user([
+            PGBIN + "/pg_ctl", "-D", cls.pgdata, "-l", os.path.join(cls.tmp, "pg.log"),
+            "-o", "-p %d -k %s -c listen_addresses='' -c fsync=off "
+                  "-c full_page_writes=off" % (cls.pgport, cls.tmp),
+            "-w", "start"]), check=True, stdout=subprocess.DEVNULL)
+        admin = psycopg2.connect(host=cls.tmp, port=cls.pgport, dbname="postgres",
+                                 user="postgres")
+        admin.autocommit = True
+        admin.cursor().execute("CREATE DATABASE remote")
+        admin.close()
+        cls.dsn = "host=%s port=%d dbname=remote user=postgres" % (cls.tmp, cls.pgport)
+        cls.db = psycopg2.connect(cls.dsn)
+        cls.db.autocommit = True
+        cls.start_stand_in()
+
+    @classmethod
+    def start_stand_in(cls):
+        port_file = os.path.join(cls.tmp, "port")
+        cport_file = os.path.join(cls.tmp, "cport")
+        cls.out = open(os.path.join(cls.tmp, "stand_in.out"), "w+")
+        cls.err = open(os.path.join(cls.tmp, "stand_in.err"), "w+")
+        cls.proc = subprocess.Popen(
+            [PYTHON, STAND_IN, "--port", "0", "--dsn", cls.dsn, "--api-key", KEY,
+             "--port-file", port_file, "--control-port-file", cport_file,
+             "--schema-file", SCHEMA_FILE, "--init-schema"],
+            stdout=cls.out, stderr=cls.err)
+        deadline = time.monotonic() + 20
+        while not (os.path.exists(port_file) and os.path.exists(cport_file)):
+            if cls.proc.poll() is not None or time.monotonic() > deadline:
+                cls.err.seek(0)
+                raise RuntimeError("stand_in did not start: " + cls.err.read())
+            time.sleep(0.05)
+        with open(port_file) as fh:
+            cls.port = int(fh.read())
+        with open(cport_file) as fh:
+            cls.cport = int(fh.read())
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.proc.poll() is None:
+                cls.proc.send_signal(signal.SIGTERM)
+                try:
+                    cls.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    cls.proc.kill()
+                    cls.proc.wait()
+            cls.db.close()
+        finally:
+            subprocess.run(as_pg_user([PGBIN + "/pg_ctl", "-D", cls.pgdata, "-m", "fast",
+                                       "-w", "stop"]), stdout=subprocess.DEVNULL)
+            cls.out.close()
+            cls.err.close()
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.control("reset")
+        self.sql("TRUNCATE public.fichas, public.fichas_sync_back")
+
+    # -- helpers -----------------------------------------------------------
+
+    def sql(self, query, params=None):
+        with self.db.cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall() if cur.description else None
+
+    def request(self, method, path, body=None, headers=None, port=None, conn=None):
+        own = conn is None
+        if own:
+            conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=10)
+        try:
+            if isinstance(body, (list, dict)):
+                body = json.dumps(body)
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+            return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+        finally:
+            if own:
+                conn.close()
+
+    def upsert(self, rows, query="on_conflict=id&columns=" + COLS, headers=None,
+               **kw):
+        h = dict(UPSERT_HEADERS)
+        h.update(headers or {})
+        h = {k: v for k, v in h.items() if v is not None}
+        path = "/rest/v1/fichas" + ("?" + query if query else "")
+        return self.request("POST", path, rows, h, **kw)
+
+    def control(self, name, data=None, method=None, port=None):
+        method = method or ("GET" if data is None and name in
+                            ("stats", "requests", "faults", "health") else "POST")
+        body = json.dumps(data) if data is not None else ("" if method == "POST" else None)
+        a = self.request(method, "/_control/" + name, body,
+                         {"Content-Type": "application/json"}, port=port or self.cport)
+        self.assertEqual(a.status, 200, a.body)
+        return a.json()
+
+    def ids(self):
+        return [r[0] for r in self.sql("SELECT id FROM public.fichas ORDER BY id")]
+
+    def row(self, i):
+        return self.sql("SELECT id, name, age, sync_source FROM public.fichas WHERE id = %s",
+                        (i,))
+
+    def assertPgrstError(self, a, status, code, message=None):
+        self.assertEqual(a.status, status, a.body)
+        self.assertEqual(a.headers.get("content-type"), "application/json; charset=utf-8")
+        body = a.json()
+        self.assertEqual(sorted(body), ["code", "details", "hint", "message"])
+        self.assertEqual(body["code"], code, body)
+        if message is not None:
+            self.assertEqual(body["message"], message)
+        return body
+
+    # -- success -----------------------------------------------------------
+
+    def test_insert_201_then_update_200(self):
+        rows = [{"id": 1, "name": "Ana", "age": 20, "sync_source": "tabuladormax"},
+                {"id": 2, "name": "Bia", "age": 30, "sync_source": "tabuladormax"}]
+        a = self.upsert(rows)
+        self.assertEqual(a.status, 201, a.body)
+        self.assertEqual(a.body, b"")
+        self.assertEqual(a.headers["content-range"], "*/*")
+        self.assertEqual(a.headers["preference-applied"],
+                         "resolution=merge-duplicates, return=minimal")
+        self.assertEqual(a.headers["content-length"], "0")
+        rows[0]["name"] = "Ana Maria"
+        a = self.upsert(rows)
+        self.assertEqual(a.status, 200, a.body)
+        self.assertEqual(self.row(1), [(1, "Ana Maria", 20, "tabuladormax")])
+        # One new row among updates: 201.
+        a = self.upsert(rows + [{"id": 3, "name": "C", "age": 1,
+                                 "sync_source": "tabuladormax"}])
+        self.assertEqual(a.status, 201)
+        self.assertEqual(self.ids(), [1, 2, 3])
+        # The sync-back trigger saw sync_source = 'tabuladormax': nothing queued.
+        self.assertEqual(self.sql("SELECT count(*) FROM public.fichas_sync_back"), [(0,)])
+
+    def test_single_object_and_empty_array(self):
+        a = self.upsert({"id": 7, "name": "x", "age": None, "sync_source": "tabuladormax"})
+        self.assertEqual(a.status, 201, a.body)
+        self.assertEqual(self.ids(), [7])
+        a = self.upsert([])
+        self.assertEqual(a.status, 200, a.body)
+        a = self.upsert([], query="")
+        self.assertEqual(a.status, 200, a.body)
+
+    def test_columns_extra_and_missing_keys(self):
+        self.upsert([{"id": 1, "name": "old", "age": 5, "sync_source": "tabuladormax"}])
+        # With ?columns: extra keys are ignored, missing keys are NULL (and
+        # an upsert sets every listed column, so age becomes NULL).
+        a = self.upsert([{"id": 1, "name": "new", "sync_source": "tabuladormax",
+                          "not_a_column": 1},
+                         {"id": 2, "age": 9}])
+        self.assertEqual(a.status, 201, a.body)
+        self.assertEqual(self.row(1), [(1, "new", None, "tabuladormax")])
+        self.assertEqual(self.row(2), [(2, None, 9, None)])
+        # Without ?columns, the keys of the objects are the columns.
+        a = self.upsert([{"id": 3, "name": "k"}], query="on_conflict=id")
+        self.assertEqual(a.status, 201, a.body)
+        self.assertEqual(self.row(3), [(3, "k", None, None)])
+
+    def test_keep_alive_connection_reused(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            for i in range(3):
+                a = self.upsert([{"id": i, "name": "n", "age": i,
+                                  "sync_source": "tabuladormax"}], conn=conn)
+                self.assertEqual(a.status, 201, a.body)
+            # An error answer keeps the connection too.
+            a = self.upsert("not json", query="", conn=conn)
+            self.assertEqual(a.status, 400)
+            a = self.upsert([{"id": 9, "name": "n", "age": 1,
+                              "sync_source": "tabuladormax"}], conn=conn)
+            self.assertEqual(a.status, 201)
+        finally:
+            conn.close()
+
+    def test_values_kept_exactly(self):
+        raw = {"a": [1, {"b": None, "c": "ç"}], "n": 1.5}
+        a = self.upsert([{"id": 1, "valor_ficha": 0.1, "raw": raw,
+                          "date_modify": "2024-02-29T23:59:59.999999-03:00",
+                          "data_agendamento": "2024-03-01",
+                          "commercial_project_id": "6f1c7a1e-0000-4000-8000-000000000001",
+                          "ficha_confirmada": True}],
+                        query="on_conflict=id")
+        self.assertEqual(a.status, 201, a.body)
+        (valor, eq, typ, rawv, dm) = self.sql(
+            "SELECT valor_ficha, valor_ficha = 0.1, jsonb_typeof(raw), raw, "
+            "to_char(date_modify AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') "
+            "FROM public.fichas WHERE id = 1")[0]
+        self.assertEqual(valor, Decimal("0.10"))
+        self.assertTrue(eq)
+        self.assertEqual(typ, "object")
+        self.assertEqual(rawv, raw)
+        self.assertEqual(dm, "2024-03-01 02:59:59.999999")
+
+    def test_return_representation_and_get(self):
+        a = self.upsert([{"id": 4, "name": "r", "age": 1, "sync_source": "tabuladormax"}],
+                        headers={"Prefer": "resolution=merge-duplicates,return=representation"})
+        self.assertEqual(a.status, 201, a.body)
+        self.assertEqual(a.headers["preference-applied"],
+                         "resolution=merge-duplicates, return=representation")
+        body = a.json()
+        self.assertEqual(len(body), 1)
+        self.assertEqual(body[0]["name"], "r")
+        self.assertIn("last_sync_at", body[0])
+        a = self.request("GET", "/rest/v1/fichas?select=id,name&id=eq.4",
+                         headers={"apikey": KEY})
+        self.assertEqual(a.status, 200, a.body)
+        self.assertEqual(a.json(), [{"id": 4, "name": "r"}])
+
+    # -- PostgREST request errors -------------------------------------------
+
+    def test_pgrst204_first_unknown_alphabetically(self):
+        a = self.upsert([{"id": 1}], query="on_conflict=id&columns=zeta,id,beta,alpha")
+        b = self.assertPgrstError(
+            a, 400, "PGRST204",
+            "Could not find the 'alpha' column of 'fichas' in the schema cache")
+        self.assertIsNone(b["details"])
+        self.assertIsNone(b["hint"])
+        a = self.upsert([{"id": 1, "zz": 1, "bb": 2, "name": "x"}], query="on_conflict=id")
+        self.assertPgrstError(
+            a, 400, "PGRST204",
+            "Could not find the 'bb' column of 'fichas' in the schema cache")
+        self.assertEqual(self.ids(), [])
+
+    def test_schema_drift_and_reload(self):
+        self.sql("ALTER TABLE public.fichas DROP COLUMN op_telemarketing")
+        try:
+            # The schema cache is stale until reloaded: the database refuses.
+            a = self.upsert([{"id": 1, "op_telemarketing": "x"}], query="on_conflict=id")
+            self.assertPgrstError(a, 400, "42703")
+            info = self.control("reload_schema")
+            self.assertNotIn("op_telemarketing", info["columns"])
+            a = self.upsert([{"id": 1, "op_telemarketing": "x"}], query="on_conflict=id")
+            self.assertPgrstError(
+                a, 400, "PGRST204",
+                "Could not find the 'op_telemarketing' column of 'fichas' in the schema cache")
+        finally:
+            self.sql("ALTER TABLE public.fichas ADD COLUMN op_telemarketing text")
+            self.control("reload_schema")
+        a = self.upsert([{"id": 1, "op_telemarketing": "x"}], query="on_conflict=id")
+        self.assertEqual(a.status, 201, a.body)
+
+    def test_pgrst102_invalid_json_and_mismatched_keys(self):
+        for body in ("[{\"id\": 1", "", "[NaN]", "{'id': 1}"):
+            a = self.upsert(body, query="on_conflict=id")
+            self.assertPgrstError(a, 400, "PGRST102", "Empty or invalid json")
+        a = self.upsert([{"id": 1, "name": "a"}, {"id": 2}], query="on_conflict=id")
+        self.assertPgrstError(a, 400, "PGRST102", "All object keys must match")
+        a = self.upsert([{"id": 1}, 5], query="on_conflict=id")
+        self.assertPgrstError(a, 400, "PGRST102", "All object keys must match")
+        # With ?columns PostgREST does not parse the body: the database does.
+        a = self.upsert("[{\"id\": 1", query="on_conflict=id&columns=id")
+        self.assertPgrstError(a, 400, "22P02", "invalid input syntax for type json")
+        self.assertEqual(self.ids(), [])
+
+    def test_content_type(self):
+        a = self.upsert([{"id": 1}], query="on_conflict=id",
+                        headers={"Content-Type": "text/plain"})
+        self.assertPgrstError(a, 400, "PGRST102", "Content-Type not acceptable: text/plain")
+        # No Content-Type at all: PostgREST takes the body as JSON.
+        a = self.upsert([{"id": 1}], query="on_conflict=id", headers={"Content-Type": None})
+        self.assertEqual(a.status, 201, a.body)
+        a = self.upsert([{"id": 2}], query="on_conflict=id",
+                        headers={"Content-Type": "application/json; charset=utf-8"})
+        self.assertEqual(a.status, 201, a.body)
+
+    def test_unknown_table_404_empty_object(self):
+        a = self.request("POST", "/rest/v1/leads?on_conflict=id", [{"id": 1}],
+                         UPSERT_HEADERS)
+        self.assertEqual(a.status, 404)
+        self.assertEqual(a.json(), {})
+
+    # -- database errors ---------------------------------------------------
+
+    def test_bad_value_22P02(self):
+        a = self.upsert([{"id": 1, "name": "a", "age": "abc", "sync_source": "tabuladormax"}])
+        self.assertPgrstError(a, 400, "22P02", 'invalid input syntax for type integer: "abc"')
+
+    def test_check_violation_23514(self):
+        a = self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"},
+                         {"id": 2, "name": "b", "age": 1, "sync_source": "bogus"}])
+        b = self.assertPgrstError(a, 400, "23514")
+        self.assertIn("fichas_sync_source_check", b["message"])
+        self.assertTrue(b["details"].startswith("Failing row contains"), b)
+        self.assertEqual(self.ids(), [])        # all or nothing
+
+    def test_duplicate_id_in_batch_21000(self):
+        a = self.upsert([{"id": 5, "name": "a", "age": 1, "sync_source": "tabuladormax"},
+                         {"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"},
+                         {"id": 1, "name": "b", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertPgrstError(a, 500, "21000",
+                              "ON CONFLICT DO UPDATE command cannot affect row a second time")
+        self.assertEqual(self.ids(), [])
+
+    def test_not_null_and_unique(self):
+        a = self.upsert([{"id": None, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertPgrstError(a, 400, "23502")
+        self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        # No resolution preference: a plain INSERT, so a duplicate is 409.
+        a = self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}],
+                        headers={"Prefer": "return=minimal"})
+        self.assertPgrstError(a, 409, "23505")
+
+    def test_rls_refusal_is_401_for_anon(self):
+        self.sql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') "
+                 "THEN CREATE ROLE anon NOLOGIN; END IF; END $$")
+        self.sql("GRANT USAGE ON SCHEMA public TO anon; "
+                 "GRANT SELECT, INSERT, UPDATE ON public.fichas TO anon; "
+                 "ALTER TABLE public.fichas ENABLE ROW LEVEL SECURITY")
+        port_file = os.path.join(self.tmp, "port_rls")
+        proc = subprocess.Popen([PYTHON, STAND_IN, "--port", "0", "--dsn", self.dsn,
+                                 "--api-key", KEY, "--port-file", port_file,
+                                 "--control-port", "-1", "--db-role", "anon"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while not os.path.exists(port_file) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            with open(port_file) as fh:
+                port = int(fh.read())
+            a = self.upsert([{"id": 1, "name": "a", "age": 1,
+                              "sync_source": "tabuladormax"}], port=port)
+            self.assertPgrstError(a, 401, "42501")
+            self.assertEqual(a.headers.get("www-authenticate"), "Bearer")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+            self.sql("ALTER TABLE public.fichas DISABLE ROW LEVEL SECURITY")
+
+    def test_statement_timeout_57014(self):
+        self.sql("CREATE FUNCTION public.slow() RETURNS trigger LANGUAGE plpgsql AS "
+                 "$$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$; "
+                 "CREATE TRIGGER slow BEFORE INSERT ON public.fichas "
+                 "FOR EACH ROW EXECUTE FUNCTION public.slow()")
+        try:
+            self.control("faults", {"statement_timeout_ms": 50})
+            a = self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+            self.assertPgrstError(a, 500, "57014",
+                                  "canceling statement due to statement timeout")
+        finally:
+            self.sql("DROP TRIGGER slow ON public.fichas; DROP FUNCTION public.slow()")
+
+    def test_broken_pooled_connection_503(self):
+        self.assertEqual(self.upsert([]).status, 200)    # leaves a pooled connection
+        self.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE datname = 'remote' AND pid <> pg_backend_pid() "
+                 "AND backend_type = 'client backend'")
+        time.sleep(0.2)
+        a = self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertEqual(a.status, 503, a.body)
+        self.assertEqual(a.headers.get("retry-after"), "0")
+        self.assertIn(a.json()["code"], ("PGRST001", "57P01"))
+        a = self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertEqual(a.status, 201, a.body)
+
+    # -- gateway -----------------------------------------------------------
+
+    def test_gateway_api_key(self):
+        a = self.upsert([{"id": 1}], headers={"apikey": None})
+        self.assertEqual(a.status, 401)
+        self.assertEqual(a.json(), {
+            "message": "No API key found in request",
+            "hint": "No `apikey` request header or url param was found."})
+        a = self.upsert([{"id": 1}], headers={"apikey": "wrong"})
+        self.assertEqual(a.status, 401)
+        self.assertEqual(a.json(), {
+            "message": "Invalid API key",
+            "hint": "Double check your Supabase `anon` or `service_role` API key."})
+        # The key may also come as a url parameter.
+        a = self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}],
+                        query="on_conflict=id&columns=%s&apikey=%s" % (COLS, KEY),
+                        headers={"apikey": None})
+        self.assertEqual(a.status, 201, a.body)
+        # A bearer token that is not the key is a bad JWT for PostgREST.
+        a = self.upsert([{"id": 2}], headers={"Authorization": "Bearer nope"})
+        self.assertPgrstError(a, 401, "PGRST301")
+        self.assertEqual(self.ids(), [1])
+
+    # -- fault switches ----------------------------------------------------
+
+    def test_fail_next_with_retry_after(self):
+        f = self.control("faults", {"fail_next": 2, "status": 503, "retry_after": "2"})
+        self.assertEqual(f["fail_next"], 2)
+        for _ in range(2):
+            a = self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+            self.assertPgrstError(a, 503, "PGRST001")
+            self.assertEqual(a.headers.get("retry-after"), "2")
+        self.assertEqual(self.ids(), [])
+        a = self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertEqual(a.status, 201)
+        # Another status, an explicit body, no Retry-After.
+        self.control("faults", {"fail_next": 1, "status": 429,
+                                "body": {"message": "slow down"}})
+        a = self.upsert([])
+        self.assertEqual((a.status, a.json()), (429, {"message": "slow down"}))
+        self.assertNotIn("retry-after", a.headers)
+
+    def test_drop_next(self):
+        self.control("faults", {"drop_next": 1})
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertEqual(self.ids(), [])                  # nothing written
+        self.control("faults", {"drop_next": 1, "drop_with_reset": True})
+        with self.assertRaises(ConnectionError):
+            self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertEqual(self.ids(), [])
+        a = self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertEqual(a.status, 201)
+
+    def test_drop_after_commit_next(self):
+        self.control("faults", {"drop_after_commit_next": 1})
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertEqual(self.ids(), [1])                 # committed all the same
+        log = self.control("requests")
+        self.assertEqual(log[-1]["fault"], "drop_after_commit")
+        self.assertIsNone(log[-1]["status"])
+        self.assertEqual(log[-1]["would_status"], 201)
+        a = self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertEqual(a.status, 200)
+
+    def test_down_for_ms_refuses_then_recovers(self):
+        t0 = time.monotonic()
+        self.control("faults", {"down_for_ms": 800}, port=self.port)   # via the main port
+        with self.assertRaises(ConnectionRefusedError):
+            self.upsert([])
+        # The control port stays up.
+        self.assertTrue(self.control("health")["down"])
+        while time.monotonic() - t0 < 5:
+            try:
+                a = self.upsert([{"id": 1, "name": "a", "age": 1,
+                                  "sync_source": "tabuladormax"}])
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.05)
+        self.assertEqual(a.status, 201)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.75)
+        self.assertFalse(self.control("health")["down"])
+
+    def test_down_toggle(self):
+        self.control("faults", {"down": True})
+        with self.assertRaises(ConnectionRefusedError):
+            self.upsert([])
+        self.control("faults", {"down": False})
+        self.assertEqual(self.upsert([]).status, 200)
+
+    def test_delay_and_gateway_timeout(self):
+        self.control("faults", {"delay_next": 1, "delay_ms": 300})
+        t0 = time.monotonic()
+        self.assertEqual(self.upsert([]).status, 200)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.3)
+        t0 = time.monotonic()
+        self.assertEqual(self.upsert([]).status, 200)
+        self.assertLess(time.monotonic() - t0, 0.25)
+        # Every answer waits, and the gateway gives up past its limit (the
+        # work is done all the same, as behind a real gateway).
+        self.control("faults", {"delay_ms": 250, "gateway_timeout_over_ms": 100})
+        a = self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertEqual(a.status, 544)
+        self.assertEqual(self.ids(), [1])
+        self.control("faults", {"delay_ms": 0})
+        self.assertEqual(self.upsert([]).status, 200)
+
+    def test_paused_project_540(self):
+        self.control("faults", {"paused_project": True})
+        self.assertEqual(self.upsert([{"id": 1}]).status, 540)
+        self.control("faults", {"paused_project": False})
+        self.assertEqual(self.upsert([]).status, 200)
+
+    def test_unknown_fault_key_refused(self):
+        a = self.request("POST", "/_control/faults", {"fail_nxt": 1}, port=self.cport)
+        self.assertEqual(a.status, 400)
+
+    # -- request log and statistics ----------------------------------------
+
+    def test_requests_log_and_stats(self):
+        self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"},
+                     {"id": 2, "name": "b", "age": 2, "sync_source": "tabuladormax"}])
+        self.upsert([{"id": 2, "name": "b", "age": 2, "sync_source": "tabuladormax"}])
+        self.upsert([{"id": 3}], query="on_conflict=id&columns=nope")
+        log = self.control("requests")
+        self.assertEqual([e["seq"] for e in log], [1, 2, 3])
+        first = log[0]
+        self.assertEqual(first["method"], "POST")
+        self.assertEqual(first["path"], "/rest/v1/fichas")
+        self.assertEqual(first["query"], {"on_conflict": "id", "columns": COLS})
+        self.assertEqual(first["headers"]["apikey"], KEY)
+        self.assertEqual(first["headers"]["prefer"],
+                         "resolution=merge-duplicates,return=minimal")
+        self.assertEqual((first["n_rows"], first["ids"], first["status"]), (2, [1, 2], 201))
+        self.assertIsInstance(first["started_at"], float)
+        self.assertGreaterEqual(first["duration_ms"], 0)
+        self.assertNotIn("body", first)
+        self.assertEqual((log[1]["status"], log[2]["status"]), (200, 400))
+        self.assertEqual(log[2]["error_code"], "PGRST204")
+        self.assertEqual([e["seq"] for e in self.control("requests?since=2", method="GET")],
+                         [3])
+        stats = self.control("stats")
+        self.assertEqual(stats, {"requests": 3, "rows": 3,
+                                 "by_status": {"201": 1, "200": 1, "400": 1}})
+        self.control("reset")
+        self.assertEqual(self.control("stats"), {"requests": 0, "rows": 0, "by_status": {}})
+
+
+if __name__ == "__main__":
+    unittest.main()
