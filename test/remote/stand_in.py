@@ -58,6 +58,42 @@ CONTROL API (all JSON):
   GET  /_control/stats          {"requests", "rows", "by_status"}
   GET  /_control/requests[?since=SEQ]   the request log
   GET  /_control/health         {"ok": true, "port", "control_port", "down"}
+
+Semantics worth knowing:
+  * Per /rest/v1 request the faults are taken in this order: delay
+    (delay_next first, else delay_ms), then drop_next, paused_project,
+    fail_next (only one of the three applies), then the gateway key check
+    and PostgREST; drop_after_commit_next applies to a request that got that
+    far, whatever its answer.  fail_next sends `Retry-After` when
+    "retry_after" is given, none when it is null, and "0" for a 503 when the
+    key is absent (PostgREST 12.2 puts `Retry-After: 0` on every 503).
+    gateway_timeout_over_ms measures from the end of the request body to the
+    end of processing, delay included; the database work stands (as behind a
+    real gateway).  `down` closes the main listening socket (connections are
+    refused) and shuts its open connections; the control port stays up.
+  * "rows" in stats counts the rows of 2xx upserts (a drop_after_commit
+    counts: it was committed); dropped requests are "dropped" in by_status
+    and have "status": null and "would_status" in the log.  reset also
+    clears the log and restarts seq at 1; settings given on the command line
+    (delay, pause, gateway timeout, statement timeout) survive a reset.
+  * An unknown table: 404 `{}` when PostgREST has columns to resolve (as
+    for every batch gs_export sends); with no column at all ([] or [{}]) and
+    on GET, PostgREST 12.2 lets the database answer: 404 with 42P01.
+    Only public.fichas is exposed; other tables are never sent to the
+    database.
+
+Known differences from PostgREST 12.2 (all on paths gs_export does not use):
+  * PGRST100 (query-string parse errors): the message is PostgREST's, the
+    `details` wording of parsec is approximated.  CSV parse errors: message
+    approximated.  JWT errors: any bearer token other than the configured
+    key(s) is treated as a badly signed JWT (PGRST301), message approximated.
+  * /rpc/* answers 404 PGRST202 without looking for functions; the OpenAPI
+    root, PUT/PATCH/DELETE/OPTIONS, POST with filters/order/limit or a
+    select list, Accept of CSV / vnd.pgrst.object / nulls=stripped, the
+    Range header and count= on GET answer 501 STANDIN501.
+  * `Prefer: tx=` is accepted and ignored (as with Supabase's settings);
+    `max-affected` is ignored for inserts, as in 12.2.
+  * Response headers: no Content-Location on GET; Server says postgrest.
 """
 
 import argparse
@@ -74,6 +110,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -574,6 +611,7 @@ class RequestContext:
         self.params = params          # list of (name, value), apikey removed
         self.headers = headers        # list of (lowercased name, value)
         self.body = body
+        self.relation = None          # (schema, name) of the target table
         self.role = "anon"
         self.authed = False
         self.claims = {}
@@ -718,13 +756,12 @@ class PostgREST:
                                + ", ".join(EXPOSED_SCHEMAS))
         schema = profile or EXPOSED_SCHEMAS[0]
         exists = (schema == SCHEMA and table == TABLE and cache.has_table)
+        ctx.relation = (schema, table)
         if method == "POST":
             return self.post(ctx, cache, exists)
         if method in ("GET", "HEAD"):
             return self.get(ctx, cache, exists)
         if method in ("PUT", "PATCH", "DELETE", "OPTIONS"):
-            if not exists and method != "OPTIONS":
-                return Reply(404, {})
             return not_implemented(method + " on tables")
         return error_reply(405, "PGRST117", "Unsupported HTTP method: " + method)
 
@@ -792,6 +829,8 @@ class PostgREST:
                 parsed = parse_json_strict(body)
             except ValueError:
                 parsed = ValueError
+            except RecursionError:
+                return not_implemented("JSON nested this deep")
             if columns is not None:
                 # RawJSON: PostgREST does not parse the body at all; the
                 # database will (and refuse it if it is not JSON).
@@ -817,8 +856,11 @@ class PostgREST:
         payload_is_object = stripped[:1] == b"{"
 
         prefs = Preferences(ctx.header_all("prefer"), cache.timezones)
-        # Plan: an unknown relation is a 404 with an empty body.
-        if not exists:
+        # Plan (mutatePlan): resolving the columns of an unknown relation
+        # fails with NotFound, a 404 with an empty body.  With no column to
+        # resolve ([] / [{}] / a scalar), 12.2 plans fine and the database
+        # answers 42P01 instead (see missing_relation).
+        if not exists and keys:
             return Reply(404, {})
         if select is not None and select.strip() not in ("", "*"):
             return not_implemented("select=%s on POST" % select)
@@ -838,6 +880,8 @@ class PostgREST:
         neg = self._negotiate(ctx)
         if neg is not None:
             return neg
+        if not exists:
+            return missing_relation(*ctx.relation)
         conflict_cols = on_conflict if on_conflict is not None else cache.pk_cols
         rep = prefs.representation
         returning_rows = rep in ("representation", "headers-only")
@@ -956,8 +1000,6 @@ class PostgREST:
                 offset = v
             else:
                 filters.append((k, v))
-        if not exists:
-            return Reply(404, {})
         if ctx.header("range") is not None:
             return not_implemented("the Range header")
         prefs = Preferences(ctx.header_all("prefer"), cache.timezones)
@@ -966,6 +1008,10 @@ class PostgREST:
         neg = self._negotiate(ctx)
         if neg is not None:
             return neg
+        if not exists:
+            # 12.2 does not check reads against its schema cache (v13's
+            # PGRST205 does): the database refuses the unknown relation.
+            return missing_relation(*ctx.relation)
         tbl = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(TABLE))
         ident_re = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
         # select: plain column names or *
@@ -1051,6 +1097,14 @@ class PostgREST:
                    ("Content-Profile", SCHEMA)]
         reply = Reply(200, body_text.encode("utf-8"), headers)
         return override_status_headers(reply, guc_status, guc_headers)
+
+
+def missing_relation(schema, table):
+    """What PostgreSQL answers PostgREST for a relation it does not have
+    (only public.fichas is exposed here; other tables are not sent to the
+    database, which may well hold them)."""
+    return error_reply(404, "42P01",
+                       'relation "%s.%s" does not exist' % (schema, table))
 
 
 def _parse_in_list(text):
@@ -1511,16 +1565,18 @@ class Handler(BaseHTTPRequestHandler):
         app = self.server.app
         split = urllib.parse.urlsplit(self.path)
         path = split.path
-        if path.startswith("/_control/") or path == "/_control":
-            reply = app.control(self, self.command, path, split.query, body)
-        elif self.server.control_only:
-            reply = Reply(404, {"message": "control port: only /_control/ here"})
-        elif path == "/rest/v1" or path.startswith("/rest/v1/"):
-            reply = app.rest(self, path, split.query, body, t0, started_at)
-        else:
-            reply = Reply(404, {"message": "no Route matched with those values"})
-        if reply is None:
-            return
+        try:
+            if path.startswith("/_control/") or path == "/_control":
+                reply = app.control(self, self.command, path, split.query, body)
+            elif self.server.control_only:
+                reply = Reply(404, {"message": "control port: only /_control/ here"})
+            elif path == "/rest/v1" or path.startswith("/rest/v1/"):
+                reply = app.rest(self, path, split.query, body, t0, started_at)
+            else:
+                reply = Reply(404, {"message": "no Route matched with those values"})
+        except Exception as e:              # a bug here, not a remote's answer
+            traceback.print_exc(file=sys.stderr)
+            reply = error_reply(500, "STANDIN500", "stand_in internal error: %r" % (e,))
         if reply.drop:
             self.drop()
             return
@@ -1721,7 +1777,7 @@ class App:
         ctx = RequestContext(method, rest_path, segments, params, headers, body)
         try:
             note_rows(ctx, parse_json_strict(body))
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
 
         with self.lock:

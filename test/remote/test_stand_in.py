@@ -351,10 +351,20 @@ class StandInTest(unittest.TestCase):
         self.assertEqual(a.status, 201, a.body)
 
     def test_unknown_table_404_empty_object(self):
-        a = self.request("POST", "/rest/v1/leads?on_conflict=id", [{"id": 1}],
+        a = self.request("POST", "/rest/v1/leads?on_conflict=id&columns=id", [{"id": 1}],
                          UPSERT_HEADERS)
         self.assertEqual(a.status, 404)
         self.assertEqual(a.json(), {})
+        a = self.request("POST", "/rest/v1/leads", [{"id": 1}], UPSERT_HEADERS)
+        self.assertEqual((a.status, a.json()), (404, {}))
+        # No column to resolve: PostgREST 12.2 lets the database answer.
+        a = self.request("POST", "/rest/v1/leads", [], UPSERT_HEADERS)
+        self.assertPgrstError(a, 404, "42P01", 'relation "public.leads" does not exist')
+        a = self.request("GET", "/rest/v1/leads", headers={"apikey": KEY})
+        self.assertPgrstError(a, 404, "42P01", 'relation "public.leads" does not exist')
+        # Not a table path at all.
+        a = self.request("POST", "/rest/v1/fichas/1", [{"id": 1}], UPSERT_HEADERS)
+        self.assertEqual((a.status, a.json()), (404, {}))
 
     # -- database errors ---------------------------------------------------
 
@@ -387,30 +397,54 @@ class StandInTest(unittest.TestCase):
                         headers={"Prefer": "return=minimal"})
         self.assertPgrstError(a, 409, "23505")
 
+    def spawn(self, *extra):
+        """Another stand-in on the same database; returns (proc, port, stdout)."""
+        n = len(os.listdir(self.tmp))
+        port_file = os.path.join(self.tmp, "port_%d" % n)
+        proc = subprocess.Popen([PYTHON, STAND_IN, "--port", "0", "--dsn", self.dsn,
+                                 "--api-key", KEY, "--port-file", port_file,
+                                 "--control-port", "-1"] + list(extra),
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True)
+        line = proc.stdout.readline()
+        with open(port_file) as fh:
+            port = int(fh.read())
+        return proc, port, line
+
+    def test_stdout_line_and_clean_exit(self):
+        with open(os.path.join(self.tmp, "stand_in.out")) as fh:
+            self.assertIn("stand_in listening on 127.0.0.1:%d\n" % self.port, fh.read())
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            proc, port, line = self.spawn()
+            try:
+                self.assertEqual(line, "stand_in listening on 127.0.0.1:%d\n" % port)
+                self.assertEqual(self.upsert([], port=port).status, 200)
+                t0 = time.monotonic()
+                proc.send_signal(sig)
+                self.assertEqual(proc.wait(5), 0)
+                self.assertLess(time.monotonic() - t0, 2)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                proc.stdout.close()
+
     def test_rls_refusal_is_401_for_anon(self):
         self.sql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') "
                  "THEN CREATE ROLE anon NOLOGIN; END IF; END $$")
         self.sql("GRANT USAGE ON SCHEMA public TO anon; "
                  "GRANT SELECT, INSERT, UPDATE ON public.fichas TO anon; "
                  "ALTER TABLE public.fichas ENABLE ROW LEVEL SECURITY")
-        port_file = os.path.join(self.tmp, "port_rls")
-        proc = subprocess.Popen([PYTHON, STAND_IN, "--port", "0", "--dsn", self.dsn,
-                                 "--api-key", KEY, "--port-file", port_file,
-                                 "--control-port", "-1", "--db-role", "anon"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc, port, _ = self.spawn("--db-role", "anon")
         try:
-            deadline = time.monotonic() + 10
-            while not os.path.exists(port_file) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            with open(port_file) as fh:
-                port = int(fh.read())
             a = self.upsert([{"id": 1, "name": "a", "age": 1,
                               "sync_source": "tabuladormax"}], port=port)
             self.assertPgrstError(a, 401, "42501")
             self.assertEqual(a.headers.get("www-authenticate"), "Bearer")
         finally:
             proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
+            self.assertEqual(proc.wait(10), 0)
+            proc.stdout.close()
             self.sql("ALTER TABLE public.fichas DISABLE ROW LEVEL SECURITY")
 
     def test_statement_timeout_57014(self):

@@ -1,0 +1,251 @@
+# GsExportTest.pm: what the TAP tests of gs_export share.  Starts a local
+# cluster with gs_export preloaded, a second cluster holding the remote's
+# fichas table, and the PostgREST stand-in in front of it; loads sample
+# leads; waits for jobs; talks to the stand-in's control port.
+package GsExportTest;
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use HTTP::Tiny;
+use IPC::Run;
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep time);
+
+our $TESTDIR = abs_path(dirname(__FILE__) . '/..');
+our $API_KEY = 'gs-test-anon-key-5f1c2e';
+
+my $json = JSON::PP->new->canonical->allow_nonref;
+my $http = HTTP::Tiny->new(timeout => 30);
+
+# A local cluster with gs_export preloaded, TabuladorMax's tables and the
+# extension created.  %opts: conf => extra postgresql.conf lines,
+# tabuladormax => 0 to start from an empty database.
+sub local_node
+{
+	my ($name, %opts) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'gs_export'
+gs_export.database = 'postgres'
+gs_export.retry_max_delay_ms = 1000
+log_min_messages = info
+} . ($opts{conf} // ''));
+	$node->start;
+	if ($opts{tabuladormax} // 1)
+	{
+		$node->safe_psql('postgres', slurp_file("$TESTDIR/sql/tabuladormax.sql"));
+		$node->safe_psql('postgres', 'CREATE INDEX ON leads (updated_at, id)');
+	}
+	$node->safe_psql('postgres', 'CREATE EXTENSION gs_export');
+	return $node;
+}
+
+# The remote: a cluster with fichas, and the stand-in in front of it.
+sub remote
+{
+	my ($name) = @_;
+	$name //= 'remote';
+	my $db = PostgreSQL::Test::Cluster->new($name . '_db');
+	$db->init;
+	$db->start;
+	$db->safe_psql('postgres', 'CREATE DATABASE remote');
+	$db->safe_psql('remote', slurp_file("$TESTDIR/remote/fichas.sql"));
+
+	my $dir = PostgreSQL::Test::Utils::tempdir;
+	my $dsn = sprintf('host=%s port=%d dbname=remote user=%s',
+		$db->host, $db->port, scalar getpwuid($<));
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[
+			'/usr/bin/python3', "$TESTDIR/remote/stand_in.py",
+			'--port', '0', '--port-file', "$dir/port",
+			'--control-port', '0', '--control-port-file', "$dir/control_port",
+			'--dsn', $dsn, '--api-key', $API_KEY
+		],
+		'>', \$out, '2>', "$dir/stand_in.log");
+	my $deadline = time + 30;
+	while (!(-s "$dir/port" && -s "$dir/control_port"))
+	{
+		die "stand-in did not start: " . slurp_file("$dir/stand_in.log")
+		  if time > $deadline;
+		usleep(50_000);
+	}
+	my $self = bless {
+		db => $db,
+		handle => $h,
+		port => slurp_file("$dir/port") + 0,
+		control_port => slurp_file("$dir/control_port") + 0,
+		log => "$dir/stand_in.log",
+	}, 'GsExportTest::Remote';
+	return $self;
+}
+
+# Point the local node at the remote.
+sub configure
+{
+	my ($node, $remote, %opts) = @_;
+	my $key = $opts{key} // $API_KEY;
+	$node->safe_psql('postgres', qq{
+		DELETE FROM gestao_scouter_config;
+		INSERT INTO gestao_scouter_config (project_url, anon_key, active, sync_enabled)
+		VALUES ('${\ $remote->url }', '$key', true, true);
+	});
+}
+
+# Insert leads from a SELECT list of (id, updated_at, name) rows; other
+# columns get varied values of every type.
+sub insert_leads
+{
+	my ($node, $rows_sql) = @_;
+	$node->safe_psql('postgres', qq{
+		INSERT INTO leads (id, updated_at, name, age, raw, valor_ficha, ficha_confirmada,
+		                   data_agendamento, commercial_project_id, criado, celular,
+		                   bitrix_telemarketing_id, sync_source)
+		SELECT r.id, r.updated_at, r.name,
+		       18 + (r.id % 50)::int,
+		       jsonb_build_object('bitrix_id', r.id, 'score', 0.1, 'tags', jsonb_build_array('a', r.id % 3)),
+		       (r.id % 1000) + 0.10,
+		       r.id % 2 = 0,
+		       date '2026-01-01' + (r.id % 300)::int,
+		       ('00000000-0000-4000-8000-' || lpad(r.id::text, 12, '0'))::uuid,
+		       r.updated_at - interval '3 days 0.123456 seconds',
+		       '+55 11 9' || lpad(r.id::text, 8, '0'),
+		       (r.id % 7)::int,
+		       'bitrix'
+		  FROM ($rows_sql) AS r(id, updated_at, name);
+	});
+}
+
+# Create a job, returning its id.
+sub create_job
+{
+	my ($node, $args) = @_;
+	return $node->safe_psql('postgres', "SELECT gs_export_create($args)");
+}
+
+# Wait until the job reaches one of the states (a regex), or die.
+sub wait_status
+{
+	my ($node, $job, $re, $timeout) = @_;
+	$timeout //= 120;
+	my $deadline = time + $timeout;
+	my $status;
+	while (time < $deadline)
+	{
+		$status = $node->safe_psql('postgres',
+			"SELECT status FROM gestao_scouter_export_jobs WHERE id = '$job'");
+		return $status if $status =~ /^(?:$re)$/;
+		usleep(100_000);
+	}
+	die "job $job still $status after ${timeout}s, wanted $re";
+}
+
+# Wait until a query returns 't'.
+sub wait_true
+{
+	my ($node, $sql, $timeout) = @_;
+	$timeout //= 120;
+	my $deadline = time + $timeout;
+	while (time < $deadline)
+	{
+		return 1 if $node->safe_psql('postgres', $sql) eq 't';
+		usleep(50_000);
+	}
+	die "timed out waiting for: $sql";
+}
+
+# The job row as a hash.
+sub job
+{
+	my ($node, $job) = @_;
+	my $row = $node->safe_psql('postgres', qq{
+		SELECT row_to_json(j) FROM gestao_scouter_export_jobs j WHERE id = '$job'});
+	return $json->decode($row);
+}
+
+# Compare every mapped column of the remote's fichas with the source leads
+# (for the given ids, as SQL): returns the ids that differ or are missing.
+sub mismatches
+{
+	my ($node, $remote, $where) = @_;
+	my $cols = 'id, name, responsible, age, address, scouter, photo_url, date_modify, raw, '
+	  . 'updated_at, bitrix_telemarketing_id, commercial_project_id, responsible_user_id, celular, '
+	  . 'telefone_trabalho, telefone_casa, etapa, fonte, criado, nome_modelo, local_abordagem, '
+	  . 'ficha_confirmada, data_criacao_ficha, data_confirmacao_ficha, presenca_confirmada, '
+	  . 'compareceu, valor_ficha, data_criacao_agendamento, horario_agendamento, data_agendamento, '
+	  . 'gerenciamento_funil, status_fluxo, etapa_funil, etapa_fluxo, funil_fichas, status_tabulacao, '
+	  . 'maxsystem_id_ficha, gestao_scouter, op_telemarketing, data_retorno_ligacao, cadastro_existe_foto';
+	my $src = $node->safe_psql('postgres', "SET TimeZone = 'UTC';"
+		. "SELECT string_agg(t::text, E'\\n' ORDER BY t.id) FROM (SELECT $cols FROM leads WHERE $where) t");
+	my $dst = $remote->{db}->safe_psql('remote', "SET TimeZone = 'UTC';"
+		. "SELECT string_agg(t::text, E'\\n' ORDER BY t.id) FROM (SELECT $cols FROM fichas) t");
+	my %s = map { /^\((\d+),/ ? ($1 => $_) : () } split /\n/, $src;
+	my %d = map { /^\((\d+),/ ? ($1 => $_) : () } split /\n/, $dst;
+	my @bad = grep { !defined $d{$_} || $d{$_} ne $s{$_} } sort { $a <=> $b } keys %s;
+	push @bad, grep { !defined $s{$_} } sort { $a <=> $b } keys %d;
+	return @bad;
+}
+
+package GsExportTest::Remote;
+
+use strict;
+use warnings;
+
+sub url { my $self = shift; return "http://127.0.0.1:$self->{port}"; }
+
+sub control
+{
+	my ($self, $method, $path, $body) = @_;
+	my $res = $http->request($method,
+		"http://127.0.0.1:$self->{control_port}/_control/$path",
+		{
+			headers => { 'Content-Type' => 'application/json' },
+			(defined $body ? (content => $json->encode($body)) : ())
+		});
+	die "control $path: $res->{status} $res->{content}" unless $res->{success};
+	return length($res->{content}) ? $json->decode($res->{content}) : undef;
+}
+
+sub reset { my $self = shift; return $self->control('POST', 'reset', {}); }
+sub faults { my ($self, %f) = @_; return $self->control('POST', 'faults', \%f); }
+sub stats { my $self = shift; return $self->control('GET', 'stats'); }
+sub requests { my $self = shift; return $self->control('GET', 'requests'); }
+
+# Rows in the remote's fichas.
+sub count
+{
+	my ($self, $where) = @_;
+	$where //= 'true';
+	return $self->{db}->safe_psql('remote', "SELECT count(*) FROM fichas WHERE $where");
+}
+
+sub ids
+{
+	my $self = shift;
+	return $self->{db}->safe_psql('remote', "SELECT string_agg(id::text, ',' ORDER BY id) FROM fichas");
+}
+
+sub truncate
+{
+	my $self = shift;
+	$self->{db}->safe_psql('remote', 'TRUNCATE fichas');
+}
+
+sub stop
+{
+	my $self = shift;
+	$self->{handle}->signal('TERM') if $self->{handle};
+	eval { $self->{handle}->finish; };
+	$self->{handle} = undef;
+}
+
+sub DESTROY { my $self = shift; $self->stop if $self->{handle}; }
+
+1;

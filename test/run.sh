@@ -1,0 +1,52 @@
+#!/bin/bash
+# test/run.sh: every test of gs_export, against real PostgreSQL servers that
+# the tests start themselves.  Runs as an unprivileged user (PostgreSQL
+# refuses root); needs gs_export built and installed (tools/test does both).
+#   1. pg_regress: the SQL API (sql/*.sql against expected/*.out), on a
+#      temporary instance with shared_preload_libraries = 'gs_export'.
+#   2. The remote stand-in's own tests (test/remote).
+#   3. TAP tests of the workers (test/t/*.pl, PostgreSQL::Test::Cluster).
+# Set GS_TEST_OUT to keep the output somewhere known.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-pg_config}
+bindir=$("$PG_CONFIG" --bindir)
+pgxs=$(dirname "$("$PG_CONFIG" --pgxs)")/../..
+out=${GS_TEST_OUT:-$(mktemp -d /tmp/gs_export_test.XXXXXX)}
+mkdir -p "$out"
+failed=()
+
+REGRESS_TESTS=(install api_errors api_states api_options fresh_install)
+
+echo "== pg_regress: SQL API =="
+if ! "$pgxs/src/test/regress/pg_regress" \
+	--temp-instance="$out/regress_instance" \
+	--temp-config="$top/test/regress.conf" \
+	--bindir="$bindir" \
+	--inputdir="$top" \
+	--outputdir="$out/regress" \
+	--dbname=contrib_regression \
+	"${REGRESS_TESTS[@]}"; then
+	failed+=(pg_regress)
+	[ -f "$out/regress/regression.diffs" ] && cat "$out/regress/regression.diffs"
+fi
+
+echo "== the remote stand-in's own tests =="
+if ! (cd "$top/test/remote" && /usr/bin/python3 -m unittest -v test_stand_in 2>&1); then
+	failed+=(stand_in)
+fi
+
+echo "== TAP: workers on real clusters =="
+mkdir -p "$out/tap"
+if ! (cd "$top/test" &&
+	  PATH="$bindir:$PATH" TESTDIR="$out/tap" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
+	  prove -v -I "$pgxs/src/test/perl" -I "$top/test/perl" t/*.pl); then
+	failed+=(tap)
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+	echo "FAILED: ${failed[*]} (output in $out)"
+	exit 1
+fi
+echo "all test suites passed (output in $out)"
