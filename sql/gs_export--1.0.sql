@@ -108,7 +108,10 @@ BEGIN
         ADD COLUMN IF NOT EXISTS owner_role name,
         ADD COLUMN IF NOT EXISTS cursor_updated_at timestamptz,
         ADD COLUMN IF NOT EXISTS cursor_id bigint,
-        ADD COLUMN IF NOT EXISTS ignored_fields text[] NOT NULL DEFAULT '{}';
+        ADD COLUMN IF NOT EXISTS ignored_fields text[] NOT NULL DEFAULT '{}',
+        ADD COLUMN IF NOT EXISTS changes_since timestamptz,
+        ADD COLUMN IF NOT EXISTS catchup_pass integer NOT NULL DEFAULT 0,
+        ADD COLUMN IF NOT EXISTS catchup_lower timestamptz;
 
     ALTER TABLE @extschema@.sync_events
         ADD COLUMN IF NOT EXISTS job_id uuid;

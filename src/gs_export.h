@@ -24,6 +24,9 @@
 
 #define GS_EXPORT_VERSION "1.0"
 
+/* Catch-up passes for leads changed while a job runs, at most. */
+#define GS_MAX_CATCHUP_PASSES 10
+
 /* GUCs (gs_export.c) */
 extern char *gs_export_database;
 extern int	gs_export_batch_size;
@@ -83,8 +86,6 @@ typedef struct GsJob
 	char	   *id_text;
 	char	   *schema;			/* the extension's schema, quoted */
 	MemoryContext cxt;			/* lives as long as the job's worker */
-	DateADT		processing_date;	/* day of the last lead done, if any */
-	bool		processing_date_null;
 	char	   *status;
 	DateADT		start_date;
 	DateADT		end_date;
@@ -93,7 +94,9 @@ typedef struct GsJob
 	int			delay_ms;
 	char	   *time_zone;
 	Oid			owner;			/* role whose privileges read the leads */
-	TimestampTz lower_bound;	/* end_date 00:00, or -infinity */
+	TimestampTz lower_bound;	/* oldest instant of the current pass */
+	int			pass;			/* 0: the range; then catch-up passes */
+	TimestampTz changes_since;	/* leads changed from here on get a pass */
 	TimestampTz cursor_ts;		/* last lead done: (updated_at, id) */
 	int64		cursor_id;
 	List	   *ignored_fields; /* list of char *, columns the remote lacks */
@@ -110,6 +113,7 @@ typedef enum GsJobLoad
 
 extern GsJobLoad gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt);
 extern bool gs_job_is_running(const GsJob *job);
+extern bool gs_job_next_pass(GsJob *job);
 extern void gs_job_complete(GsJob *job);
 extern void gs_job_fail(GsJob *job, const char *reason);
 extern void gs_job_fail_by_id(const pg_uuid_t *id, const char *message);

@@ -26,6 +26,17 @@
 
 #include "gs_export.h"
 
+/*
+ * The instant from which a lead may have been changed after we looked: now,
+ * or the start of the oldest transaction still open here, since a lead it
+ * changes gets that start as its updated_at (default now()) but becomes
+ * visible only when it commits.
+ */
+#define CHANGES_HORIZON_SQL \
+	"(SELECT LEAST(pg_catalog.now(), pg_catalog.min(a.xact_start))" \
+	"   FROM pg_catalog.pg_stat_activity a" \
+	"  WHERE a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+
 /* First key of the advisory lock a job worker holds on its job. */
 #define GS_EXPORT_LOCK_CLASS 0x67734578 /* "gsEx" */
 
@@ -182,7 +193,7 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 					 "       COALESCE(j.end_date::timestamp"
 					 "           AT TIME ZONE COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone')),"
 					 "           '-infinity'::timestamptz),"
-					 "       j.ignored_fields"
+					 "       j.ignored_fields, j.catchup_pass, j.catchup_lower"
 					 "  FROM %s.gestao_scouter_export_jobs j"
 					 " WHERE j.id = $1 FOR UPDATE",
 					 job->schema);
@@ -216,8 +227,10 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	}
 	else
 		job->cursor_id = DatumGetInt64(getbinval(9, &isnull));
-	job->processing_date = DatumGetDateADT(getbinval(10, &job->processing_date_null));
 	job->lower_bound = DatumGetTimestampTz(getbinval(12, &isnull));
+	job->pass = DatumGetInt32(getbinval(14, &isnull));
+	if (job->pass > 0)
+		job->lower_bound = DatumGetTimestampTz(getbinval(15, &isnull));
 	{
 		Datum		arr = getbinval(13, &isnull);
 
@@ -292,10 +305,13 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 						 "UPDATE %s.gestao_scouter_export_jobs"
 						 "   SET status = 'running',"
 						 "       started_at = COALESCE(started_at, pg_catalog.now()),"
+						 "       changes_since = COALESCE(changes_since, %s),"
 						 "       updated_at = pg_catalog.now()"
-						 " WHERE id = $1",
-						 job->schema);
+						 " WHERE id = $1"
+						 " RETURNING changes_since",
+						 job->schema, CHANGES_HORIZON_SQL);
 		job_exec(job, sql.data, 0, NULL, NULL, NULL, false);
+		job->changes_since = DatumGetTimestampTz(getbinval(1, &isnull));
 	}
 	gs_end_xact();
 	return result;
@@ -440,4 +456,63 @@ gs_job_fail_by_id(const pg_uuid_t *id, const char *message)
 		job_set_failed(&job, psprintf("error: %s", message ? message : "unknown"));
 	}
 	gs_end_xact();
+}
+
+/*
+ * The walk of a pass is over.  Leads changed since the previous pass began
+ * may have moved above the cursor, to days already walked: walk them again,
+ * newest first, from the top down to that instant.  Returns false when
+ * there is nothing more to do (a catch-up pass found no lead, or the passes
+ * ran out while leads kept changing).
+ */
+bool
+gs_job_next_pass(GsJob *job)
+{
+	StringInfoData sql;
+	bool		isnull;
+	bool		found = (job->cursor_ts != DT_NOEND);
+
+	if (job->pass > 0 && !found)
+		return false;
+	if (job->pass >= GS_MAX_CATCHUP_PASSES)
+	{
+		ereport(LOG,
+				(errmsg("gs_export: job %s: leads kept changing during %d catch-up passes; the job ends",
+						job->id_text, job->pass),
+				 errdetail("Leads changed after the last pass began are exported by the next job.")));
+		return false;
+	}
+
+	gs_begin_xact("gs_export: starting a catch-up pass");
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "UPDATE %s.gestao_scouter_export_jobs"
+					 "   SET catchup_pass = catchup_pass + 1,"
+					 "       catchup_lower = changes_since,"
+					 "       changes_since = %s,"
+					 "       cursor_updated_at = 'infinity', cursor_id = $2,"
+					 "       updated_at = pg_catalog.now()"
+					 " WHERE id = $1 AND status = 'running'"
+					 " RETURNING catchup_lower, changes_since",
+					 job->schema, CHANGES_HORIZON_SQL);
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		values[1] = {Int64GetDatum(PG_INT64_MIN)};
+
+		job_exec(job, sql.data, 1, types, values, NULL, false);
+	}
+	if (SPI_processed != 1)
+	{
+		gs_end_xact();
+		return false;			/* paused meanwhile */
+	}
+	job->lower_bound = DatumGetTimestampTz(getbinval(1, &isnull));
+	job->changes_since = DatumGetTimestampTz(getbinval(2, &isnull));
+	job->cursor_ts = DT_NOEND;
+	job->cursor_id = PG_INT64_MIN;
+	job->pass++;
+	gs_end_xact();
+	ereport(DEBUG1,
+			(errmsg("gs_export: job %s: catch-up pass %d", job->id_text, job->pass)));
+	return true;
 }

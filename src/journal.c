@@ -120,9 +120,10 @@ gs_journal_record(GsJob *job, GsBatch *batch, GsLeadOutcome *outcomes,
 					 "       exported_leads = exported_leads + $3,"
 					 "       error_leads = error_leads + $4,"
 					 "       cursor_updated_at = $5, cursor_id = $6,"
-					 "       processing_date = $7,"
-					 "       last_completed_date = CASE WHEN $7 < start_date THEN $7 + 1"
-					 "                                  ELSE last_completed_date END,"
+					 "       processing_date = CASE WHEN catchup_pass = 0 THEN $7"
+					 "                              ELSE processing_date END,"
+					 "       last_completed_date = CASE WHEN catchup_pass = 0 AND $7 < start_date"
+					 "                                  THEN $7 + 1 ELSE last_completed_date END,"
 					 "       updated_at = pg_catalog.now()"
 					 " WHERE id = $1"
 					 " RETURNING status = 'running'",
@@ -148,7 +149,7 @@ gs_journal_record(GsJob *job, GsBatch *batch, GsLeadOutcome *outcomes,
 
 	gs_end_xact();
 
-	job->processing_date = batch->last_day;
-	job->processing_date_null = false;
+	job->cursor_ts = batch->last_ts;
+	job->cursor_id = batch->last_id;
 	return running;
 }

@@ -46,8 +46,6 @@ struct GsSource
 	List	   *columns;		/* names of the keys each object has */
 	int			ncolumns;		/* lead columns selected (before the extras) */
 	GsPayloadShape *shape;
-	TimestampTz cursor_ts;		/* (updated_at, id) of the last lead read */
-	int64		cursor_id;
 };
 
 /*
@@ -71,8 +69,6 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 	oldcxt = MemoryContextSwitchTo(cxt);
 	src = palloc0(sizeof(GsSource));
 	src->job = job;
-	src->cursor_ts = job->cursor_ts;
-	src->cursor_id = job->cursor_id;
 	MemoryContextSwitchTo(oldcxt);
 
 	gs_begin_xact("gs_export: preparing the leads query");
@@ -144,7 +140,7 @@ gs_source_columns(GsSource *src)
 }
 
 /*
- * Read the next batch, after the last lead read.  Everything the batch
+ * Read the next batch, after the job's cursor (the last lead recorded).  Everything the batch
  * needs later lives in batch_cxt (and in json-c objects released when it is
  * reset).  An empty batch means the range is done.
  */
@@ -164,8 +160,8 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt)
 
 	gs_begin_xact("gs_export: reading leads");
 
-	values[0] = TimestampTzGetDatum(src->cursor_ts);
-	values[1] = Int64GetDatum(src->cursor_id);
+	values[0] = TimestampTzGetDatum(job->cursor_ts);
+	values[1] = Int64GetDatum(job->cursor_id);
 	values[2] = TimestampTzGetDatum(job->lower_bound);
 	values[3] = CStringGetTextDatum(job->time_zone);
 	values[4] = Int32GetDatum(job->batch_size);
@@ -215,11 +211,5 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt)
 	MemoryContextSwitchTo(oldcxt);
 
 	gs_end_xact();
-
-	if (batch->nleads > 0)
-	{
-		src->cursor_ts = batch->last_ts;
-		src->cursor_id = batch->last_id;
-	}
 	return batch;
 }

@@ -269,6 +269,8 @@ run_job(const pg_uuid_t *job_id)
 		batch = gs_source_next(src, batch_cxt);
 		if (batch->nleads == 0)
 		{
+			if (gs_job_next_pass(&job))
+				continue;
 			gs_job_complete(&job);
 			return;
 		}
@@ -293,6 +295,8 @@ run_job(const pg_uuid_t *job_id)
 		}
 		if (batch->exhausted)
 		{
+			if (gs_job_next_pass(&job))
+				continue;
 			gs_job_complete(&job);
 			return;
 		}

@@ -1,5 +1,9 @@
 -- test/regress_setup/helpers.sql: helpers shared by the pg_regress tests of
--- gs_export's SQL API (included with \ir from sql/*.sql).  Run as the
+-- gs_export's SQL API.  pg_regress feeds each test to psql on stdin, so a
+-- test includes this file through the environment pg_regress sets:
+--   \getenv abs_srcdir PG_ABS_SRCDIR
+--   \set helpers_sql :abs_srcdir '/test/regress_setup/helpers.sql'
+--   \i :helpers_sql  Run as the
 -- superuser of the test instance.  Not echoed, to keep the .out files short.
 \set ECHO none
 SET client_min_messages = warning;
