@@ -180,6 +180,9 @@ SELECT * FROM expect_error(format('SELECT gs_export_resume(%L)', :'alice_job'));
 SELECT (SELECT message FROM expect_error(format('SELECT gs_export_pause(%L)', :'alice_job')))
      = (SELECT message FROM expect_error($$SELECT gs_export_pause('00000000-0000-0000-0000-00000000dead')$$))
        AS same_message_as_unknown_id;
+-- a caught error leaves the caller as he was: same role, same search_path
+-- (the API runs its internals as the extension's owner)
+SELECT current_user, session_user = current_user AS is_session_user, current_setting('search_path') AS search_path;
 -- bob does not see alice's job in the table either (row level security)
 SELECT count(*) AS alice_jobs_seen_by_bob FROM gestao_scouter_export_jobs WHERE id = :'alice_job';
 -- nor the config, which holds keys: 42501
@@ -248,6 +251,38 @@ SELECT count(*) FILTER (WHERE job_id IN (:'alice_job', :'bob_job')) AS error_row
   FROM gestao_scouter_export_errors;
 RESET ROLE;
 ROLLBACK;
+
+--
+-- Under Supabase every user is the role "authenticated"; auth.uid() tells
+-- them apart and a job belongs to the user who created it (created_by).
+-- Simulated with an auth.uid() that reads request.jwt.claim.sub, as
+-- PostgREST sets it.  Rolled back, auth schema and all.
+--
+CREATE ROLE regress_gs_authenticated;
+GRANT gs_export_user TO regress_gs_authenticated;
+GRANT SELECT ON leads TO regress_gs_authenticated;
+BEGIN;
+CREATE SCHEMA auth;
+GRANT USAGE ON SCHEMA auth TO PUBLIC;
+CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE
+AS $$ SELECT nullif(current_setting('request.jwt.claim.sub', true), '')::uuid $$;
+SET LOCAL request.jwt.claim.sub = '00000000-0000-0000-0000-0000000000aa';
+SET ROLE regress_gs_authenticated;
+SELECT gs_export_create('2026-01-31', '2026-01-01') AS sb_job \gset
+SELECT status, created_by, owner_role FROM gestao_scouter_export_jobs WHERE id = :'sb_job';
+-- another Supabase user, same role: 42704, and the row is not visible
+SET LOCAL request.jwt.claim.sub = '00000000-0000-0000-0000-0000000000bb';
+SELECT * FROM expect_error(format('SELECT gs_export_pause(%L)', :'sb_job'));
+SELECT count(*) AS seen_by_other_user FROM gestao_scouter_export_jobs WHERE id = :'sb_job';
+-- the user who created it may pause and resume it
+SET LOCAL request.jwt.claim.sub = '00000000-0000-0000-0000-0000000000aa';
+SELECT gs_export_pause(:'sb_job', 'mine');
+SELECT gs_export_resume(:'sb_job');
+SELECT status, pause_reason FROM gestao_scouter_export_jobs WHERE id = :'sb_job';
+RESET ROLE;
+ROLLBACK;
+DROP OWNED BY regress_gs_authenticated;
+DROP ROLE regress_gs_authenticated;
 
 -- Nothing was left behind by any of this.
 SELECT count(*) AS active_jobs FROM gestao_scouter_export_jobs

@@ -36,15 +36,6 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
-	DefineCustomStringVariable("gs_export.database",
-							   "Database in which the gs_export launcher runs export jobs.",
-							   NULL,
-							   &gs_export_database,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   0,
-							   NULL, NULL, NULL);
-
 	DefineCustomIntVariable("gs_export.batch_size",
 							"Leads per request for jobs created without a batch_size option.",
 							NULL,
@@ -81,15 +72,6 @@ _PG_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
-	DefineCustomIntVariable("gs_export.max_workers",
-							"Most export job workers running at once.",
-							NULL,
-							&gs_export_max_workers,
-							4, 1, 64,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
-
 	DefineCustomIntVariable("gs_export.max_retries",
 							"Attempts per batch when the remote has trouble that may pass.",
 							"When they run out the job is paused, and can be resumed.",
@@ -117,10 +99,37 @@ _PG_init(void)
 							   GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 
+	/*
+	 * The rest exists only when preloaded: PostgreSQL refuses
+	 * PGC_POSTMASTER settings from a library loaded later, and without the
+	 * preload there are no workers (every SQL function says so).
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+	{
+		MarkGUCPrefixReserved("gs_export");
+		return;
+	}
+
+	DefineCustomStringVariable("gs_export.database",
+							   "Database in which the gs_export launcher runs export jobs.",
+							   NULL,
+							   &gs_export_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("gs_export.max_workers",
+							"Most export job workers running at once.",
+							NULL,
+							&gs_export_max_workers,
+							4, 1, 64,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("gs_export");
 
-	if (!process_shared_preload_libraries_in_progress)
-		return;
 
 	gs_export_shmem_init_hooks();
 	gs_export_register_launcher();

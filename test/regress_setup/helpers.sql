@@ -1,11 +1,12 @@
+\set ECHO none
 -- test/regress_setup/helpers.sql: helpers shared by the pg_regress tests of
--- gs_export's SQL API.  pg_regress feeds each test to psql on stdin, so a
--- test includes this file through the environment pg_regress sets:
+-- gs_export's SQL API, run as the superuser of the test instance.  Not
+-- echoed, to keep the .out files short.  pg_regress feeds each test to psql
+-- on stdin, so a test includes this file through the environment pg_regress
+-- sets:
 --   \getenv abs_srcdir PG_ABS_SRCDIR
 --   \set helpers_sql :abs_srcdir '/test/regress_setup/helpers.sql'
---   \i :helpers_sql  Run as the
--- superuser of the test instance.  Not echoed, to keep the .out files short.
-\set ECHO none
+--   \i :helpers_sql
 SET client_min_messages = warning;
 
 -- expect_error(sql): run one statement and report how it ended, with every

@@ -78,6 +78,10 @@ is($j->{exported_leads}, $expected, 'exported_leads');
 is($j->{error_leads}, 0, 'error_leads');
 is($j->{last_completed_date}, '2026-03-01', 'last_completed_date is end_date');
 ok(defined $j->{started_at} && defined $j->{completed_at}, 'started_at and completed_at set');
+# The launcher sleeps 10 s between looks at the jobs table; a job starting
+# sooner was announced by the commit of gs_export_create (its latch).
+is($node->safe_psql('postgres', qq{SELECT started_at - created_at < interval '3 s'
+	FROM gestao_scouter_export_jobs WHERE id = '$job'}), 't', 'the launcher learned of the job at commit');
 
 is($node->safe_psql('postgres', qq{
 	SELECT count(*) || '/' || count(DISTINCT lead_id) FROM sync_events
