@@ -167,6 +167,37 @@ END;
 $$;
 
 /*
+ * Row level security: a job, and its errors, are visible to its owner, to
+ * members of gs_export_admin, and to superusers (who bypass RLS).  The
+ * owner is the Supabase user (created_by) when the job has one and the
+ * request carries one (the JWT's "sub", as Supabase's auth.uid() reads it),
+ * else the role that created it.  The expression uses only pg_catalog, so
+ * that DROP EXTENSION is not held up by policies on tables that were there
+ * before the extension (and that it leaves in place).
+ */
+ALTER TABLE @extschema@.gestao_scouter_export_jobs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.gestao_scouter_export_errors ENABLE ROW LEVEL SECURITY;
+-- A table that was there before keeps its policy after DROP EXTENSION:
+-- replace it when the extension is created again.
+DROP POLICY IF EXISTS gs_export_jobs_visible ON @extschema@.gestao_scouter_export_jobs;
+DROP POLICY IF EXISTS gs_export_errors_visible ON @extschema@.gestao_scouter_export_errors;
+CREATE POLICY gs_export_jobs_visible ON @extschema@.gestao_scouter_export_jobs
+    FOR SELECT TO gs_export_user, gs_export_admin
+    USING (pg_catalog.pg_has_role('gs_export_admin', 'MEMBER')
+           OR CASE WHEN created_by IS NOT NULL
+                        AND COALESCE(NULLIF(pg_catalog.current_setting('request.jwt.claim.sub', true), ''),
+                                     NULLIF(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+                            IS NOT NULL
+                   THEN created_by::text = COALESCE(NULLIF(pg_catalog.current_setting('request.jwt.claim.sub', true), ''),
+                                                    NULLIF(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+                   ELSE owner_role = CURRENT_USER
+              END);
+CREATE POLICY gs_export_errors_visible ON @extschema@.gestao_scouter_export_errors
+    FOR SELECT TO gs_export_user, gs_export_admin
+    USING (EXISTS (SELECT 1 FROM @extschema@.gestao_scouter_export_jobs j
+                   WHERE j.id = job_id));
+
+/*
  * Internal: may this caller see and steer this job?  Owner (the Supabase
  * user when there is one, else the role), admin, or superuser.
  */
