@@ -105,6 +105,8 @@ SELECT p.proname, a.grantee::regrole AS grantee, a.privilege_type
  WHERE p.proname IN ('gs_export_create', 'gs_export_pause', 'gs_export_resume')
    AND a.grantee <> p.proowner
  ORDER BY p.proname COLLATE "C", a.grantee::regrole::text COLLATE "C";
+-- PUBLIC may execute only _gs_export_whoami, which tells a caller about
+-- itself (its auth.uid() and whether the app calls it an admin).
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may_execute
   FROM pg_proc p
  WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE '%gs\_export\_%'

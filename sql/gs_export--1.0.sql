@@ -130,6 +130,48 @@ BEGIN
             WHERE status IN ('pending', 'running', 'paused');
     END IF;
 
+    /*
+     * The remote's address: http or https, a host, nothing else (no user,
+     * password, path, query).  NOT VALID: rows already there are kept; the
+     * worker checks the URL again before use.
+     */
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                   WHERE conrelid = '@extschema@.gestao_scouter_config'::regclass
+                     AND conname = 'gestao_scouter_config_project_url_http') THEN
+        ALTER TABLE @extschema@.gestao_scouter_config
+            ADD CONSTRAINT gestao_scouter_config_project_url_http
+            CHECK (project_url ~ '^https?://([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?$')
+            NOT VALID;
+    END IF;
+
+    /*
+     * The config holds keys: only admins (and the owner, and superusers)
+     * may read or write it, whatever was granted before.
+     */
+    FOR t IN SELECT DISTINCT g.grantee FROM information_schema.role_table_grants g
+              WHERE g.table_schema = '@extschema@' AND g.table_name = 'gestao_scouter_config'
+                AND g.grantee NOT IN ('gs_export_admin', 'PUBLIC')
+                AND g.grantee IS DISTINCT FROM (SELECT r.rolname FROM pg_catalog.pg_class c
+                                                  JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
+                                                 WHERE c.oid = '@extschema@.gestao_scouter_config'::regclass) LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON @extschema@.gestao_scouter_config FROM %I', t);
+    END LOOP;
+
+    /*
+     * sync_events: users see the events of the jobs they see.  Row level
+     * security is switched on only on a table gs_export created; on
+     * TabuladorMax's own table, its owner decides.
+     */
+    IF 'sync_events' = ANY (created) THEN
+        ALTER TABLE @extschema@.sync_events ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY gs_export_sync_events_visible ON @extschema@.sync_events
+            FOR SELECT TO gs_export_user, gs_export_admin
+            USING (job_id IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM @extschema@.gestao_scouter_export_jobs j
+                               WHERE j.id = job_id));
+        GRANT SELECT ON @extschema@.sync_events TO gs_export_user, gs_export_admin;
+    END IF;
+
     FOREACH t IN ARRAY created LOOP
         PERFORM pg_catalog.pg_extension_config_dump(('@extschema@.' || pg_catalog.quote_ident(t))::regclass, '');
     END LOOP;
@@ -147,24 +189,30 @@ GRANT SELECT ON @extschema@.gestao_scouter_export_errors TO gs_export_user, gs_e
 GRANT USAGE ON SCHEMA @extschema@ TO gs_export_user, gs_export_admin;
 
 /*
- * Internal: who is asking.  The Supabase user id when auth.uid() exists,
- * else NULL.
+ * Who is asking, under Supabase: the auth.uid() user, and whether the app
+ * calls them an admin (has_role(uid, 'admin')), where those functions
+ * exist.  Called by the API functions as the caller, never as the
+ * extension's owner, so that nothing the caller's database defines runs
+ * with more privileges than the caller has.
  */
-CREATE FUNCTION @extschema@._gs_export_auth_uid()
-RETURNS uuid
+CREATE FUNCTION @extschema@._gs_export_whoami(OUT uid uuid, OUT is_app_admin boolean)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    uid uuid;
 BEGIN
+    is_app_admin := false;
     IF pg_catalog.to_regprocedure('auth.uid()') IS NULL THEN
-        RETURN NULL;
+        RETURN;
     END IF;
     EXECUTE 'SELECT auth.uid()' INTO uid;
-    RETURN uid;
+    IF uid IS NOT NULL AND pg_catalog.to_regprocedure('public.has_role(uuid,text)') IS NOT NULL THEN
+        EXECUTE 'SELECT public.has_role($1, $2)' INTO is_app_admin USING uid, 'admin';
+        is_app_admin := COALESCE(is_app_admin, false);
+    END IF;
 END;
 $$;
+-- It tells callers only about themselves: anyone may call it.
+GRANT EXECUTE ON FUNCTION @extschema@._gs_export_whoami() TO PUBLIC;
 
 /*
  * Row level security: a job, and its errors, are visible to its owner, to
@@ -201,27 +249,20 @@ CREATE POLICY gs_export_errors_visible ON @extschema@.gestao_scouter_export_erro
  * Internal: may this caller see and steer this job?  Owner (the Supabase
  * user when there is one, else the role), admin, or superuser.
  */
-CREATE FUNCTION @extschema@._gs_export_may_see(p_caller oid, p_owner_role name, p_created_by uuid)
+CREATE FUNCTION @extschema@._gs_export_may_see(p_caller oid, p_uid uuid, p_app_admin boolean,
+                                              p_owner_role name, p_created_by uuid)
 RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    uid uuid := @extschema@._gs_export_auth_uid();
-    is_admin boolean := false;
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE oid = p_caller AND rolsuper)
-       OR pg_catalog.pg_has_role(p_caller, 'gs_export_admin', 'MEMBER') THEN
+       OR pg_catalog.pg_has_role(p_caller, 'gs_export_admin', 'MEMBER')
+       OR p_app_admin THEN
         RETURN true;
     END IF;
-    IF uid IS NOT NULL AND pg_catalog.to_regprocedure('public.has_role(uuid,text)') IS NOT NULL THEN
-        EXECUTE 'SELECT public.has_role($1, $2)' INTO is_admin USING uid, 'admin';
-        IF is_admin THEN
-            RETURN true;
-        END IF;
-    END IF;
-    IF p_created_by IS NOT NULL AND uid IS NOT NULL THEN
-        RETURN p_created_by = uid;
+    IF p_created_by IS NOT NULL AND p_uid IS NOT NULL THEN
+        RETURN p_created_by = p_uid;
     END IF;
     RETURN p_owner_role IS NOT NULL
        AND p_owner_role = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = p_caller);
@@ -368,7 +409,7 @@ $$;
  * Internal implementation of gs_export_create.  Runs as the extension's
  * owner; p_caller is the role that called the API function.
  */
-CREATE FUNCTION @extschema@._gs_export_create(p_caller oid, p_start_date date, p_end_date date, p_options jsonb)
+CREATE FUNCTION @extschema@._gs_export_create(p_caller oid, p_uid uuid, p_app_admin boolean, p_start_date date, p_end_date date, p_options jsonb)
 RETURNS uuid
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -412,6 +453,17 @@ BEGIN
     LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;
     PERFORM @extschema@._gs_export_check_no_active(NULL);
 
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                   WHERE i.indrelid = '@extschema@.leads'::regclass
+                     AND i.indkey[0] = (SELECT attnum FROM pg_catalog.pg_attribute
+                                        WHERE attrelid = i.indrelid AND attname = 'updated_at')
+                     AND i.indkey[1] = (SELECT attnum FROM pg_catalog.pg_attribute
+                                        WHERE attrelid = i.indrelid AND attname = 'id')
+                     AND i.indpred IS NULL) THEN
+        RAISE NOTICE 'leads has no index on (updated_at, id): each batch will scan the table'
+            USING HINT = 'CREATE INDEX ON leads (updated_at, id);';
+    END IF;
+
     INSERT INTO @extschema@.gestao_scouter_export_jobs
            (status, start_date, end_date, options, batch_size, delay_ms, time_zone,
             owner_role, created_by, total_leads, exported_leads, error_leads)
@@ -419,7 +471,7 @@ BEGIN
             (resolved ->> 'batch_size')::integer, (resolved ->> 'delay_ms')::integer,
             resolved ->> 'time_zone',
             (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = p_caller),
-            @extschema@._gs_export_auth_uid(), 0, 0, 0)
+            p_uid, 0, 0, 0)
     RETURNING id INTO job_id;
 
     RETURN job_id;
@@ -429,7 +481,7 @@ $$;
 /*
  * Internal: the job, locked, if the caller may see it; else 42704.
  */
-CREATE FUNCTION @extschema@._gs_export_lock_job(p_caller oid, p_job_id uuid)
+CREATE FUNCTION @extschema@._gs_export_lock_job(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid)
 RETURNS @extschema@.gestao_scouter_export_jobs
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -444,7 +496,7 @@ BEGIN
     END IF;
     SELECT * INTO job FROM @extschema@.gestao_scouter_export_jobs
      WHERE id = p_job_id FOR UPDATE;
-    IF NOT FOUND OR NOT @extschema@._gs_export_may_see(p_caller, job.owner_role, job.created_by) THEN
+    IF NOT FOUND OR NOT @extschema@._gs_export_may_see(p_caller, p_uid, p_app_admin, job.owner_role, job.created_by) THEN
         RAISE EXCEPTION 'export job % does not exist', p_job_id
             USING ERRCODE = 'undefined_object',
                   HINT = 'List your jobs with: SELECT id, status FROM gestao_scouter_export_jobs ORDER BY created_at DESC;';
@@ -453,7 +505,7 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION @extschema@._gs_export_pause(p_caller oid, p_job_id uuid, p_reason text)
+CREATE FUNCTION @extschema@._gs_export_pause(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid, p_reason text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -461,7 +513,7 @@ AS $$
 DECLARE
     job @extschema@.gestao_scouter_export_jobs;
 BEGIN
-    job := @extschema@._gs_export_lock_job(p_caller, p_job_id);
+    job := @extschema@._gs_export_lock_job(p_caller, p_uid, p_app_admin, p_job_id);
     IF p_reason IS NULL THEN
         RAISE EXCEPTION 'reason must not be null'
             USING ERRCODE = 'null_value_not_allowed',
@@ -479,7 +531,7 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION @extschema@._gs_export_resume(p_caller oid, p_job_id uuid)
+CREATE FUNCTION @extschema@._gs_export_resume(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -488,7 +540,7 @@ DECLARE
     job @extschema@.gestao_scouter_export_jobs;
 BEGIN
     LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;
-    job := @extschema@._gs_export_lock_job(p_caller, p_job_id);
+    job := @extschema@._gs_export_lock_job(p_caller, p_uid, p_app_admin, p_job_id);
     IF job.status NOT IN ('paused', 'failed') THEN
         RAISE EXCEPTION 'export job % cannot be resumed: it is %', p_job_id, job.status
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -503,16 +555,15 @@ BEGIN
 END;
 $$;
 
-REVOKE ALL ON FUNCTION @extschema@._gs_export_auth_uid() FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_may_see(oid, name, uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._gs_export_may_see(oid, uuid, boolean, name, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._gs_export_check_caller(oid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._gs_export_resolve_options(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._gs_export_check_no_active(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@._gs_export_check_config() FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_create(oid, date, date, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_lock_job(oid, uuid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_pause(oid, uuid, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_resume(oid, uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._gs_export_create(oid, uuid, boolean, date, date, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._gs_export_lock_job(oid, uuid, boolean, uuid) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._gs_export_pause(oid, uuid, boolean, uuid, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._gs_export_resume(oid, uuid, boolean, uuid) FROM PUBLIC;
 
 /*
  * The SQL API.  C functions that note who called, then run the internal

@@ -64,9 +64,11 @@ wake_at_commit(void)
 }
 
 /*
- * Run SELECT <schema>.<function>(caller, args...) as the extension owner,
- * with search_path fixed to pg_catalog, pg_temp.  Returns the single result
- * (copied out of SPI), or 0 with *isnull set.
+ * Run SELECT <schema>.<function>(caller, uid, app_admin, args...) as the
+ * extension owner, with search_path fixed to pg_catalog, pg_temp.  caller
+ * is the calling role; uid and app_admin say who the caller is under
+ * Supabase, found out first with the caller's own privileges.  Returns the
+ * single result (copied out of SPI), or 0 with *isnull set.
  */
 static Datum
 call_internal(const char *function, int nargs, Oid *argtypes,
@@ -74,7 +76,7 @@ call_internal(const char *function, int nargs, Oid *argtypes,
 {
 	Oid			nspoid;
 	Oid			owner;
-	char	   *schema;
+	const char *schema;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
@@ -83,10 +85,11 @@ call_internal(const char *function, int nargs, Oid *argtypes,
 	Datum		args[8];
 	char		nulls[8];
 	Datum		result = (Datum) 0;
+	bool		null;
 	int			i;
 	int			ret;
 
-	Assert(nargs < 8);
+	Assert(nargs + 3 <= 8);
 
 	gs_export_require_preload();
 
@@ -95,23 +98,44 @@ call_internal(const char *function, int nargs, Oid *argtypes,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"gs_export\" is not installed in this database"),
 				 errhint("Run CREATE EXTENSION gs_export;")));
-	schema = get_namespace_name(nspoid);
+	schema = quote_identifier(get_namespace_name(nspoid));
 
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* Who the caller is under Supabase, asked as the caller. */
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT uid, is_app_admin FROM %s._gs_export_whoami()", schema);
+	ret = SPI_execute(sql.data, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "gs_export: could not tell who the caller is: %s",
+			 SPI_result_code_string(ret));
 	types[0] = OIDOID;
 	args[0] = ObjectIdGetDatum(GetUserId());
 	nulls[0] = ' ';
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s.%s($1", quote_identifier(schema),
-					 quote_identifier(function));
+	types[1] = UUIDOID;
+	args[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &null);
+	if (!null)
+		args[1] = SPI_datumTransfer(args[1], false, UUID_LEN);
+	nulls[1] = null ? 'n' : ' ';
+	types[2] = BOOLOID;
+	args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &null);
+	if (null)
+		args[2] = BoolGetDatum(false);
+	nulls[2] = ' ';
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s.%s($1, $2, $3", schema, quote_identifier(function));
 	for (i = 0; i < nargs; i++)
 	{
-		types[i + 1] = argtypes[i];
-		args[i + 1] = values[i];
-		nulls[i + 1] = isnull_args[i] ? 'n' : ' ';
-		appendStringInfo(&sql, ", $%d", i + 2);
+		types[i + 3] = argtypes[i];
+		args[i + 3] = values[i];
+		nulls[i + 3] = isnull_args[i] ? 'n' : ' ';
+		appendStringInfo(&sql, ", $%d", i + 4);
 	}
 	appendStringInfoChar(&sql, ')');
 
+	/* The rest as the extension's owner, with a search_path of our own. */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	save_nestlevel = NewGUCNestLevel();
@@ -119,9 +143,7 @@ call_internal(const char *function, int nargs, Oid *argtypes,
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args(sql.data, nargs + 1, types, args, nulls, false, 1);
+	ret = SPI_execute_with_args(sql.data, nargs + 3, types, args, nulls, false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "gs_export: internal call %s failed: %s", function,
 			 SPI_result_code_string(ret));
@@ -135,10 +157,10 @@ call_internal(const char *function, int nargs, Oid *argtypes,
 		get_typlenbyval(rettype, &typlen, &typbyval);
 		result = SPI_datumTransfer(result, typbyval, typlen);
 	}
-	SPI_finish();
 
 	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	SPI_finish();
 
 	wake_at_commit();
 	return result;

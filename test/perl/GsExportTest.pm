@@ -249,3 +249,73 @@ sub stop
 sub DESTROY { my $self = shift; $self->stop if $self->{handle}; }
 
 1;
+
+# --- Helpers for the fault, bad-row and schema-drift tests (010-012) ---
+package GsExportTest;
+
+# Set GUCs with ALTER SYSTEM (undef: RESET) and reload the configuration.
+sub set_gucs
+{
+	my ($node, %gucs) = @_;
+	for my $name (sort keys %gucs)
+	{
+		my $v = $gucs{$name};
+		$node->safe_psql('postgres',
+			defined $v ? "ALTER SYSTEM SET $name = '$v'" : "ALTER SYSTEM RESET $name");
+	}
+	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+}
+
+# Wait until no gs_export job worker runs any more.
+sub wait_no_worker
+{
+	my ($node, $timeout) = @_;
+	return wait_true($node,
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'gs_export job worker'",
+		$timeout // 30);
+}
+
+# The sync_events of a job, summed up:
+# "success rows/success leads/error rows/error leads/other rows".
+sub sync_summary
+{
+	my ($node, $job) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT count(*) FILTER (WHERE status = 'success') || '/' ||
+		       count(DISTINCT lead_id) FILTER (WHERE status = 'success') || '/' ||
+		       count(*) FILTER (WHERE status = 'error') || '/' ||
+		       count(DISTINCT lead_id) FILTER (WHERE status = 'error') || '/' ||
+		       count(*) FILTER (WHERE status NOT IN ('success', 'error')
+		                           OR event_type <> 'update'
+		                           OR direction <> 'supabase_to_gestao_scouter')
+		  FROM sync_events WHERE job_id = '$job'});
+}
+
+# mismatches() for a remote whose fichas lacks some columns: compares every
+# mapped column but those named in @skip.
+sub mismatches_except
+{
+	my ($node, $remote, $where, @skip) = @_;
+	my %skip = map { $_ => 1 } @skip;
+	my @cols = grep { !$skip{$_} } qw(id name responsible age address scouter photo_url
+	  date_modify raw updated_at bitrix_telemarketing_id commercial_project_id
+	  responsible_user_id celular telefone_trabalho telefone_casa etapa fonte criado
+	  nome_modelo local_abordagem ficha_confirmada data_criacao_ficha
+	  data_confirmacao_ficha presenca_confirmada compareceu valor_ficha
+	  data_criacao_agendamento horario_agendamento data_agendamento gerenciamento_funil
+	  status_fluxo etapa_funil etapa_fluxo funil_fichas status_tabulacao
+	  maxsystem_id_ficha gestao_scouter op_telemarketing data_retorno_ligacao
+	  cadastro_existe_foto);
+	my $cols = join(', ', @cols);
+	my $src = $node->safe_psql('postgres', "SET TimeZone = 'UTC';"
+		. "SELECT string_agg(t::text, E'\\n' ORDER BY t.id) FROM (SELECT $cols FROM leads WHERE $where) t");
+	my $dst = $remote->{db}->safe_psql('remote', "SET TimeZone = 'UTC';"
+		. "SELECT string_agg(t::text, E'\\n' ORDER BY t.id) FROM (SELECT $cols FROM fichas) t");
+	my %s = map { /^\((\d+),/ ? ($1 => $_) : () } split /\n/, $src;
+	my %d = map { /^\((\d+),/ ? ($1 => $_) : () } split /\n/, $dst;
+	my @bad = grep { !defined $d{$_} || $d{$_} ne $s{$_} } sort { $a <=> $b } keys %s;
+	push @bad, grep { !defined $s{$_} } sort { $a <=> $b } keys %d;
+	return @bad;
+}
+
+1;

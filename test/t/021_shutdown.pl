@@ -1,0 +1,152 @@
+# 021_shutdown.pl: a slow remote never holds up a shutdown.  With a request
+# in flight that the remote would answer only after 60 s (and an HTTP
+# timeout of 120 s), a fast and a smart shutdown end within seconds, and the
+# job goes on after the start.  pg_cancel_backend() of the job worker in the
+# middle of a request does not lose the job: it ends completed, after a
+# resume at worst.
+use strict;
+use warnings;
+
+use GsExportTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $remote = GsExportTest::remote();
+my $node = GsExportTest::local_node('local', conf => "gs_export.http_timeout_ms = 120000\n");
+GsExportTest::configure($node, $remote);
+
+my $n = 300;
+GsExportTest::insert_leads($node, qq{
+	SELECT g, timestamptz '2026-07-10 23:00:00+00' - (g * interval '13 minutes'), 'lead ' || g
+	  FROM generate_series(1, $n) g
+});
+my $src_ids = $node->safe_psql('postgres', "SELECT string_agg(id::text, ',' ORDER BY id) FROM leads");
+
+sub wait_for
+{
+	my ($what, $cond, $timeout) = @_;
+	my $deadline = time + ($timeout // 30);
+	while (time < $deadline)
+	{
+		my $v = $cond->();
+		return $v if $v;
+		usleep(20_000);
+	}
+	die "timed out waiting for $what";
+}
+
+sub unanswered
+{
+	return grep { !defined $_->{duration_ms} } @{ $remote->requests };
+}
+
+# Start a job on an empty remote and wait until a request hangs: the
+# remote holds it for 60 s.  Returns the job id and the request.
+sub job_with_request_in_flight
+{
+	$remote->truncate;
+	$remote->reset;
+	my $job = GsExportTest::create_job($node,
+		q{'2026-07-10', '2026-07-01', '{"batch_size": 50, "delay_ms": 100, "time_zone": "UTC"}'});
+	GsExportTest::wait_true($node,
+		"SELECT exported_leads >= 50 FROM gestao_scouter_export_jobs WHERE id = '$job'");
+	$remote->faults(delay_next => 1, delay_ms => 60000);
+	my ($req) = wait_for('a request in flight', sub { my @u = unanswered(); $u[0] });
+	GsExportTest::wait_true($node, "SELECT count(*) = 1 FROM pg_stat_activity"
+		  . " WHERE backend_type = 'gs_export job worker' AND query = 'gs_export: sending a batch'"
+		  . " AND state = 'active'", 10);
+	return ($job, $req);
+}
+
+sub check_outcome
+{
+	my ($job, $label) = @_;
+	is(GsExportTest::wait_status($node, $job, 'completed|failed|paused', 60), 'completed',
+		"$label: the job completed");
+	my $j = GsExportTest::job($node, $job);
+	is("$j->{total_leads}/$j->{exported_leads}/$j->{error_leads}", "$n/$n/0",
+		"$label: counters exact (total = exported = leads, no errors)");
+	is($remote->ids, $src_ids, "$label: the remote holds exactly the leads");
+	is_deeply([ GsExportTest::mismatches($node, $remote, 'true') ], [],
+		"$label: every remote row equals its source lead");
+	is($node->safe_psql('postgres', qq{
+		SELECT count(*) FILTER (WHERE status = 'success') || '/' ||
+		       count(DISTINCT lead_id) FILTER (WHERE status = 'success') || '/' ||
+		       count(*) FILTER (WHERE status <> 'success')
+		  FROM sync_events WHERE job_id = '$job'}),
+		"$n/$n/0", "$label: one success sync_events row per lead, no other rows");
+}
+
+# --- fast shutdown with a 60 s request in flight ----------------------------
+{
+	my ($job, $req) = job_with_request_in_flight();
+	ok(1, "fast: request $req->{seq} in flight");
+	my $t0 = time;
+	$node->stop('fast');
+	my $took = time - $t0;
+	cmp_ok($took, '<', 10, sprintf('fast shutdown took %.2f s with a 60 s request in flight', $took));
+	ok(scalar(grep { $_->{seq} == $req->{seq} } unanswered()),
+		'fast: the remote had still not answered when the server was down');
+	$node->start;
+	check_outcome($job, 'fast');
+}
+
+# --- smart shutdown (no client session open) --------------------------------
+{
+	my ($job, $req) = job_with_request_in_flight();
+	is($node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"),
+		0, 'smart: no other client session is open');
+	my $t0 = time;
+	$node->stop('smart');
+	my $took = time - $t0;
+	cmp_ok($took, '<', 10, sprintf('smart shutdown took %.2f s with a 60 s request in flight', $took));
+	ok(scalar(grep { $_->{seq} == $req->{seq} } unanswered()),
+		'smart: the remote had still not answered when the server was down');
+	$node->start;
+	check_outcome($job, 'smart');
+}
+
+# --- pg_cancel_backend() of the job worker mid-request ----------------------
+{
+	my ($job, $req) = job_with_request_in_flight();
+	my $pid = $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'gs_export job worker'");
+	my $t0 = time;
+	is($node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)"), 't',
+		"cancel: pg_cancel_backend($pid) signalled the job worker");
+	# Either the worker gives up the request and goes on (a new request or
+	# a state change), or it stops; it must not sit in the 60 s request.
+	my $what = wait_for('the worker to react to the cancel', sub {
+		my $r = $node->safe_psql('postgres', qq{
+			SELECT j.status || '|' || COALESCE(a.pid::text, 'gone') || '|' || COALESCE(a.query, '')
+			  FROM gestao_scouter_export_jobs j
+			  LEFT JOIN pg_stat_activity a ON a.backend_type = 'gs_export job worker'
+			 WHERE j.id = '$job'});
+		my ($st, $wpid) = split /\|/, $r;
+		return ($st ne 'running' || $wpid ne $pid || $remote->stats->{requests} > $req->{seq}) ? $r : undef;
+	}, 20);
+	my $react = time - $t0;
+	cmp_ok($react, '<', 10, sprintf('cancel: the worker reacted within %.2f s, not after the 60 s request', $react));
+	my $j = GsExportTest::job($node, $job);
+	diag("cancel: after pg_cancel_backend: status=$j->{status}, pause_reason="
+		  . ($j->{pause_reason} // 'NULL') . ", worker/activity: $what, leads recorded $j->{total_leads}");
+	ok($j->{status} =~ /^(running|paused|failed)$/,
+		"cancel: the job is not lost nor done early (status $j->{status})");
+	cmp_ok($j->{total_leads}, '<', $n, 'cancel: it had not finished');
+	is("$j->{exported_leads}/$j->{error_leads}", "$j->{total_leads}/0",
+		'cancel: counters consistent after the cancel');
+	if ($j->{status} ne 'running')
+	{
+		GsExportTest::wait_true($node,
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'gs_export job worker'", 30);
+		$node->safe_psql('postgres', "SELECT gs_export_resume('$job')");
+		ok(1, "cancel: the job was $j->{status}; resumed");
+	}
+	check_outcome($job, 'cancel');
+}
+
+$remote->stop;
+$node->stop;
+done_testing();
