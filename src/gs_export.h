@@ -158,7 +158,7 @@ typedef enum GsRemoteOutcome
 {
 	GS_REMOTE_OK,				/* 200/201 */
 	GS_REMOTE_RETRY,			/* may pass: retry with backoff */
-	GS_REMOTE_BAD_ROWS,			/* some row(s) refused: split */
+	GS_REMOTE_BAD_ROWS,			/* some row(s) refused, or too large: split */
 	GS_REMOTE_MISSING_COLUMN,	/* PGRST204: drop the column */
 	GS_REMOTE_FATAL				/* will not pass: job fails */
 } GsRemoteOutcome;

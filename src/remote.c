@@ -211,7 +211,7 @@ classify_http(GsRemoteResult *result)
 	else if (status == 401 || status == 403 || status == 404 || status == 540)
 		result->outcome = GS_REMOTE_FATAL;
 	else if ((status == 400 && strlen(code) == 5 && strncmp(code, "PGRST", 5) != 0) ||
-			 status == 409 ||
+			 status == 409 || status == 413 ||
 			 (status == 500 && strcmp(code, "21000") == 0))
 		result->outcome = GS_REMOTE_BAD_ROWS;
 	else if (status >= 500)
