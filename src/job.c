@@ -42,11 +42,15 @@
 
 /*
  * Start a transaction with a snapshot and an SPI connection, and say what
- * we are doing in pg_stat_activity.
+ * we are doing in pg_stat_activity.  Not nested.
  */
+/* The caller's memory context, which a commit would otherwise leave. */
+static MemoryContext xact_caller_cxt = NULL;
+
 void
 gs_begin_xact(const char *activity)
 {
+	xact_caller_cxt = CurrentMemoryContext;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -63,6 +67,8 @@ gs_end_xact(void)
 	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	/* A commit leaves us in TopMemoryContext: go back where we were. */
+	MemoryContextSwitchTo(xact_caller_cxt);
 }
 
 /*

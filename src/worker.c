@@ -260,11 +260,12 @@ run_job(const pg_uuid_t *job_id)
 		GsBatch    *batch;
 		GsLeadOutcome *outcomes;
 		TimestampTz started;
-		MemoryContext oldcxt;
 
 		CHECK_FOR_INTERRUPTS();
 		handle_reload();
 		MemoryContextReset(batch_cxt);
+		/* everything of one batch lives in batch_cxt, reset each time */
+		MemoryContextSwitchTo(batch_cxt);
 
 		batch = gs_source_next(src, batch_cxt);
 		if (batch->nleads == 0)
@@ -275,15 +276,10 @@ run_job(const pg_uuid_t *job_id)
 			return;
 		}
 
-		oldcxt = MemoryContextSwitchTo(batch_cxt);
 		outcomes = palloc0(sizeof(GsLeadOutcome) * batch->nleads);
 		started = GetCurrentTimestamp();
 		if (send_range(&job, src, batch, 0, batch->nleads, outcomes) == SEND_STOP)
-		{
-			MemoryContextSwitchTo(oldcxt);
 			return;
-		}
-		MemoryContextSwitchTo(oldcxt);
 
 		if (!gs_journal_record(&job, batch, outcomes,
 							   (int) ((GetCurrentTimestamp() - started) / 1000)))
