@@ -223,8 +223,12 @@ classify_http(GsRemoteResult *result)
 static void
 classify_curl(CURLcode rc, const char *errbuf, GsRemoteResult *result)
 {
-	result->error = psprintf("%s%s%s", curl_easy_strerror(rc),
-							 errbuf[0] ? ": " : "", errbuf);
+	long		os_errno = 0;
+
+	curl_easy_getinfo(curl_handle, CURLINFO_OS_ERRNO, &os_errno);
+	result->error = psprintf("%s%s%s%s%s", curl_easy_strerror(rc),
+							 errbuf[0] ? ": " : "", errbuf,
+							 os_errno ? " - " : "", os_errno ? strerror((int) os_errno) : "");
 	switch (rc)
 	{
 		case CURLE_UNSUPPORTED_PROTOCOL:

@@ -139,6 +139,20 @@ retry_delay_ms(int attempt, int retry_after_ms)
 }
 
 /*
+ * Is name one of the columns (a List of C strings)?
+ */
+static bool
+column_listed(List *columns, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, columns)
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+/*
  * Send leads [from, from + n) of the batch until each has an outcome.
  * Trouble that may pass is retried; a refusal caused by some rows splits
  * the range in two; a column the remote lacks is dropped for good.
@@ -159,16 +173,8 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 
 		CHECK_FOR_INTERRUPTS();
 		foreach(lc, gs_source_columns(src))
-		{
-			ListCell   *lc2;
-			bool		ignored = false;
-
-			foreach(lc2, job->ignored_fields)
-				if (strcmp(lfirst(lc), lfirst(lc2)) == 0)
-					ignored = true;
-			if (!ignored)
+			if (!column_listed(job->ignored_fields, lfirst(lc)))
 				columns = lappend(columns, lfirst(lc));
-		}
 		foreach(lc, job->ignored_fields)
 			gs_payload_drop_key(batch->objects + from, n, lfirst(lc));
 
@@ -200,7 +206,7 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 
 			case GS_REMOTE_MISSING_COLUMN:
 				if (strcmp(res.missing_column, "id") == 0 ||
-					list_member(columns, res.missing_column) == false)
+					!column_listed(columns, res.missing_column))
 				{
 					gs_job_fail(job, psprintf("the remote refused the batch: %s", res.error));
 					return SEND_STOP;

@@ -233,6 +233,52 @@ is(GsExportTest::wait_status($node, $job, 'completed|failed|paused', 60), 'compl
 	'remote back: the resumed job completed');
 is(GsExportTest::job($node, $job)->{pause_reason}, undef, 'remote back: pause_reason cleared');
 check_complete($job, 'remote down then back');
+
+# The budget is read again on a reload: a job retrying with a large budget
+# pauses soon after it is made small.
+fresh_remote();
+GsExportTest::set_gucs($node, 'gs_export.max_retries' => 1000, 'gs_export.retry_max_delay_ms' => 200);
+$remote->faults(fail_next => 100000, status => 503, retry_after => undef);
+$job = new_job();
+$deadline = time + 30;
+usleep(50_000) while time < $deadline && $remote->stats->{requests} < 4;
+cmp_ok($remote->stats->{requests}, '>=', 4, 'budget reload: the job keeps retrying the 503s');
+is(GsExportTest::job($node, $job)->{status}, 'running', 'budget reload: still running');
+GsExportTest::set_gucs($node, 'gs_export.max_retries' => 3);
+is(GsExportTest::wait_status($node, $job, 'paused|completed|failed', 30), 'paused',
+	'budget reload: paused once max_retries was lowered');
+GsExportTest::wait_no_worker($node);
+my $attempts = $remote->stats->{requests};
+like(GsExportTest::job($node, $job)->{pause_reason}, qr/HTTP 503.* after $attempts attempts/,
+	"budget reload: the reason gives the 503 and the $attempts attempts the remote saw");
+$remote->reset;
+$node->safe_psql('postgres', "SELECT gs_export_resume('$job')");
+is(GsExportTest::wait_status($node, $job, 'completed|failed|paused', 60), 'completed',
+	'budget reload: resumed, the job completed');
+check_complete($job, 'budget reload');
+
+# A pause while the worker waits to retry (a long Retry-After) is seen at
+# once, not when the wait ends, and no further attempt is made.
+fresh_remote();
+GsExportTest::set_gucs($node, 'gs_export.max_retries' => 1000, 'gs_export.retry_max_delay_ms' => 60000);
+$remote->faults(fail_next => 1000, status => 503, retry_after => '60');
+$job = new_job();
+$deadline = time + 30;
+usleep(50_000) while time < $deadline && $remote->stats->{requests} < 1;
+my $t0 = time;
+$node->safe_psql('postgres', "SELECT gs_export_pause('$job', 'pause while retrying')");
+GsExportTest::wait_no_worker($node, 30);
+my $took = time - $t0;
+cmp_ok($took, '<', 5, sprintf('pause while retrying: the worker left %.2f s after the pause, not after Retry-After: 60', $took));
+$j = GsExportTest::job($node, $job);
+is("$j->{status}/$j->{pause_reason}/$j->{total_leads}", 'paused/pause while retrying/0',
+	'pause while retrying: paused with the user\'s reason, nothing counted');
+is($remote->stats->{requests}, 1, 'pause while retrying: no further attempt');
+$remote->reset;
+$node->safe_psql('postgres', "SELECT gs_export_resume('$job')");
+is(GsExportTest::wait_status($node, $job, 'completed|failed|paused', 60), 'completed',
+	'pause while retrying: resumed, the job completed');
+check_complete($job, 'pause while retrying');
 GsExportTest::set_gucs($node, 'gs_export.max_retries' => undef, 'gs_export.retry_max_delay_ms' => undef);
 
 ###########################################################################
