@@ -116,7 +116,8 @@ extern bool gs_job_is_running(const GsJob *job);
 extern bool gs_job_next_pass(GsJob *job);
 extern void gs_job_complete(GsJob *job);
 extern void gs_job_fail(GsJob *job, const char *reason);
-extern void gs_job_fail_by_id(const pg_uuid_t *id, const char *message);
+extern void gs_job_stop_by_id(const pg_uuid_t *id, const char *message, bool pause);
+extern bool gs_job_extension_present(GsJob *job);
 extern void gs_job_pause(GsJob *job, const char *reason);
 extern void gs_job_remember_ignored(GsJob *job, const char *column);
 

@@ -136,6 +136,29 @@ job_set_failed(GsJob *job, const char *reason)
 }
 
 /*
+ * Mark the job paused (in the current transaction), if it is running.
+ */
+static void
+job_set_paused(GsJob *job, const char *reason)
+{
+	StringInfoData sql;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "UPDATE %s.gestao_scouter_export_jobs"
+					 "   SET status = 'paused', paused_at = pg_catalog.now(), pause_reason = $2,"
+					 "       updated_at = pg_catalog.now()"
+					 " WHERE id = $1 AND status = 'running'",
+					 job->schema);
+	values[0] = CStringGetTextDatum(reason);
+	job_exec(job, sql.data, 1, types, values, NULL, false);
+	ereport(LOG,
+			(errmsg("gs_export: job %s paused: %s", job->id_text, reason)));
+}
+
+/*
  * Claim the job for this worker and load what running it needs.  The claim
  * is a session advisory lock on the job id, so that a second worker for the
  * same job, however it came to be started, goes away at once.
@@ -333,6 +356,11 @@ gs_job_is_running(const GsJob *job)
 	bool		running = false;
 
 	gs_begin_xact("gs_export: checking job");
+	if (!gs_job_extension_present((GsJob *) job))
+	{
+		gs_end_xact();
+		return false;
+	}
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT status = 'running' FROM %s.gestao_scouter_export_jobs WHERE id = $1",
@@ -392,23 +420,9 @@ gs_job_fail(GsJob *job, const char *reason)
 void
 gs_job_pause(GsJob *job, const char *reason)
 {
-	StringInfoData sql;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
-
 	gs_begin_xact("gs_export: pausing job");
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "UPDATE %s.gestao_scouter_export_jobs"
-					 "   SET status = 'paused', paused_at = pg_catalog.now(), pause_reason = $2,"
-					 "       updated_at = pg_catalog.now()"
-					 " WHERE id = $1 AND status = 'running'",
-					 job->schema);
-	values[0] = CStringGetTextDatum(reason);
-	job_exec(job, sql.data, 1, types, values, NULL, false);
+	job_set_paused(job, reason);
 	gs_end_xact();
-	ereport(LOG,
-			(errmsg("gs_export: job %s paused: %s", job->id_text, reason)));
 }
 
 /*
@@ -444,24 +458,45 @@ gs_job_remember_ignored(GsJob *job, const char *column)
 }
 
 /*
- * Fail the job after an error the worker cannot get past, with only its id
- * at hand (the error may have come before the job was loaded).
+ * Stop the job after an error the worker cannot get past, with only its id
+ * at hand (the error may have come before the job was loaded): failed, or
+ * paused when an operator cancelled the worker (pg_cancel_backend).
  */
 void
-gs_job_fail_by_id(const pg_uuid_t *id, const char *message)
+gs_job_stop_by_id(const pg_uuid_t *id, const char *message, bool pause)
 {
 	GsJob		job;
 
 	memset(&job, 0, sizeof(job));
 	memcpy(&job.id, id, sizeof(pg_uuid_t));
+	job.id_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job.id)));
 	gs_begin_xact("gs_export: failing job");
 	job.schema = gs_extension_schema_quoted();
-	if (job.schema != NULL)
-	{
-		job.id_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job.id)));
+	if (job.schema != NULL && pause)
+		job_set_paused(&job, psprintf("cancelled: %s", message ? message : "unknown"));
+	else if (job.schema != NULL)
 		job_set_failed(&job, psprintf("error: %s", message ? message : "unknown"));
-	}
+	else
+		ereport(LOG,
+				(errmsg("gs_export: job %s stopped: %s", job.id_text, message),
+				 errdetail("The extension gs_export is no longer installed.")));
 	gs_end_xact();
+}
+
+/*
+ * Is the extension still there?  DROP EXTENSION keeps the tables that were
+ * there before it, so a worker must not go on writing into them.  Called
+ * inside a transaction.
+ */
+bool
+gs_job_extension_present(GsJob *job)
+{
+	if (gs_extension_lookup(NULL, NULL))
+		return true;
+	ereport(LOG,
+			(errmsg("gs_export: job %s: the extension was dropped; its worker stops",
+					job->id_text)));
+	return false;
 }
 
 /*

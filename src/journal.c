@@ -84,6 +84,11 @@ gs_journal_record(GsJob *job, GsBatch *batch, GsLeadOutcome *outcomes,
 	}
 
 	gs_begin_xact("gs_export: recording a batch");
+	if (!gs_job_extension_present(job))
+	{
+		gs_end_xact();
+		return false;
+	}
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,

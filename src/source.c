@@ -142,7 +142,8 @@ gs_source_columns(GsSource *src)
 /*
  * Read the next batch, after the job's cursor (the last lead recorded).  Everything the batch
  * needs later lives in batch_cxt (and in json-c objects released when it is
- * reset).  An empty batch means the range is done.
+ * reset).  An empty batch means the range is done; NULL that the
+ * extension was dropped.
  */
 GsBatch *
 gs_source_next(GsSource *src, MemoryContext batch_cxt)
@@ -159,6 +160,11 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt)
 	TupleDesc	tupdesc;
 
 	gs_begin_xact("gs_export: reading leads");
+	if (!gs_job_extension_present(job))
+	{
+		gs_end_xact();
+		return NULL;
+	}
 
 	values[0] = TimestampTzGetDatum(job->cursor_ts);
 	values[1] = Int64GetDatum(job->cursor_id);

@@ -274,6 +274,8 @@ run_job(const pg_uuid_t *job_id)
 		MemoryContextSwitchTo(batch_cxt);
 
 		batch = gs_source_next(src, batch_cxt);
+		if (batch == NULL)
+			return;				/* the extension was dropped */
 		if (batch->nleads == 0)
 		{
 			if (gs_job_next_pass(&job))
@@ -341,7 +343,8 @@ gs_export_worker_main(Datum main_arg)
 	/*
 	 * An error the job cannot get past (the owner may not read leads, a
 	 * table is gone, ...) fails the job with its message, instead of a
-	 * relaunch that would meet it again.
+	 * relaunch that would meet it again.  A cancel (pg_cancel_backend)
+	 * pauses it.
 	 */
 	PG_TRY();
 	{
@@ -355,7 +358,8 @@ gs_export_worker_main(Datum main_arg)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
-		gs_job_fail_by_id(&job_id, edata->message);
+		gs_job_stop_by_id(&job_id, edata->message,
+						  edata->sqlerrcode == ERRCODE_QUERY_CANCELED);
 	}
 	PG_END_TRY();
 

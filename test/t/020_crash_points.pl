@@ -68,6 +68,18 @@ sub unanswered
 	return grep { !defined $_->{duration_ms} } @{ $remote->requests };
 }
 
+# The request that took the one-shot delay (delay_next), while it waits:
+# once delay_next is used up, the worker (one request at a time) has that
+# request in flight.
+sub delayed_request_in_flight
+{
+	return wait_for('the delayed request in flight', sub {
+		return undef if $remote->control('GET', 'faults')->{delay_next} != 0;
+		my @u = unanswered();
+		return $u[-1];
+	});
+}
+
 # Wait until the stand-in has finished every request it got (a request
 # whose client went away is still processed, and committed, by the remote).
 sub wait_remote_idle
@@ -152,14 +164,13 @@ sub restart_immediate
 	GsExportTest::wait_true($node,
 		"SELECT exported_leads >= 50 FROM gestao_scouter_export_jobs WHERE id = '$job'");
 	$remote->faults(delay_next => 1, delay_ms => 3000);
-	my ($req) = wait_for('an unanswered request', sub { my @u = unanswered(); $u[0] });
-	GsExportTest::wait_true($node, "SELECT " . "count(*) = 1 FROM pg_stat_activity"
+	my $req = delayed_request_in_flight();
+	GsExportTest::wait_true($node, "SELECT count(*) = 1 FROM pg_stat_activity"
 		  . " WHERE backend_type = 'gs_export job worker' AND query = 'gs_export: sending a batch'"
 		  . " AND state = 'active'", 5);
 	my $before = GsExportTest::job($node, $job);
 	ok(scalar(unanswered()) == 1, "(a) request $req->{seq} still in flight when the server is stopped");
 	restart_immediate();
-	ok(1, "(a) immediate shutdown with request $req->{seq} in flight, restarted");
 	check_outcome($job, '(a) in flight');
 	# The request cut short carried the batch after the last recorded one:
 	# it was sent again after the restart, and counted once.
@@ -251,7 +262,7 @@ sub restart_immediate
 	GsExportTest::wait_true($node,
 		"SELECT exported_leads >= 50 FROM gestao_scouter_export_jobs WHERE id = '$job'");
 	$remote->faults(delay_next => 1, delay_ms => 3000);
-	my ($req) = wait_for('an unanswered request', sub { my @u = unanswered(); $u[0] });
+	my $req = delayed_request_in_flight();
 	my $pid = worker_pid();
 	like($pid, qr/^\d+$/, "(d) job worker pid $pid");
 	my $log_offset = -s $node->logfile;
@@ -263,6 +274,8 @@ sub restart_immediate
 	like($crashlog, qr/terminating any other active server processes|was terminated by signal 9/,
 		'(d) the postmaster saw the crash and reset the cluster');
 	ok(kill(0, $postmaster), '(d) the same postmaster is still up (crash recovery, not a stop)');
+	# connections are refused until crash recovery is over
+	ok($node->poll_query_until('postgres', 'SELECT true'), '(d) the cluster accepts connections again');
 	check_outcome($job, '(d) crash recovery');
 	my $newpid = $node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity"
 		  . " WHERE backend_type = 'gs_export launcher'");
