@@ -1,0 +1,700 @@
+#!/usr/bin/python3
+"""bench/bench.py -- the measurements of bench/run (which sets up the
+throwaway cluster and the stand-in, then calls this).  Standard library +
+psycopg2 only; run with /usr/bin/python3.
+
+What it measures, in this order, on the same N leads:
+  1. limit      the rows upserted straight into the remote database, no HTTP:
+                the JSON of 1000 leads at a time built locally
+                (json_agg of the mapped columns), then the stand-in's own
+                upsert SQL (stand_in.build_insert: PostgREST 12.2's
+                json_to_recordset + INSERT ... ON CONFLICT (id) DO UPDATE),
+                one transaction per batch, in the remote database;
+  1b. ceiling   the same batches POSTed to the stand-in, as gs_export sends
+                them, by a Python client on one keep-alive connection: what
+                the stand-in itself (Python) lets through;
+  2. unthrottled  a gs_export job over the whole range with
+                {"batch_size": 1000, "delay_ms": 0}; rate from the job row's
+                started_at/completed_at; the job worker's memory
+                (/proc/<pid>/status) sampled every 100 ms;
+  3. defaults   a gs_export job at its defaults (batch 100, delay 500 ms) on
+                the newest ~5000 leads, against the throttle's bound
+                (100 leads per 500 ms = 200 leads/s);
+  4. original   the original Edge Function's algorithm on the newest
+                ~1500 leads: day by day, 100 leads per batch, one
+                POST /rest/v1/fichas per lead (keep-alive), 500 ms between
+                batches;
+  5. empty      a job over 3650 days before the oldest lead: create to
+                completed.
+The remote's fichas is truncated before each of 1-4, so all are inserts.
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import sys
+import time
+import urllib.parse
+
+import psycopg2
+import psycopg2.extensions
+
+# The columns of leads that gs_export sends (src/source.c, fichas_columns:
+# every fichas column that leads also has, minus sync_source, which
+# gs_export sets itself), in leads' column order.
+MAPPED = [
+    "id", "name", "responsible", "age", "address", "scouter", "photo_url",
+    "date_modify", "raw", "updated_at", "bitrix_telemarketing_id",
+    "commercial_project_id", "responsible_user_id", "celular",
+    "telefone_trabalho", "telefone_casa", "etapa", "fonte", "criado",
+    "nome_modelo", "local_abordagem", "ficha_confirmada",
+    "data_criacao_ficha", "data_confirmacao_ficha", "presenca_confirmada",
+    "compareceu", "valor_ficha", "data_criacao_agendamento",
+    "horario_agendamento", "data_agendamento", "gerenciamento_funil",
+    "status_fluxo", "etapa_funil", "etapa_fluxo", "funil_fichas",
+    "status_tabulacao", "maxsystem_id_ficha", "gestao_scouter",
+    "op_telemarketing", "data_retorno_ligacao", "cadastro_existe_foto",
+]
+# What each object carries: the lead's columns, then the two gs_export sets.
+SELECT_OBJECT = ", ".join(MAPPED) + \
+    ", now() AS last_sync_at, 'tabuladormax'::text AS sync_source"
+
+LIMIT_BATCH = 1000
+UNTHROTTLED = {"batch_size": 1000, "delay_ms": 0}
+DEFAULTS_TARGET = 5000
+ORIGINAL_TARGET = 1500
+ORIGINAL_CAP = 2000
+ORIGINAL_BATCH = 100
+ORIGINAL_DELAY_S = 0.5
+POLL_S = 0.1
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def connect(dsn):
+    conn = psycopg2.connect(dsn, options="-c TimeZone=UTC")
+    conn.autocommit = True
+    return conn
+
+
+def one(conn, q, args=None):
+    with conn.cursor() as cur:
+        cur.execute(q, args)
+        return cur.fetchone()
+
+
+def rows(conn, q, args=None):
+    with conn.cursor() as cur:
+        cur.execute(q, args)
+        return cur.fetchall()
+
+
+def run_sql(conn, q, args=None):
+    with conn.cursor() as cur:
+        cur.execute(q, args)
+
+
+# ---------------------------------------------------------------------------
+# The stand-in: its control endpoint (on the main port, no key needed)
+# ---------------------------------------------------------------------------
+
+class StandIn:
+    def __init__(self, url, key):
+        u = urllib.parse.urlsplit(url)
+        self.host, self.port, self.key = u.hostname, u.port, key
+
+    def control(self, method, path):
+        c = http.client.HTTPConnection(self.host, self.port, timeout=60)
+        try:
+            c.request(method, "/_control/" + path, body=b"{}" if method == "POST" else None,
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            data = r.read()
+            if r.status != 200:
+                raise RuntimeError("stand-in %s %s: %d %s" % (method, path, r.status, data[:200]))
+            return json.loads(data)
+        finally:
+            c.close()
+
+    def reset(self):
+        self.control("POST", "reset")
+
+    def requests_summary(self):
+        """(requests, rows, time in the stand-in in s, statuses)."""
+        log_ = self.control("GET", "requests")
+        if isinstance(log_, dict):
+            log_ = log_.get("requests", [])
+        n = len(log_)
+        nrows = sum(e.get("n_rows") or 0 for e in log_)
+        dur = sum(e.get("duration_ms") or 0.0 for e in log_) / 1000.0
+        statuses = {}
+        for e in log_:
+            statuses[str(e.get("status"))] = statuses.get(str(e.get("status")), 0) + 1
+        return n, nrows, dur, statuses
+
+
+# ---------------------------------------------------------------------------
+# Leads
+# ---------------------------------------------------------------------------
+
+GENERATE = """
+INSERT INTO leads (id, name, responsible, age, address, scouter, photo_url,
+    date_modify, raw, updated_at, bitrix_telemarketing_id, commercial_project_id,
+    responsible_user_id, celular, telefone_trabalho, telefone_casa, etapa, fonte,
+    criado, nome_modelo, local_abordagem, ficha_confirmada, data_criacao_ficha,
+    data_confirmacao_ficha, presenca_confirmada, compareceu, valor_ficha,
+    data_criacao_agendamento, horario_agendamento, data_agendamento,
+    gerenciamento_funil, status_fluxo, etapa_funil, etapa_fluxo, funil_fichas,
+    status_tabulacao, maxsystem_id_ficha, gestao_scouter, op_telemarketing,
+    data_retorno_ligacao, cadastro_existe_foto, sync_source)
+SELECT 1000000 + g,
+       (ARRAY['Ana', 'Bruno', 'Carla', 'Diego', 'Élodie', 'João', 'Maria José', 'Zoë',
+              'Luíza', 'Thiago'])[1 + g % 10] || ' ' ||
+       (ARRAY['Silva', 'Souza', 'D''Ávila', 'Conceição', 'Nascimento', 'O"Neil',
+              'Back\\slash', 'Müller', 'Ng 🙂', 'Pereira'])[1 + (g / 10) % 10],
+       CASE WHEN r1 < 0.2 THEN NULL ELSE (ARRAY['Rafaela', 'Sérgio', 'Tânia'])[1 + g % 3] END,
+       CASE WHEN r2 < 0.05 THEN NULL ELSE 16 + (r2 * 50)::int END,
+       'Rua ' || (ARRAY['das Flores', 'São Bento', 'XV de Novembro', 'Augusta'])[1 + g % 4]
+           || ', ' || (1 + (r3 * 3000)::int) || repeat(' - apto ' || (g % 97), (g % 3))
+           || E'\\nSão Paulo/SP',
+       (ARRAY['Ana', 'Bruno', 'Carla', 'Diego', 'Eva'])[1 + (g / 7) % 5],
+       CASE WHEN r4 < 0.3 THEN NULL ELSE 'https://cdn.example.com/photos/' || md5(g::text) || '.jpg' END,
+       u - r5 * interval '30 days',
+       jsonb_build_object(
+           'bitrix_id', g,
+           'utm', jsonb_build_object('source', (ARRAY['google', 'meta', 'indicação', NULL])[1 + g % 4],
+                                     'score', round(r6::numeric, 3)),
+           'tags', to_jsonb((ARRAY['vip', 'novo', 'retorno', 'kids', 'teen'])[1:(g % 6)]),
+           'ok', r1 < 0.5, 'nada', NULL, 'n', r7 * 1e6,
+           'nota', repeat('observação ', (g % 5))),
+       u,
+       CASE WHEN r3 < 0.1 THEN NULL ELSE (r7 * 2000000000)::int END,
+       CASE WHEN r5 < 0.15 THEN NULL
+            ELSE ('0000000' || (1 + g % 5) || '-0000-4000-8000-00000000000' || (g % 5))::uuid END,
+       CASE WHEN r6 < 0.4 THEN NULL ELSE gen_random_uuid() END,
+       '+55 11 9' || lpad((r1 * 1e8)::bigint::text, 8, '0'),
+       CASE WHEN r2 < 0.6 THEN NULL ELSE '(11) 3' || lpad((r2 * 1e7)::bigint::text, 7, '0') END,
+       CASE WHEN r3 < 0.7 THEN NULL ELSE '(11) 2' || lpad((r3 * 1e7)::bigint::text, 7, '0') END,
+       (ARRAY['novo', 'agendado', 'confirmado', 'compareceu', 'perdido'])[1 + g % 5],
+       (ARRAY['Scouter - Fichas', 'Meta', 'Indicação', 'Recepção'])[1 + (g / 3) % 4],
+       u - r4 * interval '90 days',
+       CASE WHEN r5 < 0.5 THEN NULL ELSE 'Modelo ' || (g % 1000) END,
+       (ARRAY['Shopping Eldorado', 'Av. Paulista', 'Parque Ibirapuera', 'Online'])[1 + g % 4],
+       r6 < 0.5,
+       u - r7 * interval '60 days',
+       CASE WHEN r1 < 0.5 THEN NULL ELSE u - r2 * interval '10 days' END,
+       r3 < 0.3, r4 < 0.2,
+       CASE WHEN r5 < 0.1 THEN NULL WHEN r5 < 0.2 THEN 0.1
+            ELSE round((r6 * 99999)::numeric, 2) END,
+       u - r1 * interval '20 days',
+       lpad((9 + g % 10)::text, 2, '0') || ':' || lpad(((g % 4) * 15)::text, 2, '0'),
+       (u + (g % 60 - 30) * interval '1 day')::date,
+       (ARRAY['Agendamento', 'Confirmação', 'Retorno'])[1 + g % 3],
+       (ARRAY['ativo', 'pausado', 'finalizado'])[1 + (g / 5) % 3],
+       (ARRAY['topo', 'meio', 'fundo'])[1 + (g / 11) % 3],
+       (ARRAY['etapa 1', 'etapa 2', 'etapa 3', 'etapa 4'])[1 + g % 4],
+       (ARRAY['funil A', 'funil B'])[1 + g % 2],
+       CASE WHEN r2 < 0.3 THEN NULL ELSE (ARRAY['Atendeu', 'Não atendeu', 'Caixa postal'])[1 + g % 3] END,
+       'MX-' || g,
+       (ARRAY['Equipe Norte', 'Equipe Sul', NULL])[1 + g % 3],
+       (ARRAY['op01', 'op02', 'op03', 'op04', 'op05', 'op06'])[1 + g % 6],
+       CASE WHEN r6 < 0.7 THEN NULL ELSE u + r7 * interval '15 days' END,
+       r7 < 0.6,
+       'bitrix'
+  FROM (SELECT g, now() - random() * interval ':DAYS days' AS u,
+               random() AS r1, random() AS r2, random() AS r3, random() AS r4,
+               random() AS r5, random() AS r6, random() AS r7
+          FROM generate_series(1, :LEADS) g) s
+"""
+
+
+def generate(local, n, days):
+    t = time.monotonic()
+    run_sql(local, "SELECT setseed(0.42)")
+    run_sql(local, GENERATE.replace(":DAYS", str(int(days))).replace(":LEADS", str(int(n))))
+    t_ins = time.monotonic() - t
+    run_sql(local, "CREATE INDEX leads_updated_at_id ON leads (updated_at, id)")
+    run_sql(local, "VACUUM (ANALYZE) leads")
+    run_sql(local, "CHECKPOINT")
+    size = one(local, "SELECT pg_size_pretty(pg_total_relation_size('leads'))")[0]
+    log("   %d leads in %.1f s (INSERT %.1f s), leads with its indexes: %s"
+        % (n, time.monotonic() - t, t_ins, size))
+
+
+def day_of_nth_newest(local, n):
+    """The UTC day of the n-th newest lead (the oldest day if fewer)."""
+    r = one(local, """SELECT (updated_at AT TIME ZONE 'UTC')::date FROM leads
+                       WHERE updated_at IS NOT NULL
+                       ORDER BY updated_at DESC, id DESC OFFSET %s LIMIT 1""", (n - 1,))
+    if r is None:
+        r = one(local, "SELECT min((updated_at AT TIME ZONE 'UTC')::date) FROM leads")
+    return r[0]
+
+
+def count_days(local, start, end):
+    return one(local, """SELECT count(*) FROM leads
+                          WHERE updated_at >= %s::date::timestamptz
+                            AND updated_at < (%s::date + 1)::timestamptz""", (end, start))[0]
+
+
+def fresh_remote(remote, local):
+    run_sql(remote, "TRUNCATE fichas, fichas_sync_back")
+    run_sql(local, "CHECKPOINT")
+
+
+# ---------------------------------------------------------------------------
+# 1. The limit: no HTTP, the stand-in's SQL straight into the remote db
+# ---------------------------------------------------------------------------
+
+def read_batches(local):
+    """The leads newest first, LIMIT_BATCH at a time, by key: (JSON text of the
+    batch's objects, count), with the time spent reading."""
+    read = ("WITH b AS (SELECT " + SELECT_OBJECT + " FROM leads"
+            " WHERE (updated_at, id) < (%s::timestamptz, %s::bigint)"
+            " ORDER BY updated_at DESC, id DESC LIMIT " + str(LIMIT_BATCH) + ")"
+            " SELECT json_agg(b)::text, count(*),"
+            " (SELECT updated_at FROM b ORDER BY updated_at, id LIMIT 1),"
+            " (SELECT id FROM b ORDER BY updated_at, id LIMIT 1) FROM b")
+    cursor_ts, cursor_id = "infinity", 2 ** 63 - 1
+    with local.cursor() as lc:
+        while True:
+            lc.execute(read, (cursor_ts, cursor_id))
+            body, count, cursor_ts, cursor_id = lc.fetchone()
+            if count == 0:
+                return
+            yield body, count
+            if count < LIMIT_BATCH:
+                return
+
+
+def run_batches(local, remote, send, what, n_expected):
+    done = 0
+    t_send = 0.0
+    t0 = time.monotonic()
+    for body, count in read_batches(local):
+        a = time.monotonic()
+        send(body)
+        t_send += time.monotonic() - a
+        done += count
+    secs = time.monotonic() - t0
+    have = one(remote, "SELECT count(*) FROM fichas")[0]
+    if have != n_expected or done != n_expected:
+        raise RuntimeError("%s: %d sent, %d in fichas, %d expected"
+                           % (what, done, have, n_expected))
+    return {"leads": done, "secs": secs, "rate": done / secs,
+            "read_s": secs - t_send, "send_s": t_send}
+
+
+def run_limit(local, remote, stand_in_mod, n_expected):
+    cache = stand_in_mod.SchemaCache.load(remote, None)
+    keys = MAPPED + ["last_sync_at", "sync_source"]
+    cols = [(name,) + cache.columns[name] for name in sorted(keys)]
+    # As the stand-in does for gs_export's request: keys from `columns`,
+    # the body as one json parameter, resolution=merge-duplicates, no
+    # return body.
+    stmt, _ = stand_in_mod.build_insert(cols, b"[]", False, "merge-duplicates", ["id"],
+                                        False, False, [])
+    upsert = stmt.as_string(remote)
+    remote.autocommit = False
+    rc = remote.cursor()
+
+    def send(body):
+        rc.execute(upsert, (body,))
+        rc.fetchone()
+        remote.commit()
+
+    try:
+        return run_batches(local, remote, send, "limit run", n_expected)
+    finally:
+        rc.close()
+        remote.rollback()
+        remote.autocommit = True
+
+
+def run_stand_in_ceiling(local, remote, remote_url, key, n_expected):
+    """The same batches POSTed to the stand-in as gs_export sends them, from
+    a Python client on one keep-alive connection: what the stand-in itself
+    allows (HTTP, its Python request handling, its per-request SQL)."""
+    u = urllib.parse.urlsplit(remote_url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    path = "/rest/v1/fichas?on_conflict=id&columns=" + ",".join(
+        MAPPED + ["last_sync_at", "sync_source"])
+    headers = {"apikey": key, "Authorization": "Bearer " + key,
+               "Content-Type": "application/json",
+               "Prefer": "resolution=merge-duplicates,return=minimal",
+               "User-Agent": "bench/1.0"}
+
+    def send(body):
+        conn.request("POST", path, body=body.encode(), headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        if resp.status not in (200, 201):
+            raise RuntimeError("stand-in ceiling: HTTP %d %s" % (resp.status, data[:300]))
+
+    try:
+        return run_batches(local, remote, send, "stand-in ceiling run", n_expected)
+    finally:
+        conn.close()
+
+
+def checksum(conn):
+    return one(conn, "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY id))"
+                     " FROM (SELECT " + ", ".join(MAPPED) + " FROM %s) t"
+               % ("leads" if conn.info.dbname != "remote" else "fichas"))
+
+
+# ---------------------------------------------------------------------------
+# 2, 3, 5. gs_export jobs
+# ---------------------------------------------------------------------------
+
+def proc_status(pid):
+    out = {}
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                    out[k] = int(v.split()[0])  # kB
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return out
+
+
+def run_job(local, start, end, options, timeout_s, poll_s=POLL_S, sample_memory=False):
+    t0 = time.monotonic()
+    job = one(local, "SELECT gs_export_create(%s::date, %s::date, %s::jsonb)",
+              (start, end, json.dumps(options)))[0]
+    mem = {"samples": 0, "VmHWM": 0, "VmRSS": 0, "RssAnon": 0, "RssShmem": 0,
+           "last": None, "pid": None}
+    while True:
+        r = one(local, """SELECT status, total_leads, exported_leads, error_leads, pause_reason,
+                                 EXTRACT(epoch FROM completed_at - started_at)::float8,
+                                 EXTRACT(epoch FROM completed_at - created_at)::float8,
+                                 EXTRACT(epoch FROM started_at - created_at)::float8,
+                                 batch_size, delay_ms
+                            FROM gestao_scouter_export_jobs WHERE id = %s""", (job,))
+        status = r[0]
+        if sample_memory and status == "running":
+            if mem["pid"] is None:
+                p = one(local, """SELECT pid FROM pg_stat_activity
+                                   WHERE backend_type = 'gs_export job worker'""")
+                if p:
+                    mem["pid"] = p[0]
+            if mem["pid"] is not None:
+                s = proc_status(mem["pid"])
+                if s:
+                    mem["samples"] += 1
+                    mem["last"] = s
+                    for k in ("VmHWM", "VmRSS", "RssAnon", "RssShmem"):
+                        mem[k] = max(mem[k], s.get(k, 0))
+        if status in ("completed", "failed", "paused"):
+            break
+        if time.monotonic() - t0 > timeout_s:
+            raise RuntimeError("job %s still %s after %d s" % (job, status, timeout_s))
+        time.sleep(poll_s)
+    wall = time.monotonic() - t0
+    if status != "completed":
+        raise RuntimeError("job %s ended %s: %s" % (job, status, r[4]))
+    total, exported, errors = r[1], r[2], r[3]
+    secs = r[5]
+    return {"job": job, "leads": total, "exported": exported, "errors": errors,
+            "secs": secs, "rate": (total / secs) if secs else float("nan"),
+            "create_to_completed": r[6], "create_to_started": r[7], "wall": wall,
+            "batch_size": r[8], "delay_ms": r[9], "mem": mem}
+
+
+# ---------------------------------------------------------------------------
+# 4. The original Edge Function's algorithm
+# ---------------------------------------------------------------------------
+
+def run_original(local, remote_url, key, start, end, cap):
+    """Day by day, newest first; per day, batches of 100 leads (a query with
+    LIMIT/OFFSET, as supabase-js .range() does), one POST /rest/v1/fichas per
+    lead with one object (upsert), 500 ms between batches.  One keep-alive
+    connection, as a Deno fetch reuses connections.  No bookkeeping
+    (sync_events, job row) on the local side: that favours the original."""
+    u = urllib.parse.urlsplit(remote_url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    headers = {"apikey": key, "Authorization": "Bearer " + key,
+               "Content-Type": "application/json",
+               "Prefer": "resolution=merge-duplicates,return=minimal",
+               "User-Agent": "bench-original/1.0"}
+    read = ("SELECT row_to_json(b)::text FROM (SELECT " + SELECT_OBJECT + " FROM leads"
+            " WHERE updated_at >= %s::date::timestamptz"
+            "   AND updated_at < (%s::date + 1)::timestamptz"
+            " ORDER BY updated_at DESC, id DESC LIMIT %s OFFSET %s) b")
+    done = 0
+    requests = 0
+    t_http = 0.0
+    pause = False
+    t0 = time.monotonic()
+    day = start
+    while day >= end and done < cap:
+        offset = 0
+        while done < cap:
+            batch = [r[0] for r in rows(local, read, (day, day, ORIGINAL_BATCH, offset))]
+            if not batch:
+                break
+            if pause:
+                time.sleep(ORIGINAL_DELAY_S)
+            batch = batch[:cap - done]
+            a = time.monotonic()
+            for obj in batch:
+                conn.request("POST", "/rest/v1/fichas?on_conflict=id", body=obj.encode(),
+                             headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                requests += 1
+                if resp.status not in (200, 201):
+                    raise RuntimeError("original: HTTP %d %s" % (resp.status, data[:300]))
+            t_http += time.monotonic() - a
+            done += len(batch)
+            pause = True
+            offset += ORIGINAL_BATCH
+            if len(batch) < ORIGINAL_BATCH:
+                break
+        day -= datetime.timedelta(days=1)
+    secs = time.monotonic() - t0
+    conn.close()
+    return {"leads": done, "secs": secs, "rate": done / secs, "requests": requests,
+            "http_s": t_http}
+
+
+# ---------------------------------------------------------------------------
+
+def machine(local):
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = "%.1f GiB" % (int(line.split()[1]) / 1024.0 / 1024.0)
+                    break
+    except OSError:
+        pass
+    pg = one(local, "SELECT version()")[0]
+    settings = dict(rows(local, """SELECT name, current_setting(name) FROM pg_settings
+                                    WHERE name IN ('shared_buffers', 'max_wal_size',
+                                                   'synchronous_commit', 'fsync',
+                                                   'wal_level')"""))
+    return {"nproc": os.cpu_count(), "cpu": cpu, "mem": mem, "pg": pg,
+            "kernel": platform.release(), "settings": settings}
+
+
+def fmt_rate(x):
+    return "%10.0f" % x
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--leads", type=int, default=100000)
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--local-dsn", required=True)
+    p.add_argument("--remote-dsn", required=True)
+    p.add_argument("--remote-url", required=True)
+    p.add_argument("--api-key", required=True)
+    p.add_argument("--stand-in", required=True, help="path of test/remote/stand_in.py")
+    p.add_argument("--profile", action="store_true",
+                   help="pg_stat_statements is preloaded: print the top statements"
+                        " of the unthrottled job")
+    a = p.parse_args()
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(a.stand_in)))
+    import stand_in as stand_in_mod  # noqa: E402  (its SQL builder)
+
+    local = connect(a.local_dsn)
+    remote = connect(a.remote_dsn)
+    si = StandIn(a.remote_url, a.api_key)
+    t_start = time.monotonic()
+    with open("/proc/loadavg") as f:
+        load_before = " ".join(f.read().split()[:3])
+
+    log("== %d leads over %d days (one INSERT ... SELECT generate_series)" % (a.leads, a.days))
+    generate(local, a.leads, a.days)
+    newest, oldest, n = one(local, """SELECT max((updated_at AT TIME ZONE 'UTC')::date),
+                                             min((updated_at AT TIME ZONE 'UTC')::date),
+                                             count(*) FROM leads WHERE updated_at IS NOT NULL""")
+    log("   days %s .. %s (UTC)" % (oldest, newest))
+
+    log("== 1. limit: the stand-in's upsert SQL straight into the remote db, batches of %d"
+        % LIMIT_BATCH)
+    fresh_remote(remote, local)
+    lim = run_limit(local, remote, stand_in_mod, n)
+    log("   %d leads in %.2f s: %.0f leads/s (reading+JSON locally %.2f s, upserting %.2f s)"
+        % (lim["leads"], lim["secs"], lim["rate"], lim["read_s"], lim["send_s"]))
+
+    log("== 1b. stand-in ceiling: the same batches POSTed to the stand-in by a Python client")
+    fresh_remote(remote, local)
+    si.reset()
+    cei = run_stand_in_ceiling(local, remote, a.remote_url, a.api_key, n)
+    sreq, srows, sdur, sstat = si.requests_summary()
+    cei["stand_in_s"] = sdur
+    log("   %d leads in %.2f s: %.0f leads/s (reading+JSON locally %.2f s, HTTP %.2f s,"
+        " of which inside the stand-in %.2f s)"
+        % (cei["leads"], cei["secs"], cei["rate"], cei["read_s"], cei["send_s"], sdur))
+
+    log("== 2. gs_export unthrottled: gs_export_create('%s', '%s', '%s')"
+        % (newest, oldest, json.dumps(UNTHROTTLED)))
+    fresh_remote(remote, local)
+    si.reset()
+    if a.profile:
+        run_sql(local, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        run_sql(local, "SELECT pg_stat_statements_reset()")
+    unt = run_job(local, newest, oldest, UNTHROTTLED, timeout_s=max(900, n / 20),
+                  sample_memory=True)
+    sreq, srows, sdur, sstat = si.requests_summary()
+    have = one(remote, "SELECT count(*) FROM fichas")[0]
+    if unt["leads"] != n or unt["errors"] != 0 or have != n:
+        raise RuntimeError("unthrottled run: %d leads, %d errors, %d in fichas, %d expected"
+                           % (unt["leads"], unt["errors"], have, n))
+    log("   %d leads in %.2f s: %.0f leads/s; %d requests, %.2f s of them inside the stand-in;"
+        " worker VmHWM %d kB, peak RssAnon %d kB (%d samples)"
+        % (unt["leads"], unt["secs"], unt["rate"], sreq, sdur, unt["mem"]["VmHWM"],
+           unt["mem"]["RssAnon"], unt["mem"]["samples"]))
+    unt["stand_in_s"] = sdur
+    unt["requests"] = sreq
+    # Each batch's round trip (building the body, the HTTP exchange) is its
+    # leads' sync_duration_ms; its journal transaction gives them one
+    # created_at.
+    unt["round_trips_s"] = one(local, """SELECT COALESCE(sum(d), 0) / 1000.0 FROM (
+                                            SELECT DISTINCT created_at, sync_duration_ms AS d
+                                              FROM sync_events WHERE job_id = %s) b""",
+                               (unt["job"],))[0]
+    if a.profile:
+        top = rows(local, """SELECT d.datname, s.calls, round(s.total_exec_time::numeric / 1000, 2),
+                                    round(s.total_exec_time::numeric / s.calls, 3),
+                                    regexp_replace(s.query, '\\s+', ' ', 'g')
+                               FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+                              ORDER BY s.total_exec_time DESC LIMIT 10""")
+        log("   pg_stat_statements, during the unthrottled job (db, calls, total s, ms/call, query):")
+        for db, calls, tot, per, q in top:
+            log("     %-8s %6d %8s s %9s ms  %s" % (db, calls, tot, per, q[:150]))
+    src_sum, dst_sum = checksum(local), checksum(remote)
+    if src_sum != dst_sum:
+        raise RuntimeError("unthrottled run: the remote differs from the source: %r vs %r"
+                           % (src_sum, dst_sum))
+    log("   the remote equals the source (%d rows, md5 %s)" % dst_sum)
+
+    end_d = day_of_nth_newest(local, DEFAULTS_TARGET)
+    n_d = count_days(local, newest, end_d)
+    log("== 3. gs_export at its defaults on %d leads: gs_export_create('%s', '%s', '{}')"
+        % (n_d, newest, end_d))
+    fresh_remote(remote, local)
+    si.reset()
+    dft = run_job(local, newest, end_d, {}, timeout_s=max(600, n_d / 20))
+    bound = 1000.0 * dft["batch_size"] / dft["delay_ms"]
+    log("   %d leads in %.2f s: %.1f leads/s = %.3f of the bound %.0f leads/s"
+        " (batch %d, delay %d ms)"
+        % (dft["leads"], dft["secs"], dft["rate"], dft["rate"] / bound, bound,
+           dft["batch_size"], dft["delay_ms"]))
+
+    end_o = day_of_nth_newest(local, ORIGINAL_TARGET)
+    n_o = min(count_days(local, newest, end_o), ORIGINAL_CAP)
+    log("== 4. the original algorithm on %d leads (%s .. %s): one request per lead,"
+        " %d per batch, %d ms between batches"
+        % (n_o, newest, end_o, ORIGINAL_BATCH, ORIGINAL_DELAY_S * 1000))
+    fresh_remote(remote, local)
+    si.reset()
+    orig = run_original(local, a.remote_url, a.api_key, newest, end_o, ORIGINAL_CAP)
+    sreq, srows, sdur, sstat = si.requests_summary()
+    have = one(remote, "SELECT count(*) FROM fichas")[0]
+    if have != orig["leads"]:
+        raise RuntimeError("original run: %d sent, %d in fichas" % (orig["leads"], have))
+    log("   %d leads in %.2f s: %.1f leads/s; %d requests (%.2f ms each on average,"
+        " %.2f ms inside the stand-in)"
+        % (orig["leads"], orig["secs"], orig["rate"], orig["requests"],
+           1000.0 * orig["http_s"] / max(orig["requests"], 1),
+           1000.0 * sdur / max(sreq, 1)))
+
+    e_start = oldest - datetime.timedelta(days=1)
+    e_end = oldest - datetime.timedelta(days=3650)
+    log("== 5. an empty range: gs_export_create('%s', '%s', '{}'), 3650 days, no leads"
+        % (e_start, e_end))
+    emp = run_job(local, e_start, e_end, {}, timeout_s=600, poll_s=0.01)
+    if emp["leads"] != 0:
+        raise RuntimeError("empty range: %d leads" % emp["leads"])
+    log("   created to completed %.3f s (created to started %.3f s, started to completed"
+        " %.3f s); observed by polling: %.3f s"
+        % (emp["create_to_completed"], emp["create_to_started"], emp["secs"], emp["wall"]))
+
+    m = machine(local)
+    total_s = time.monotonic() - t_start
+    lines = []
+    w = lines.append
+    w("")
+    w("================================ gs_export benchmark ================================")
+    w("machine     %s cores, %s, %s RAM, Linux %s" % (m["nproc"], m["cpu"], m["mem"], m["kernel"]))
+    w("PostgreSQL  %s" % m["pg"])
+    w("cluster     shared_buffers=%s max_wal_size=%s (set); synchronous_commit=%s fsync=%s"
+      " wal_level=%s (defaults)"
+      % (m["settings"].get("shared_buffers"), m["settings"].get("max_wal_size"),
+         m["settings"].get("synchronous_commit"), m["settings"].get("fsync"),
+         m["settings"].get("wal_level")))
+    w("            local db and remote db in that one cluster; stand-in: Python, pool 32")
+    w("load        load average before the benchmark: %s (other work on the machine"
+      " skews the figures)" % load_before)
+    w("data        N = %d leads over D = %d days (%s .. %s)" % (n, a.days, oldest, newest))
+    w("")
+    w("%-44s %9s %9s %11s" % ("run", "leads", "seconds", "leads/s"))
+    w("%-44s %9s %9s %11s" % ("-" * 44, "-" * 9, "-" * 9, "-" * 11))
+    w("%-44s %9d %9.2f %11.0f" % ("limit: upsert SQL into remote db, no HTTP",
+                                   lim["leads"], lim["secs"], lim["rate"]))
+    w("%-44s %9d %9.2f %11.0f" % ("ceiling: same batches POSTed by Python",
+                                   cei["leads"], cei["secs"], cei["rate"]))
+    w("%-44s %9d %9.2f %11.0f" % ("gs_export batch 1000, delay 0",
+                                   unt["leads"], unt["secs"], unt["rate"]))
+    w("%-44s %9d %9.2f %11.1f" % ("gs_export defaults (batch 100, delay 500 ms)",
+                                   dft["leads"], dft["secs"], dft["rate"]))
+    w("%-44s %9d %9.2f %11.1f" % ("original: 1 request/lead, 100/batch, 500 ms",
+                                   orig["leads"], orig["secs"], orig["rate"]))
+    w("")
+    w("gs_export unthrottled / limit             %6.2f" % (unt["rate"] / lim["rate"]))
+    w("gs_export unthrottled / stand-in ceiling  %6.2f" % (unt["rate"] / cei["rate"]))
+    w("gs_export unthrottled / original          %6.1f x" % (unt["rate"] / orig["rate"]))
+    w("gs_export defaults / original             %6.2f x  (same pacing: 100 leads per 500 ms)"
+      % (dft["rate"] / orig["rate"]))
+    w("gs_export defaults / throttle bound       %6.3f    (bound %.0f leads/s = batch %d / %d ms)"
+      % (dft["rate"] / bound, bound, dft["batch_size"], dft["delay_ms"]))
+    w("unthrottled, where the %.2f s went: %d round trips %.2f s (of which inside the"
+      " stand-in %.2f s, so worker-side body+HTTP %.2f s); between round trips (read,"
+      " JSON objects, journal) %.2f s"
+      % (unt["secs"], unt["requests"], unt["round_trips_s"], unt["stand_in_s"],
+         float(unt["round_trips_s"]) - unt["stand_in_s"],
+         unt["secs"] - float(unt["round_trips_s"])))
+    w("limit: reading+JSON locally %.2f s, upsert %.2f s; ceiling: inside the stand-in %.2f s"
+      % (lim["read_s"], lim["send_s"], cei["stand_in_s"]))
+    w("unthrottled: create to started %.3f s; create to completed %.2f s"
+      % (unt["create_to_started"], unt["create_to_completed"]))
+    mm = unt["mem"]
+    w("job worker memory (unthrottled, %d samples every 100 ms, pid %s):"
+      % (mm["samples"], mm["pid"]))
+    last = mm["last"] or {}
+    w("    VmHWM %d kB (%.0f MB)   VmRSS peak %d kB, last sample %d kB"
+      % (max(mm["VmHWM"], mm["VmRSS"]), max(mm["VmHWM"], mm["VmRSS"]) / 1024.0,
+         mm["VmRSS"], last.get("VmRSS", 0)))
+    w("    of which private (RssAnon) peak %d kB, shared (RssShmem) peak %d kB"
+      % (mm["RssAnon"], mm["RssShmem"]))
+    w("empty range (3650 days, no leads): created to completed %.3f s"
+      % emp["create_to_completed"])
+    w("whole benchmark (after cluster setup): %.0f s" % total_s)
+    w("=====================================================================================")
+    log("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
