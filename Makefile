@@ -23,3 +23,6 @@ SHLIB_LINK = $(shell pkg-config --libs json-c) $(shell curl-config --libs)
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every object depends on the shared header (PGXS tracks no headers).
+$(OBJS): src/gs_export.h

@@ -144,34 +144,6 @@ BEGIN
             NOT VALID;
     END IF;
 
-    /*
-     * The config holds keys: only admins (and the owner, and superusers)
-     * may read or write it, whatever was granted before.
-     */
-    FOR t IN SELECT DISTINCT g.grantee FROM information_schema.role_table_grants g
-              WHERE g.table_schema = '@extschema@' AND g.table_name = 'gestao_scouter_config'
-                AND g.grantee NOT IN ('gs_export_admin', 'PUBLIC')
-                AND g.grantee IS DISTINCT FROM (SELECT r.rolname FROM pg_catalog.pg_class c
-                                                  JOIN pg_catalog.pg_roles r ON r.oid = c.relowner
-                                                 WHERE c.oid = '@extschema@.gestao_scouter_config'::regclass) LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON @extschema@.gestao_scouter_config FROM %I', t);
-    END LOOP;
-
-    /*
-     * sync_events: users see the events of the jobs they see.  Row level
-     * security is switched on only on a table gs_export created; on
-     * TabuladorMax's own table, its owner decides.
-     */
-    IF 'sync_events' = ANY (created) THEN
-        ALTER TABLE @extschema@.sync_events ENABLE ROW LEVEL SECURITY;
-        CREATE POLICY gs_export_sync_events_visible ON @extschema@.sync_events
-            FOR SELECT TO gs_export_user, gs_export_admin
-            USING (job_id IS NOT NULL
-                   AND EXISTS (SELECT 1 FROM @extschema@.gestao_scouter_export_jobs j
-                               WHERE j.id = job_id));
-        GRANT SELECT ON @extschema@.sync_events TO gs_export_user, gs_export_admin;
-    END IF;
-
     FOREACH t IN ARRAY created LOOP
         PERFORM pg_catalog.pg_extension_config_dump(('@extschema@.' || pg_catalog.quote_ident(t))::regclass, '');
     END LOOP;
@@ -179,71 +151,192 @@ END
 $tables$;
 
 /*
- * Privileges on the tables.  The API functions do the writing; users read
- * their jobs and errors, admins also manage the config.
- */
-REVOKE ALL ON @extschema@.gestao_scouter_config FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.gestao_scouter_config TO gs_export_admin;
-GRANT SELECT ON @extschema@.gestao_scouter_export_jobs TO gs_export_user, gs_export_admin;
-GRANT SELECT ON @extschema@.gestao_scouter_export_errors TO gs_export_user, gs_export_admin;
-GRANT USAGE ON SCHEMA @extschema@ TO gs_export_user, gs_export_admin;
-
-/*
  * Who is asking, under Supabase: the auth.uid() user, and whether the app
- * calls them an admin (has_role(uid, 'admin')), where those functions
- * exist.  Called by the API functions as the caller, never as the
- * extension's owner, so that nothing the caller's database defines runs
- * with more privileges than the caller has.
+ * calls them an admin (has_role(uid, 'admin')), where those functions exist
+ * and the caller may use them.  Called as the caller (by the API functions,
+ * and by the row level security below), never as the extension's owner, so
+ * that nothing the caller's database defines runs with more privileges than
+ * the caller has.  It tells callers only about themselves: anyone may call
+ * it.
  */
 CREATE FUNCTION @extschema@._gs_export_whoami(OUT uid uuid, OUT is_app_admin boolean)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    f regprocedure;
 BEGIN
     is_app_admin := false;
-    IF pg_catalog.to_regprocedure('auth.uid()') IS NULL THEN
+    -- looking a function up in a schema one may not use is an error
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'auth')
+       OR NOT pg_catalog.has_schema_privilege('auth', 'USAGE') THEN
+        RETURN;
+    END IF;
+    f := pg_catalog.to_regprocedure('auth.uid()');
+    IF f IS NULL OR NOT pg_catalog.has_function_privilege(f, 'EXECUTE') THEN
         RETURN;
     END IF;
     EXECUTE 'SELECT auth.uid()' INTO uid;
-    IF uid IS NOT NULL AND pg_catalog.to_regprocedure('public.has_role(uuid,text)') IS NOT NULL THEN
+    IF uid IS NULL OR NOT pg_catalog.has_schema_privilege('public', 'USAGE') THEN
+        RETURN;
+    END IF;
+    f := pg_catalog.to_regprocedure('public.has_role(uuid,text)');
+    IF f IS NOT NULL AND pg_catalog.has_function_privilege(f, 'EXECUTE') THEN
         EXECUTE 'SELECT public.has_role($1, $2)' INTO is_app_admin USING uid, 'admin';
         is_app_admin := COALESCE(is_app_admin, false);
     END IF;
 END;
 $$;
--- It tells callers only about themselves: anyone may call it.
-GRANT EXECUTE ON FUNCTION @extschema@._gs_export_whoami() TO PUBLIC;
 
 /*
- * Row level security: a job, and its errors, are visible to its owner, to
- * members of gs_export_admin, and to superusers (who bypass RLS).  The
- * owner is the Supabase user (created_by) when the job has one and the
- * request carries one (the JWT's "sub", as Supabase's auth.uid() reads it),
- * else the role that created it.  The expression uses only pg_catalog, so
- * that DROP EXTENSION is not held up by policies on tables that were there
- * before the extension (and that it leaves in place).
+ * Functions that outlive the extension.  Row level security policies and a
+ * trigger are put on gs_export's tables, which may be TabuladorMax's own
+ * tables from before the extension; DROP EXTENSION leaves those tables, and
+ * with them these policies, the trigger and the functions they call (made
+ * no members of the extension below).  Creating the extension again
+ * replaces them.
+ */
+DROP FUNCTION IF EXISTS @extschema@.gs_export_job_visible(name, uuid) CASCADE;
+DROP FUNCTION IF EXISTS @extschema@.gs_export_job_id_visible(uuid) CASCADE;
+DROP FUNCTION IF EXISTS @extschema@.gs_export_config_guard() CASCADE;
+
+/*
+ * May the current user see a job of this owner?  Members of
+ * gs_export_admin, and app admins (has_role), see every job; a user sees
+ * the jobs its role created and, under Supabase, only those its auth.uid()
+ * created.  Superusers bypass row level security altogether.
+ */
+CREATE FUNCTION @extschema@.gs_export_job_visible(p_owner_role name, p_created_by uuid)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    who record;
+BEGIN
+    IF pg_catalog.pg_has_role(CURRENT_USER, 'gs_export_admin', 'MEMBER') THEN
+        RETURN true;
+    END IF;
+    IF NOT pg_catalog.pg_has_role(CURRENT_USER, 'gs_export_user', 'MEMBER') THEN
+        RETURN false;
+    END IF;
+    IF pg_catalog.to_regprocedure('@extschema@._gs_export_whoami()') IS NULL THEN
+        RETURN COALESCE(p_created_by IS NULL AND p_owner_role = CURRENT_USER, false);
+    END IF;
+    SELECT * INTO who FROM @extschema@._gs_export_whoami();
+    IF who.is_app_admin THEN
+        RETURN true;
+    END IF;
+    RETURN COALESCE(p_owner_role = CURRENT_USER
+                    AND (p_created_by IS NULL OR p_created_by = who.uid), false);
+END;
+$$;
+
+/*
+ * May the current user see the job with this id?  For the rows of the
+ * errors and sync_events tables: those of a job one may see.  Harmless when
+ * the jobs table is gone (after DROP EXTENSION) or not readable.
+ */
+CREATE FUNCTION @extschema@.gs_export_job_id_visible(p_job_id uuid)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    jobs regclass := pg_catalog.to_regclass('@extschema@.gestao_scouter_export_jobs');
+    seen boolean;
+BEGIN
+    IF jobs IS NULL OR NOT pg_catalog.has_table_privilege(jobs, 'SELECT') THEN
+        RETURN false;
+    END IF;
+    -- the jobs table's own row level security decides
+    EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s WHERE id = $1)', jobs)
+       INTO seen USING p_job_id;
+    RETURN seen;
+END;
+$$;
+
+/*
+ * The config row: a clean error for a bad project_url or key, raised before
+ * any constraint would quote the whole row (and with it the key) in its
+ * DETAIL.  project_url: http or https, a host, an optional port, nothing
+ * more.  Keys: no control characters (they would end up in HTTP headers).
+ */
+CREATE FUNCTION @extschema@.gs_export_config_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.project_url IS NULL THEN
+        RAISE EXCEPTION 'project_url must not be null'
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF NEW.project_url !~ '^https?://([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?$' THEN
+        RAISE EXCEPTION 'project_url must be an http or https URL with a host and nothing after it'
+            USING ERRCODE = 'check_violation',
+                  HINT = 'For example https://xxxx.supabase.co (gs_export adds /rest/v1/fichas).';
+    END IF;
+    IF NEW.anon_key IS NULL THEN
+        RAISE EXCEPTION 'anon_key must not be null'
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF NEW.anon_key ~ '[[:cntrl:]]' OR NEW.service_role_key_encrypted ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'keys must not contain control characters'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_job_visible(name, uuid);
+ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_job_id_visible(uuid);
+ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_config_guard();
+
+DROP TRIGGER IF EXISTS gs_export_config_guard ON @extschema@.gestao_scouter_config;
+CREATE TRIGGER gs_export_config_guard
+    BEFORE INSERT OR UPDATE ON @extschema@.gestao_scouter_config
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.gs_export_config_guard();
+
+/*
+ * Row level security.  Jobs: their owner, admins, superusers.  Errors and
+ * the export's sync_events: those of the jobs one may see.  sync_events is
+ * often TabuladorMax's own table, which the app reads: when gs_export
+ * created it, it has row level security of gs_export's; when it was there
+ * and has row level security on, a restrictive policy hides the export's
+ * rows of jobs one may not see and leaves the other rows to the app's own
+ * policies.
  */
 ALTER TABLE @extschema@.gestao_scouter_export_jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.gestao_scouter_export_errors ENABLE ROW LEVEL SECURITY;
--- A table that was there before keeps its policy after DROP EXTENSION:
--- replace it when the extension is created again.
 DROP POLICY IF EXISTS gs_export_jobs_visible ON @extschema@.gestao_scouter_export_jobs;
 DROP POLICY IF EXISTS gs_export_errors_visible ON @extschema@.gestao_scouter_export_errors;
+DROP POLICY IF EXISTS gs_export_sync_events_visible ON @extschema@.sync_events;
 CREATE POLICY gs_export_jobs_visible ON @extschema@.gestao_scouter_export_jobs
-    FOR SELECT TO gs_export_user, gs_export_admin
-    USING (pg_catalog.pg_has_role('gs_export_admin', 'MEMBER')
-           OR CASE WHEN created_by IS NOT NULL
-                        AND COALESCE(NULLIF(pg_catalog.current_setting('request.jwt.claim.sub', true), ''),
-                                     NULLIF(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-                            IS NOT NULL
-                   THEN created_by::text = COALESCE(NULLIF(pg_catalog.current_setting('request.jwt.claim.sub', true), ''),
-                                                    NULLIF(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-                   ELSE owner_role = CURRENT_USER
-              END);
+    FOR SELECT TO PUBLIC
+    USING (@extschema@.gs_export_job_visible(owner_role, created_by));
 CREATE POLICY gs_export_errors_visible ON @extschema@.gestao_scouter_export_errors
-    FOR SELECT TO gs_export_user, gs_export_admin
-    USING (EXISTS (SELECT 1 FROM @extschema@.gestao_scouter_export_jobs j
-                   WHERE j.id = job_id));
+    FOR SELECT TO PUBLIC
+    USING (@extschema@.gs_export_job_id_visible(job_id));
+DO $sync_events$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend
+               WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                 AND objid = '@extschema@.sync_events'::pg_catalog.regclass
+                 AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                 AND deptype = 'e') THEN
+        ALTER TABLE @extschema@.sync_events ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY gs_export_sync_events_visible ON @extschema@.sync_events
+            FOR SELECT TO PUBLIC
+            USING (job_id IS NOT NULL AND @extschema@.gs_export_job_id_visible(job_id));
+    ELSIF (SELECT relrowsecurity FROM pg_catalog.pg_class
+           WHERE oid = '@extschema@.sync_events'::pg_catalog.regclass) THEN
+        CREATE POLICY gs_export_sync_events_visible ON @extschema@.sync_events
+            AS RESTRICTIVE FOR SELECT TO PUBLIC
+            USING (job_id IS NULL OR @extschema@.gs_export_job_id_visible(job_id));
+    END IF;
+END
+$sync_events$;
 
 /*
  * Internal: may this caller see and steer this job?  Owner (the Supabase
@@ -261,11 +354,9 @@ BEGIN
        OR p_app_admin THEN
         RETURN true;
     END IF;
-    IF p_created_by IS NOT NULL AND p_uid IS NOT NULL THEN
-        RETURN p_created_by = p_uid;
-    END IF;
-    RETURN p_owner_role IS NOT NULL
-       AND p_owner_role = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = p_caller);
+    -- the owner: its role, and under Supabase its user too
+    RETURN COALESCE(p_owner_role = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = p_caller)
+                    AND (p_created_by IS NULL OR p_created_by = p_uid), false);
 END;
 $$;
 
@@ -436,6 +527,18 @@ BEGIN
                   HINT = 'Swap the two dates.';
     END IF;
     resolved := @extschema@._gs_export_resolve_options(p_options);
+    -- the days must be instants PostgreSQL can count in (years 4713 BC to 294276 AD)
+    BEGIN
+        PERFORM ((p_start_date + 1)::timestamp AT TIME ZONE (resolved ->> 'time_zone')),
+                (p_end_date::timestamp AT TIME ZONE (resolved ->> 'time_zone'));
+    EXCEPTION WHEN datetime_field_overflow THEN
+        RAISE EXCEPTION 'start_date or end_date is out of range'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('The days from %s down to %s are not all timestamps in time zone %s.',
+                                             p_start_date, COALESCE(p_end_date::text, 'the oldest lead'),
+                                             resolved ->> 'time_zone'),
+                  HINT = 'Use dates between 4713 BC and 294276 AD.';
+    END;
 
     IF pg_catalog.to_regclass('@extschema@.leads') IS NULL THEN
         RAISE EXCEPTION 'relation "@extschema@.leads" does not exist'
@@ -555,15 +658,6 @@ BEGIN
 END;
 $$;
 
-REVOKE ALL ON FUNCTION @extschema@._gs_export_may_see(oid, uuid, boolean, name, uuid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_check_caller(oid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_resolve_options(jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_check_no_active(uuid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_check_config() FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_create(oid, uuid, boolean, date, date, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_lock_job(oid, uuid, boolean, uuid) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_pause(oid, uuid, boolean, uuid, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@._gs_export_resume(oid, uuid, boolean, uuid) FROM PUBLIC;
 
 /*
  * The SQL API.  C functions that note who called, then run the internal
@@ -587,9 +681,120 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'gs_export_resume'
 LANGUAGE C VOLATILE;
 
-REVOKE ALL ON FUNCTION @extschema@.gs_export_create(date, date, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.gs_export_pause(uuid, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.gs_export_resume(uuid) FROM PUBLIC;
+/*
+ * gs_export_grant_access(role, admin): what a role needs to use gs_export,
+ * granted to it directly.  Needed where roles do not inherit (Supabase's
+ * authenticated is NOINHERIT: membership of gs_export_user alone gives it
+ * no privileges).  For the extension's owner and superusers.
+ */
+CREATE FUNCTION @extschema@.gs_export_grant_access(grantee regrole, admin boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF grantee IS NULL OR admin IS NULL THEN
+        RAISE EXCEPTION 'grantee and admin must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    EXECUTE pg_catalog.format('GRANT %s TO %s',
+                              CASE WHEN admin THEN 'gs_export_admin' ELSE 'gs_export_user' END, grantee);
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %s TO %s', '@extschema@', grantee);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.gs_export_create(date, date, jsonb),'
+                              ' @extschema@.gs_export_pause(uuid, text), @extschema@.gs_export_resume(uuid)'
+                              ' TO %s', grantee);
+    EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.gestao_scouter_export_jobs,'
+                              ' @extschema@.gestao_scouter_export_errors TO %s', grantee);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend
+               WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                 AND objid = '@extschema@.sync_events'::pg_catalog.regclass
+                 AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                 AND deptype = 'e') THEN
+        EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.sync_events TO %s', grantee);
+    END IF;
+    IF admin THEN
+        EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE'
+                                  ' ON @extschema@.gestao_scouter_config TO %s', grantee);
+    END IF;
+END;
+$$;
+
+/*
+ * Privileges, last, so that nothing granted by default (Supabase grants
+ * ALL on new tables and functions of public to anon, authenticated and
+ * service_role) survives: everything of gs_export's is revoked from every
+ * role but its owner, then granted as documented.  TabuladorMax's own
+ * sync_events is left to its owner.
+ */
+DO $privileges$
+DECLARE
+    r record;
+    ext oid := (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'gs_export');
+BEGIN
+    FOR r IN
+        SELECT p.oid::pg_catalog.regprocedure::text AS fn,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE a.grantee <> p.proowner
+           AND (p.oid IN (SELECT objid FROM pg_catalog.pg_depend
+                          WHERE classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                            AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                            AND refobjid = ext AND deptype = 'e')
+                OR p.oid IN ('@extschema@.gs_export_job_visible(name, uuid)'::pg_catalog.regprocedure,
+                             '@extschema@.gs_export_job_id_visible(uuid)'::pg_catalog.regprocedure,
+                             '@extschema@.gs_export_config_guard()'::pg_catalog.regprocedure))
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', r.fn, r.grantee);
+    END LOOP;
+    -- functions get EXECUTE for PUBLIC by default: that too
+    FOR r IN
+        SELECT p.oid::pg_catalog.regprocedure::text AS fn
+          FROM pg_catalog.pg_proc p
+         WHERE p.oid IN (SELECT objid FROM pg_catalog.pg_depend
+                         WHERE classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                           AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                           AND refobjid = ext AND deptype = 'e')
+            OR p.oid IN ('@extschema@.gs_export_job_visible(name, uuid)'::pg_catalog.regprocedure,
+                         '@extschema@.gs_export_job_id_visible(uuid)'::pg_catalog.regprocedure,
+                         '@extschema@.gs_export_config_guard()'::pg_catalog.regprocedure)
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.fn);
+    END LOOP;
+
+    FOR r IN
+        SELECT c.oid::pg_catalog.regclass::text AS tab,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
+          FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+         WHERE a.grantee <> c.relowner
+           AND (c.oid IN ('@extschema@.gestao_scouter_export_jobs'::pg_catalog.regclass,
+                          '@extschema@.gestao_scouter_export_errors'::pg_catalog.regclass,
+                          '@extschema@.gestao_scouter_config'::pg_catalog.regclass)
+                OR c.oid IN (SELECT objid FROM pg_catalog.pg_depend
+                             WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                               AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                               AND refobjid = ext AND deptype = 'e'))
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', r.tab, r.grantee);
+    END LOOP;
+
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend
+               WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                 AND objid = '@extschema@.sync_events'::pg_catalog.regclass
+                 AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                 AND refobjid = ext AND deptype = 'e') THEN
+        GRANT SELECT ON @extschema@.sync_events TO gs_export_user, gs_export_admin;
+    END IF;
+END
+$privileges$;
+
+GRANT USAGE ON SCHEMA @extschema@ TO gs_export_user, gs_export_admin;
+GRANT SELECT ON @extschema@.gestao_scouter_export_jobs TO gs_export_user, gs_export_admin;
+GRANT SELECT ON @extschema@.gestao_scouter_export_errors TO gs_export_user, gs_export_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.gestao_scouter_config TO gs_export_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_create(date, date, jsonb) TO gs_export_user, gs_export_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_pause(uuid, text) TO gs_export_user, gs_export_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_resume(uuid) TO gs_export_user, gs_export_admin;
+-- called as any role, by the API functions and by row level security
+GRANT EXECUTE ON FUNCTION @extschema@._gs_export_whoami() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_job_visible(name, uuid) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_job_id_visible(uuid) TO PUBLIC;

@@ -154,7 +154,12 @@ SELECT t, to_regclass(t) IS NOT NULL AS exists
                ('gestao_scouter_export_jobs'), ('gestao_scouter_export_errors')) v(t)
  ORDER BY t;
 SELECT s.t, s.rows = b.rows AS unchanged FROM saved s JOIN before_rows b USING (t) ORDER BY t;
-SELECT count(*) AS api_functions_left FROM pg_proc WHERE proname LIKE '%gs\_export\_%';
+-- What is left of gs_export: the functions that the policies and the
+-- trigger on these tables call, which stay with the tables.
+SELECT p.oid::regprocedure AS left_behind FROM pg_proc p
+ WHERE proname LIKE '%gs\_export\_%' ORDER BY 1::text COLLATE "C";
+SELECT c.relname, p.polname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid ORDER BY 1, 2;
+SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1;
 
 -- CREATE EXTENSION again works (the columns it adds are there already) and
 -- still keeps every row.

@@ -94,6 +94,7 @@ typedef struct GsJob
 	int			delay_ms;
 	char	   *time_zone;
 	Oid			owner;			/* role whose privileges read the leads */
+	char	   *owner_claims;	/* under Supabase, the owner's JWT claims */
 	TimestampTz lower_bound;	/* oldest instant of the current pass */
 	int			pass;			/* 0: the range; then catch-up passes */
 	TimestampTz changes_since;	/* leads changed from here on get a pass */

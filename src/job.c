@@ -159,6 +159,20 @@ job_set_paused(GsJob *job, const char *reason)
 }
 
 /*
+ * A key goes into HTTP headers: a line break in it would add headers.
+ */
+static bool
+key_has_control_chars(const char *key)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *) key; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return true;
+	return false;
+}
+
+/*
  * Claim the job for this worker and load what running it needs.  The claim
  * is a session advisory lock on the job id, so that a second worker for the
  * same job, however it came to be started, goes away at once.
@@ -222,7 +236,10 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 					 "       COALESCE(j.end_date::timestamp"
 					 "           AT TIME ZONE COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone')),"
 					 "           '-infinity'::timestamptz),"
-					 "       j.ignored_fields, j.catchup_pass, j.catchup_lower"
+					 "       j.ignored_fields, j.catchup_pass, j.catchup_lower,"
+					 "       CASE WHEN j.created_by IS NOT NULL THEN"
+					 "            pg_catalog.jsonb_build_object('sub', j.created_by, 'role', j.owner_role)::text"
+					 "       END"
 					 "  FROM %s.gestao_scouter_export_jobs j"
 					 " WHERE j.id = $1 FOR UPDATE",
 					 job->schema);
@@ -257,6 +274,7 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	else
 		job->cursor_id = DatumGetInt64(getbinval(9, &isnull));
 	job->lower_bound = DatumGetTimestampTz(getbinval(12, &isnull));
+	job->owner_claims = getvalue(16);
 	job->pass = DatumGetInt32(getbinval(14, &isnull));
 	if (job->pass > 0)
 		job->lower_bound = DatumGetTimestampTz(getbinval(15, &isnull));
@@ -305,6 +323,8 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 			job->api_key = getvalue(2);
 			if (job->project_url == NULL || job->api_key == NULL)
 				reason = pstrdup("gestao_scouter_config has no project_url or no anon_key");
+			else if (key_has_control_chars(job->api_key))
+				reason = pstrdup("gestao_scouter_config.anon_key contains control characters");
 			else
 				reason = gs_remote_check_url(job->project_url);
 		}

@@ -55,8 +55,8 @@ gs_remote_init(void)
 }
 
 /*
- * NULL when the URL is one gs_export may use: http or https, a host, no
- * user or password in it.  Otherwise, why not (palloc'd).
+ * NULL when the URL is one gs_export may use: http or https, a host, an
+ * optional port, nothing else.  Otherwise, why not (palloc'd).
  */
 char *
 gs_remote_check_url(const char *url)
@@ -65,12 +65,17 @@ gs_remote_check_url(const char *url)
 	char	   *scheme = NULL;
 	char	   *host = NULL;
 	char	   *user = NULL;
+	char	   *path = NULL;
+	char	   *query = NULL;
+	char	   *fragment = NULL;
 	char	   *reason = NULL;
 
 	if (u == NULL)
 		elog(ERROR, "gs_export: out of memory");
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
 		reason = pstrdup("project_url is not a valid URL");
+	else if (strpbrk(url, "?#") != NULL)
+		reason = pstrdup("project_url must be the project's address alone, with no path, query or fragment");
 	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 			 (pg_strcasecmp(scheme, "http") != 0 && pg_strcasecmp(scheme, "https") != 0))
 		reason = pstrdup("project_url must be an http or https URL");
@@ -78,6 +83,14 @@ gs_remote_check_url(const char *url)
 		reason = pstrdup("project_url has no host");
 	else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK)
 		reason = pstrdup("project_url must not carry a user name or password");
+	else if ((curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
+			  strcmp(path, "") != 0 && strcmp(path, "/") != 0) ||
+			 curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
+			 curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_OK)
+		reason = pstrdup("project_url must be the project's address alone, with no path, query or fragment");
+	curl_free(path);
+	curl_free(query);
+	curl_free(fragment);
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(user);

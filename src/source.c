@@ -15,6 +15,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
@@ -153,6 +154,7 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt)
 	Datum		values[5];
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 	int			ret;
 	uint64		i;
 	MemoryContext oldcxt;
@@ -172,10 +174,20 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt)
 	values[3] = CStringGetTextDatum(job->time_zone);
 	values[4] = Int32GetDatum(job->batch_size);
 
-	/* Read as the job's owner: a lead the owner may not read is not sent. */
+	/*
+	 * Read as the job's owner: a lead the owner may not read is not sent.
+	 * Under Supabase the owner is a user of the role authenticated, whom
+	 * row level security on leads knows by auth.uid(): the JWT claims.
+	 */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(job->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	save_nestlevel = NewGUCNestLevel();
+	if (job->owner_claims)
+		(void) set_config_option("request.jwt.claims", job->owner_claims,
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 	ret = SPI_execute_plan(src->plan, values, NULL, true, 0);
+	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "gs_export: reading leads failed: %s", SPI_result_code_string(ret));

@@ -319,3 +319,85 @@ sub mismatches_except
 }
 
 1;
+
+# --- Helpers for the security tests (030-033) ---
+package GsExportTest;
+
+# Run SQL through psql as $user (a LOGIN role; undef: the bootstrap
+# superuser), errors in verbose form.  Returns (sqlstate, stdout, stderr):
+# sqlstate is '' when every statement succeeded (psql stops at the first
+# error), 'CRASH' when the connection was lost.
+sub psql_as
+{
+	my ($node, $user, $sql, %opts) = @_;
+	my ($out, $err) = ('', '');
+	my $ret = $node->psql($opts{dbname} // 'postgres',
+		"\\set VERBOSITY verbose\n\\set SHOW_CONTEXT never\n$sql",
+		stdout => \$out, stderr => \$err, on_error_stop => 1,
+		extra_params => [ defined $user ? ('-U', $user) : () ]);
+	my $state =
+	    $err =~ /server closed the connection|terminated abnormally|connection to server .* lost/
+	  ? 'CRASH'
+	  : $err =~ /ERROR:\s+([0-9A-Z]{5}):/ ? $1
+	  : $ret ? 'FAILED'
+	  : '';
+	return ($state, $out, $err);
+}
+
+# The SQL of one PostgREST request: a transaction as $role with the JWT's
+# claims in request.jwt.claims (with "sub" unless $sub is undef), as
+# PostgREST 9+ sets them.
+sub jwt_sql
+{
+	my ($role, $sub, $sql) = @_;
+	my $claims = defined $sub
+	  ? qq({"sub": "$sub", "role": "$role"})
+	  : qq({"role": "$role"});
+	return "BEGIN;\nSET LOCAL ROLE $role;\nSET LOCAL request.jwt.claims = '$claims';\n$sql\nCOMMIT;\n";
+}
+
+# Relations that $user may SELECT and whose rows, as text, contain $needle,
+# scanned as that user.  The needle travels hex-encoded, so that the scan's
+# own query (in pg_stat_activity) does not contain it.  %opts: skip =>
+# [relation names], dbname.  Returns (arrayref of relation names, number of
+# relations scanned).
+sub readable_relations_containing
+{
+	my ($node, $user, $needle, %opts) = @_;
+	my $hex = unpack('H*', $needle);
+	my $skip = join(',', map { "'$_'" } @{ $opts{skip} // [] }) || "''";
+	my ($state, $out, $err) = psql_as($node, $user, qq{
+DO \$scan\$
+DECLARE
+	needle text := pg_catalog.convert_from(pg_catalog.decode('$hex', 'hex'), 'UTF8');
+	r record;
+	hit boolean;
+	n integer := 0;
+BEGIN
+	FOR r IN SELECT c.oid::regclass::text AS rel FROM pg_catalog.pg_class c
+	          WHERE c.relkind IN ('r', 'v', 'm', 'p', 'f')
+	            AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
+	            AND c.oid::regclass::text NOT IN ($skip)
+	LOOP
+		BEGIN
+			EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %s t WHERE pg_catalog.strpos(t::text, \$1) > 0)', r.rel)
+			   INTO hit USING needle;
+			n := n + 1;
+			IF hit THEN
+				RAISE NOTICE 'FOUND IN %', r.rel;
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			NULL;
+		END;
+	END LOOP;
+	RAISE NOTICE 'SCANNED %', n;
+END
+\$scan\$;
+}, dbname => $opts{dbname});
+	die "scan as " . ($user // 'superuser') . " failed: $err" if $state ne '';
+	my @found = $err =~ /FOUND IN (\S+)/g;
+	my ($n) = $err =~ /SCANNED (\d+)/;
+	return (\@found, $n // 0);
+}
+
+1;
