@@ -140,7 +140,8 @@ typedef struct GsBatch
 typedef struct GsSource GsSource;
 extern GsSource *gs_source_open(GsJob *job, MemoryContext cxt);
 extern List *gs_source_columns(GsSource *src);
-extern GsBatch *gs_source_next(GsSource *src, MemoryContext batch_cxt);
+extern GsBatch *gs_source_next(GsSource *src, MemoryContext batch_cxt,
+							   TimestampTz after_ts, int64 after_id);
 
 /* payload.c */
 typedef struct GsPayloadShape GsPayloadShape;
@@ -181,7 +182,8 @@ extern void gs_remote_init(void);
 extern char *gs_remote_check_url(const char *url);
 extern void gs_remote_post(const char *project_url, const char *api_key,
 						   List *columns, const char *body,
-						   GsRemoteResult *result);
+						   GsRemoteResult *result,
+						   void (*while_waiting) (void *), void *arg);
 
 /*
  * journal.c: record a batch's outcome in one transaction.

@@ -29,6 +29,10 @@
 #define GS_MAX_BODY (64 * 1024)
 
 static CURL *curl_handle = NULL;
+static CURLM *multi_handle = NULL;
+
+/* How long one wait for the socket lasts before interrupts are looked at. */
+#define GS_POLL_MS 100
 
 typedef struct GsResponse
 {
@@ -50,8 +54,62 @@ gs_remote_init(void)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		elog(ERROR, "gs_export: curl_global_init failed");
 	curl_handle = curl_easy_init();
-	if (curl_handle == NULL)
+	multi_handle = curl_multi_init();
+	if (curl_handle == NULL || multi_handle == NULL)
 		elog(ERROR, "gs_export: curl_easy_init failed");
+}
+
+/*
+ * Drive the transfer.  With upload_only, return as soon as the whole body
+ * is handed over (the remote is then at work, and we are free until it
+ * answers); otherwise, when the transfer is over.  Returns true when it is
+ * over.  Interrupts (shutdown, cancel) stop it at once.
+ */
+static bool
+drive_transfer(curl_off_t body_len, bool upload_only)
+{
+	for (;;)
+	{
+		int			running = 0;
+		CURLMcode	mc;
+
+		mc = curl_multi_perform(multi_handle, &running);
+		if (mc != CURLM_OK)
+			elog(ERROR, "gs_export: curl_multi_perform failed: %s", curl_multi_strerror(mc));
+		if (running == 0)
+			return true;
+		if (upload_only)
+		{
+			curl_off_t	sent = 0;
+
+			curl_easy_getinfo(curl_handle, CURLINFO_SIZE_UPLOAD_T, &sent);
+			if (sent >= body_len)
+				return false;
+		}
+		mc = curl_multi_poll(multi_handle, NULL, 0, GS_POLL_MS, NULL);
+		if (mc != CURLM_OK)
+			elog(ERROR, "gs_export: curl_multi_poll failed: %s", curl_multi_strerror(mc));
+		CHECK_FOR_INTERRUPTS();
+		if (!PostmasterIsAlive())
+			proc_exit(1);
+	}
+}
+
+/*
+ * The result code of the transfer that just ended.
+ */
+static CURLcode
+transfer_result(void)
+{
+	CURLMsg    *msg;
+	int			left;
+	CURLcode	rc = CURLE_ABORTED_BY_CALLBACK;
+
+	while ((msg = curl_multi_info_read(multi_handle, &left)) != NULL)
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == curl_handle)
+			rc = msg->data.result;
+	curl_multi_remove_handle(multi_handle, curl_handle);
+	return rc;
 }
 
 /*
@@ -263,10 +321,13 @@ classify_curl(CURLcode rc, const char *errbuf, GsRemoteResult *result)
 /*
  * POST one batch to {project_url}/rest/v1/fichas and fill in *result.
  * Never throws for the remote's trouble: that is data for the caller.
+ * while_waiting(arg), if given, is called once the body is sent, while the
+ * remote works on it: the worker reads its next batch meanwhile.
  */
 void
 gs_remote_post(const char *project_url, const char *api_key, List *columns,
-			   const char *body, GsRemoteResult *result)
+			   const char *body, GsRemoteResult *result,
+			   void (*while_waiting) (void *), void *arg)
 {
 	StringInfoData url;
 	StringInfoData header;
@@ -337,7 +398,19 @@ gs_remote_post(const char *project_url, const char *api_key, List *columns,
 	gs_curl_setopt(curl_handle, CURLOPT_XFERINFOFUNCTION, check_interrupts);
 	gs_curl_setopt(curl_handle, CURLOPT_ERRORBUFFER, errbuf);
 
-	rc = curl_easy_perform(curl_handle);
+	{
+		curl_off_t	body_len = (curl_off_t) strlen(body);
+		CURLMcode	mc = curl_multi_add_handle(multi_handle, curl_handle);
+
+		if (mc != CURLM_OK)
+			elog(ERROR, "gs_export: curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
+		if (!drive_transfer(body_len, while_waiting != NULL) && while_waiting)
+		{
+			while_waiting(arg);
+			drive_transfer(body_len, false);
+		}
+		rc = transfer_result();
+	}
 
 	/* Drop the headers (they hold the key) before anything can throw. */
 	gs_curl_setopt(curl_handle, CURLOPT_HTTPHEADER, NULL);

@@ -141,13 +141,14 @@ gs_source_columns(GsSource *src)
 }
 
 /*
- * Read the next batch, after the job's cursor (the last lead recorded).  Everything the batch
+ * Read the next batch: the leads after (after_ts, after_id), newest first.  Everything the batch
  * needs later lives in batch_cxt (and in json-c objects released when it is
  * reset).  An empty batch means the range is done; NULL that the
  * extension was dropped.
  */
 GsBatch *
-gs_source_next(GsSource *src, MemoryContext batch_cxt)
+gs_source_next(GsSource *src, MemoryContext batch_cxt,
+			   TimestampTz after_ts, int64 after_id)
 {
 	GsJob	   *job = src->job;
 	GsBatch    *batch;
@@ -168,8 +169,8 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt)
 		return NULL;
 	}
 
-	values[0] = TimestampTzGetDatum(job->cursor_ts);
-	values[1] = Int64GetDatum(job->cursor_id);
+	values[0] = TimestampTzGetDatum(after_ts);
+	values[1] = Int64GetDatum(after_id);
 	values[2] = TimestampTzGetDatum(job->lower_bound);
 	values[3] = CStringGetTextDatum(job->time_zone);
 	values[4] = Int32GetDatum(job->batch_size);

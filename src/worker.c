@@ -4,8 +4,9 @@
  *	  The job worker: a dynamic background worker that runs one job.  Batch
  *	  by batch it reads leads (source.c), sends them (remote.c) with retries,
  *	  splitting a batch the remote refuses until each bad lead stands alone,
- *	  records the outcome (journal.c), and waits delay_ms on its latch.  No
- *	  transaction is open while a request is in flight.
+ *	  records the outcome (journal.c), and waits delay_ms on its latch.
+ *	  While a batch is at the remote, the next one is read, in its own short
+ *	  transaction: no transaction spans a request.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,6 +32,18 @@
 #define RETRY_BASE_DELAY_MS 250
 
 static int	my_slot = -1;
+
+/*
+ * The next batch, read while the current one is at the remote.
+ */
+typedef struct ReadAhead
+{
+	GsSource   *src;
+	MemoryContext cxt;			/* where the next batch lives */
+	TimestampTz after_ts;		/* the current batch's last lead */
+	int64		after_id;
+	GsBatch    *batch;			/* NULL until read */
+} ReadAhead;
 
 typedef enum SendResult
 {
@@ -157,9 +170,42 @@ column_listed(List *columns, const char *name)
  * Trouble that may pass is retried; a refusal caused by some rows splits
  * the range in two; a column the remote lacks is dropped for good.
  */
+/*
+ * Called by remote.c once the current batch is sent.  An error here (say,
+ * the owner just lost SELECT on leads) must not cost the batch at the
+ * remote its outcome: it is set aside, and the worker meets it again when
+ * it reads this batch the ordinary way, after recording the current one.
+ */
+static void
+read_ahead(void *arg)
+{
+	ReadAhead  *ra = (ReadAhead *) arg;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		ra->batch = gs_source_next(ra->src, ra->cxt, ra->after_ts, ra->after_id);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();		/* an operator's cancel is for the job */
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		ra->batch = NULL;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	pgstat_report_activity(STATE_RUNNING, "gs_export: sending a batch");
+}
+
 static SendResult
 send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
-		   GsLeadOutcome *out)
+		   GsLeadOutcome *out, ReadAhead *ahead)
 {
 	int			attempt = 0;
 
@@ -180,7 +226,9 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 
 		body = gs_payload_array(batch->objects + from, n);
 		pgstat_report_activity(STATE_RUNNING, "gs_export: sending a batch");
-		gs_remote_post(job->project_url, job->api_key, columns, body, &res);
+		gs_remote_post(job->project_url, job->api_key, columns, body, &res,
+					   ahead ? read_ahead : NULL, ahead);
+		ahead = NULL;			/* read once, on the first attempt */
 		pfree(body);
 		attempt++;
 
@@ -200,9 +248,9 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 					out[from].response_body = res.body;
 					return SEND_DONE;
 				}
-				if (send_range(job, src, batch, from, n / 2, out) == SEND_STOP)
+				if (send_range(job, src, batch, from, n / 2, out, NULL) == SEND_STOP)
 					return SEND_STOP;
-				return send_range(job, src, batch, from + n / 2, n - n / 2, out);
+				return send_range(job, src, batch, from + n / 2, n - n / 2, out, NULL);
 
 			case GS_REMOTE_MISSING_COLUMN:
 				if (strcmp(res.missing_column, "id") == 0 ||
@@ -246,12 +294,17 @@ run_job(const pg_uuid_t *job_id)
 	GsJob		job;
 	GsSource   *src;
 	MemoryContext job_cxt;
-	MemoryContext batch_cxt;
+	MemoryContext batch_cxt[2];
+	int			cur = 0;
+	GsBatch    *next = NULL;
 
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "gs_export job",
 									ALLOCSET_DEFAULT_SIZES);
-	batch_cxt = AllocSetContextCreate(job_cxt, "gs_export batch",
-									  ALLOCSET_DEFAULT_SIZES);
+	/* Two batches live at once: the one at the remote, the next one read. */
+	batch_cxt[0] = AllocSetContextCreate(job_cxt, "gs_export batch",
+										 ALLOCSET_DEFAULT_SIZES);
+	batch_cxt[1] = AllocSetContextCreate(job_cxt, "gs_export batch",
+										 ALLOCSET_DEFAULT_SIZES);
 
 	if (gs_job_start(&job, job_id, job_cxt) != GS_JOB_RUN)
 		return;
@@ -266,16 +319,28 @@ run_job(const pg_uuid_t *job_id)
 		GsBatch    *batch;
 		GsLeadOutcome *outcomes;
 		TimestampTz started;
+		ReadAhead	ahead;
+		bool		use_ahead;
 
 		CHECK_FOR_INTERRUPTS();
 		handle_reload();
-		MemoryContextReset(batch_cxt);
-		/* everything of one batch lives in batch_cxt, reset each time */
-		MemoryContextSwitchTo(batch_cxt);
 
-		batch = gs_source_next(src, batch_cxt);
-		if (batch == NULL)
-			return;				/* the extension was dropped */
+		if (next != NULL)
+		{
+			batch = next;		/* read while the last one was at the remote */
+			next = NULL;
+		}
+		else
+		{
+			MemoryContextReset(batch_cxt[cur]);
+			MemoryContextSwitchTo(batch_cxt[cur]);
+			batch = gs_source_next(src, batch_cxt[cur], job.cursor_ts, job.cursor_id);
+			if (batch == NULL)
+				return;			/* the extension was dropped */
+		}
+		/* everything of this batch lives in batch_cxt[cur] */
+		MemoryContextSwitchTo(batch_cxt[cur]);
+
 		if (batch->nleads == 0)
 		{
 			if (gs_job_next_pass(&job))
@@ -284,9 +349,22 @@ run_job(const pg_uuid_t *job_id)
 			return;
 		}
 
+		/* While this batch is at the remote, read the next one. */
+		use_ahead = !batch->exhausted;
+		if (use_ahead)
+		{
+			MemoryContextReset(batch_cxt[1 - cur]);
+			ahead.src = src;
+			ahead.cxt = batch_cxt[1 - cur];
+			ahead.after_ts = batch->last_ts;
+			ahead.after_id = batch->last_id;
+			ahead.batch = NULL;
+		}
+
 		outcomes = palloc0(sizeof(GsLeadOutcome) * batch->nleads);
 		started = GetCurrentTimestamp();
-		if (send_range(&job, src, batch, 0, batch->nleads, outcomes) == SEND_STOP)
+		if (send_range(&job, src, batch, 0, batch->nleads, outcomes,
+					   use_ahead ? &ahead : NULL) == SEND_STOP)
 			return;
 
 		if (!gs_journal_record(&job, batch, outcomes,
@@ -310,6 +388,11 @@ run_job(const pg_uuid_t *job_id)
 					(errmsg("gs_export: job %s is no longer running; its worker stops",
 							job.id_text)));
 			return;
+		}
+		if (use_ahead && ahead.batch != NULL)
+		{
+			next = ahead.batch;
+			cur = 1 - cur;
 		}
 	}
 }
