@@ -45,6 +45,8 @@ typedef struct GsPayloadColumn
 struct GsPayloadShape
 {
 	int			ncolumns;
+	Datum	   *values;			/* one deformed tuple, reused */
+	bool	   *nulls;
 	GsPayloadColumn columns[FLEXIBLE_ARRAY_MEMBER];
 };
 
@@ -61,6 +63,8 @@ gs_payload_shape(TupleDesc tupdesc, int ncolumns)
 	shape = palloc0(offsetof(GsPayloadShape, columns) +
 					sizeof(GsPayloadColumn) * ncolumns);
 	shape->ncolumns = ncolumns;
+	shape->values = palloc(sizeof(Datum) * tupdesc->natts);
+	shape->nulls = palloc(sizeof(bool) * tupdesc->natts);
 	for (i = 0; i < ncolumns; i++)
 	{
 		Form_pg_attribute attr = TupleDescAttr(tupdesc, i);
@@ -178,14 +182,12 @@ gs_payload_lead(GsPayloadShape *shape, HeapTuple tuple, TupleDesc tupdesc,
 	struct json_object *obj = json_object_new_object();
 	int			i;
 
+	/* one pass over the tuple, not one per column */
+	heap_deform_tuple(tuple, tupdesc, shape->values, shape->nulls);
 	for (i = 0; i < shape->ncolumns; i++)
-	{
-		bool		isnull;
-		Datum		value = heap_getattr(tuple, i + 1, tupdesc, &isnull);
-
 		json_object_object_add(obj, shape->columns[i].name,
-							   isnull ? NULL : column_value(&shape->columns[i], value));
-	}
+							   shape->nulls[i] ? NULL :
+							   column_value(&shape->columns[i], shape->values[i]));
 	json_object_object_add(obj, "last_sync_at", json_object_new_string(sync_at));
 	json_object_object_add(obj, "sync_source", json_object_new_string("tabuladormax"));
 	return obj;
