@@ -197,14 +197,42 @@ $$;
  * replaces them.
  */
 DROP FUNCTION IF EXISTS @extschema@.gs_export_job_visible(name, uuid) CASCADE;
+DROP FUNCTION IF EXISTS @extschema@.gs_export_job_visible_to(oid, uuid, boolean, name, uuid) CASCADE;
 DROP FUNCTION IF EXISTS @extschema@.gs_export_job_id_visible(uuid) CASCADE;
 DROP FUNCTION IF EXISTS @extschema@.gs_export_config_guard() CASCADE;
 
 /*
- * May the current user see a job of this owner?  Members of
- * gs_export_admin, and app admins (has_role), see every job; a user sees
- * the jobs its role created and, under Supabase, only those its auth.uid()
- * created.  Superusers bypass row level security altogether.
+ * May this role (and, under Supabase, this auth.uid() user, who is an app
+ * admin or not) see and steer a job of this owner?  Superusers, members of
+ * gs_export_admin and app admins (has_role) see every job; a member of
+ * gs_export_user sees the jobs its role created and, when a job was created
+ * by a Supabase user, only if it is that user too.  The one rule, for the
+ * API functions and for row level security.
+ */
+CREATE FUNCTION @extschema@.gs_export_job_visible_to(p_role oid, p_uid uuid, p_app_admin boolean,
+                                                    p_owner_role name, p_created_by uuid)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE oid = p_role AND rolsuper)
+       OR pg_catalog.pg_has_role(p_role, 'gs_export_admin', 'MEMBER') THEN
+        RETURN true;
+    END IF;
+    IF NOT pg_catalog.pg_has_role(p_role, 'gs_export_user', 'MEMBER') THEN
+        RETURN false;
+    END IF;
+    IF p_app_admin THEN
+        RETURN true;
+    END IF;
+    RETURN COALESCE(p_owner_role = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = p_role)
+                    AND (p_created_by IS NULL OR p_created_by = p_uid), false);
+END;
+$$;
+
+/*
+ * The same for the current user, as row level security asks it.
  */
 CREATE FUNCTION @extschema@.gs_export_job_visible(p_owner_role name, p_created_by uuid)
 RETURNS boolean
@@ -212,23 +240,14 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    who record;
+    uid uuid;
+    app_admin boolean := false;
 BEGIN
-    IF pg_catalog.pg_has_role(CURRENT_USER, 'gs_export_admin', 'MEMBER') THEN
-        RETURN true;
+    IF pg_catalog.to_regprocedure('@extschema@._gs_export_whoami()') IS NOT NULL THEN
+        SELECT w.uid, w.is_app_admin INTO uid, app_admin FROM @extschema@._gs_export_whoami() w;
     END IF;
-    IF NOT pg_catalog.pg_has_role(CURRENT_USER, 'gs_export_user', 'MEMBER') THEN
-        RETURN false;
-    END IF;
-    IF pg_catalog.to_regprocedure('@extschema@._gs_export_whoami()') IS NULL THEN
-        RETURN COALESCE(p_created_by IS NULL AND p_owner_role = CURRENT_USER, false);
-    END IF;
-    SELECT * INTO who FROM @extschema@._gs_export_whoami();
-    IF who.is_app_admin THEN
-        RETURN true;
-    END IF;
-    RETURN COALESCE(p_owner_role = CURRENT_USER
-                    AND (p_created_by IS NULL OR p_created_by = who.uid), false);
+    RETURN @extschema@.gs_export_job_visible_to(CURRENT_USER::regrole::oid, uid, app_admin,
+                                                p_owner_role, p_created_by);
 END;
 $$;
 
@@ -290,6 +309,7 @@ END;
 $$;
 
 ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_job_visible(name, uuid);
+ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_job_visible_to(oid, uuid, boolean, name, uuid);
 ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_job_id_visible(uuid);
 ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_config_guard();
 
@@ -337,28 +357,6 @@ BEGIN
     END IF;
 END
 $sync_events$;
-
-/*
- * Internal: may this caller see and steer this job?  Owner (the Supabase
- * user when there is one, else the role), admin, or superuser.
- */
-CREATE FUNCTION @extschema@._gs_export_may_see(p_caller oid, p_uid uuid, p_app_admin boolean,
-                                              p_owner_role name, p_created_by uuid)
-RETURNS boolean
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE oid = p_caller AND rolsuper)
-       OR pg_catalog.pg_has_role(p_caller, 'gs_export_admin', 'MEMBER')
-       OR p_app_admin THEN
-        RETURN true;
-    END IF;
-    -- the owner: its role, and under Supabase its user too
-    RETURN COALESCE(p_owner_role = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = p_caller)
-                    AND (p_created_by IS NULL OR p_created_by = p_uid), false);
-END;
-$$;
 
 /*
  * Internal: the caller must be a gs_export user at all.
@@ -599,7 +597,7 @@ BEGIN
     END IF;
     SELECT * INTO job FROM @extschema@.gestao_scouter_export_jobs
      WHERE id = p_job_id FOR UPDATE;
-    IF NOT FOUND OR NOT @extschema@._gs_export_may_see(p_caller, p_uid, p_app_admin, job.owner_role, job.created_by) THEN
+    IF NOT FOUND OR NOT @extschema@.gs_export_job_visible_to(p_caller, p_uid, p_app_admin, job.owner_role, job.created_by) THEN
         RAISE EXCEPTION 'export job % does not exist', p_job_id
             USING ERRCODE = 'undefined_object',
                   HINT = 'List your jobs with: SELECT id, status FROM gestao_scouter_export_jobs ORDER BY created_at DESC;';
@@ -741,6 +739,8 @@ BEGIN
                             AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
                             AND refobjid = ext AND deptype = 'e')
                 OR p.oid IN ('@extschema@.gs_export_job_visible(name, uuid)'::pg_catalog.regprocedure,
+                         '@extschema@.gs_export_job_visible_to(oid, uuid, boolean, name, uuid)'::pg_catalog.regprocedure,
+                             '@extschema@.gs_export_job_visible_to(oid, uuid, boolean, name, uuid)'::pg_catalog.regprocedure,
                              '@extschema@.gs_export_job_id_visible(uuid)'::pg_catalog.regprocedure,
                              '@extschema@.gs_export_config_guard()'::pg_catalog.regprocedure))
     LOOP
@@ -755,6 +755,7 @@ BEGIN
                            AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
                            AND refobjid = ext AND deptype = 'e')
             OR p.oid IN ('@extschema@.gs_export_job_visible(name, uuid)'::pg_catalog.regprocedure,
+                         '@extschema@.gs_export_job_visible_to(oid, uuid, boolean, name, uuid)'::pg_catalog.regprocedure,
                          '@extschema@.gs_export_job_id_visible(uuid)'::pg_catalog.regprocedure,
                          '@extschema@.gs_export_config_guard()'::pg_catalog.regprocedure)
     LOOP
@@ -797,4 +798,5 @@ GRANT EXECUTE ON FUNCTION @extschema@.gs_export_resume(uuid) TO gs_export_user, 
 -- called as any role, by the API functions and by row level security
 GRANT EXECUTE ON FUNCTION @extschema@._gs_export_whoami() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_job_visible(name, uuid) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_job_visible_to(oid, uuid, boolean, name, uuid) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_job_id_visible(uuid) TO PUBLIC;

@@ -113,49 +113,30 @@ getbinval(int col, bool *isnull)
 }
 
 /*
- * Mark the job failed (in the current transaction).
+ * Stop the job, in the current transaction: failed (whatever it was), or
+ * paused (if it is running), with the reason in pause_reason.
  */
 static void
-job_set_failed(GsJob *job, const char *reason)
+job_set_stopped(GsJob *job, bool pause, const char *reason)
 {
 	StringInfoData sql;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "UPDATE %s.gestao_scouter_export_jobs"
-					 "   SET status = 'failed', pause_reason = $2,"
+					 "   SET status = $2, pause_reason = $3,"
+					 "       paused_at = CASE WHEN $2 = 'paused' THEN pg_catalog.now() ELSE paused_at END,"
 					 "       updated_at = pg_catalog.now()"
-					 " WHERE id = $1",
-					 job->schema);
-	values[0] = CStringGetTextDatum(reason);
-	job_exec(job, sql.data, 1, types, values, NULL, false);
+					 " WHERE id = $1%s",
+					 job->schema, pause ? " AND status = 'running'" : "");
+	values[0] = CStringGetTextDatum(pause ? "paused" : "failed");
+	values[1] = CStringGetTextDatum(reason);
+	job_exec(job, sql.data, 2, types, values, NULL, false);
 	ereport(LOG,
-			(errmsg("gs_export: job %s failed: %s", job->id_text, reason)));
-}
-
-/*
- * Mark the job paused (in the current transaction), if it is running.
- */
-static void
-job_set_paused(GsJob *job, const char *reason)
-{
-	StringInfoData sql;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "UPDATE %s.gestao_scouter_export_jobs"
-					 "   SET status = 'paused', paused_at = pg_catalog.now(), pause_reason = $2,"
-					 "       updated_at = pg_catalog.now()"
-					 " WHERE id = $1 AND status = 'running'",
-					 job->schema);
-	values[0] = CStringGetTextDatum(reason);
-	job_exec(job, sql.data, 1, types, values, NULL, false);
-	ereport(LOG,
-			(errmsg("gs_export: job %s paused: %s", job->id_text, reason)));
+			(errmsg("gs_export: job %s %s: %s", job->id_text,
+					pause ? "paused" : "failed", reason)));
 }
 
 /*
@@ -344,7 +325,7 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 
 	if (reason != NULL)
 	{
-		job_set_failed(job, reason);
+		job_set_stopped(job, false, reason);
 		result = GS_JOB_FAILED;
 	}
 	else
@@ -429,7 +410,7 @@ void
 gs_job_fail(GsJob *job, const char *reason)
 {
 	gs_begin_xact("gs_export: failing job");
-	job_set_failed(job, reason);
+	job_set_stopped(job, false, reason);
 	gs_end_xact();
 }
 
@@ -441,7 +422,7 @@ void
 gs_job_pause(GsJob *job, const char *reason)
 {
 	gs_begin_xact("gs_export: pausing job");
-	job_set_paused(job, reason);
+	job_set_stopped(job, true, reason);
 	gs_end_xact();
 }
 
@@ -492,10 +473,9 @@ gs_job_stop_by_id(const pg_uuid_t *id, const char *message, bool pause)
 	job.id_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job.id)));
 	gs_begin_xact("gs_export: failing job");
 	job.schema = gs_extension_schema_quoted();
-	if (job.schema != NULL && pause)
-		job_set_paused(&job, psprintf("cancelled: %s", message ? message : "unknown"));
-	else if (job.schema != NULL)
-		job_set_failed(&job, psprintf("error: %s", message ? message : "unknown"));
+	if (job.schema != NULL)
+		job_set_stopped(&job, pause, psprintf("%s: %s", pause ? "cancelled" : "error",
+											  message ? message : "unknown"));
 	else
 		ereport(LOG,
 				(errmsg("gs_export: job %s stopped: %s", job.id_text, message),

@@ -161,6 +161,28 @@ sub wait_true
 	die "timed out waiting for: $sql";
 }
 
+# Poll a Perl condition until it is true (returns its value), or die.
+sub wait_for
+{
+	my ($what, $cond, $timeout) = @_;
+	my $deadline = time + ($timeout // 30);
+	while (time < $deadline)
+	{
+		my $v = $cond->();
+		return $v if $v;
+		usleep(20_000);
+	}
+	die "timed out waiting for $what";
+}
+
+# The pid of the job worker ('' when there is none).
+sub worker_pid
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'gs_export job worker'");
+}
+
 # The job row as a hash.
 sub job
 {

@@ -42,25 +42,7 @@ my $src_ids = $node->safe_psql('postgres',
 
 # --- helpers --------------------------------------------------------------
 
-# Poll a Perl condition until it is true, or die.
-sub wait_for
-{
-	my ($what, $cond, $timeout) = @_;
-	my $deadline = time + ($timeout // 30);
-	while (time < $deadline)
-	{
-		my $v = $cond->();
-		return $v if $v;
-		usleep(20_000);
-	}
-	die "timed out waiting for $what";
-}
 
-sub worker_pid
-{
-	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'gs_export job worker'");
-}
 
 # The stand-in's request log entries that have no answer yet.
 sub unanswered
@@ -73,7 +55,7 @@ sub unanswered
 # request in flight.
 sub delayed_request_in_flight
 {
-	return wait_for('the delayed request in flight', sub {
+	return GsExportTest::wait_for('the delayed request in flight', sub {
 		return undef if $remote->control('GET', 'faults')->{delay_next} != 0;
 		my @u = unanswered();
 		return $u[-1];
@@ -84,7 +66,7 @@ sub delayed_request_in_flight
 # whose client went away is still processed, and committed, by the remote).
 sub wait_remote_idle
 {
-	wait_for('the remote to finish its requests', sub { scalar(unanswered()) == 0 }, 60);
+	GsExportTest::wait_for('the remote to finish its requests', sub { scalar(unanswered()) == 0 }, 60);
 }
 
 sub sync_rows_for
@@ -191,10 +173,10 @@ sub restart_immediate
 	# The next request is committed by the remote, which then closes the
 	# connection without answering; it and the worker's retry wait 2 s first.
 	$remote->faults(drop_after_commit_next => 1, delay_next => 2, delay_ms => 2000);
-	my $dropped = wait_for('a request dropped after commit', sub {
+	my $dropped = GsExportTest::wait_for('a request dropped after commit', sub {
 		my @r = grep { ($_->{fault} // '') eq 'drop_after_commit' } @{ $remote->requests };
 		$r[0] });
-	my ($retry) = wait_for('the retry in flight', sub {
+	my ($retry) = GsExportTest::wait_for('the retry in flight', sub {
 		my @u = grep { $_->{seq} > $dropped->{seq} } unanswered(); $u[0] });
 	my @ids = @{ $dropped->{ids} };
 	is(remote_has(\@ids), scalar(@ids), '(b1) the remote committed the dropped batch ('
@@ -263,12 +245,12 @@ sub restart_immediate
 		"SELECT exported_leads >= 50 FROM gestao_scouter_export_jobs WHERE id = '$job'");
 	$remote->faults(delay_next => 1, delay_ms => 3000);
 	my $req = delayed_request_in_flight();
-	my $pid = worker_pid();
+	my $pid = GsExportTest::worker_pid($node);
 	like($pid, qr/^\d+$/, "(d) job worker pid $pid");
 	my $log_offset = -s $node->logfile;
 	my $postmaster = $node->{_pid};
 	is(kill('KILL', $pid), 1, "(d) SIGKILL sent to the job worker $pid");
-	my $crashlog = wait_for('the postmaster to reinitialise', sub {
+	my $crashlog = GsExportTest::wait_for('the postmaster to reinitialise', sub {
 		my $l = slurp_file($node->logfile, $log_offset);
 		$l =~ /all server processes terminated; reinitializing/ ? $l : undef });
 	like($crashlog, qr/terminating any other active server processes|was terminated by signal 9/,

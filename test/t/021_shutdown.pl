@@ -22,18 +22,6 @@ GsExportTest::insert_leads($node, qq{
 });
 my $src_ids = $node->safe_psql('postgres', "SELECT string_agg(id::text, ',' ORDER BY id) FROM leads");
 
-sub wait_for
-{
-	my ($what, $cond, $timeout) = @_;
-	my $deadline = time + ($timeout // 30);
-	while (time < $deadline)
-	{
-		my $v = $cond->();
-		return $v if $v;
-		usleep(20_000);
-	}
-	die "timed out waiting for $what";
-}
 
 sub unanswered
 {
@@ -53,7 +41,7 @@ sub job_with_request_in_flight
 	$remote->faults(delay_next => 1, delay_ms => 60000);
 	# Once delay_next is used up, the worker (one request at a time) has
 	# the delayed request in flight.
-	my $req = wait_for('the delayed request in flight', sub {
+	my $req = GsExportTest::wait_for('the delayed request in flight', sub {
 		return undef if $remote->control('GET', 'faults')->{delay_next} != 0;
 		my @u = unanswered();
 		return $u[-1];
@@ -122,7 +110,7 @@ sub check_outcome
 		"cancel: pg_cancel_backend($pid) signalled the job worker");
 	# Either the worker gives up the request and goes on (a new request or
 	# a state change), or it stops; it must not sit in the 60 s request.
-	my $what = wait_for('the worker to react to the cancel', sub {
+	my $what = GsExportTest::wait_for('the worker to react to the cancel', sub {
 		my $r = $node->safe_psql('postgres', qq{
 			SELECT j.status || '|' || COALESCE(a.pid::text, 'gone') || '|' || COALESCE(a.query, '')
 			  FROM gestao_scouter_export_jobs j
