@@ -76,6 +76,21 @@ Semantics worth knowing:
     and have "status": null and "would_status" in the log.  reset also
     clears the log and restarts seq at 1; settings given on the command line
     (delay, pause, gateway timeout, statement timeout) survive a reset.
+  * "n_rows" and "ids" in the log are the body's objects and their "id"
+    values (null, null for a body that is not JSON).  A body sent with
+    `columns` (as gs_export sends every batch) is not parsed, as PostgREST
+    does not parse it: when its upsert succeeds they are the RETURNING id of
+    that upsert, which lists the body's rows as long as the schema cache
+    knows of no rule and no BEFORE / INSTEAD OF row trigger on fichas and
+    resolution is not ignore-duplicates.  Otherwise the body is parsed for
+    them: before answering a success, and for a request that is refused,
+    fails or is dropped once its answer is known (outside duration_ms).
+    For those ids, the upsert returns `id` instead of PostgREST's `1`, and
+    one more column.
+  * psycopg2 binds parameters on the client: the body reaches the database
+    inside the upsert's text (an E'' literal of its very bytes, JsonBody),
+    not as PostgREST's binary parameter; PostgreSQL refuses invalid UTF-8
+    with the same 22021 error all the same.
   * An unknown table: 404 `{}` when PostgREST has columns to resolve (as
     for every batch gs_export sends); with no column at all ([] or [{}]) and
     on GET, PostgREST 12.2 lets the database answer: 404 with 42P01.
@@ -98,6 +113,7 @@ Known differences from PostgREST 12.2 (all on paths gs_export does not use):
 
 import argparse
 import base64
+import collections
 import csv
 import decimal
 import io
@@ -359,13 +375,40 @@ def parse_columns(text, what):
 class SchemaCache:
     """What PostgREST's schema cache knows about `public.fichas`."""
 
-    def __init__(self, columns, pk_cols, timezones, role_settings):
+    # At most this many upsert statements are kept (see insert_sql).
+    MAX_STATEMENTS = 64
+
+    def __init__(self, columns, pk_cols, timezones, role_settings,
+                 rows_as_sent=False):
         # columns: dict name -> (nominal_type, default_expr or None), in
         # attnum order; None when the table does not exist.
         self.columns = columns
         self.pk_cols = pk_cols
         self.timezones = timezones
         self.role_settings = role_settings
+        # Not PostgREST's: True when an INSERT or an upsert on the table
+        # writes every row it is given, as given (no rule, no BEFORE or
+        # INSTEAD OF row trigger on INSERT / UPDATE that could skip a row or
+        # change its id), so that RETURNING id lists the body's ids (the
+        # request log relies on it).  Like the rest, known as of the last
+        # load: a trigger created since is seen after a reload.
+        self.rows_as_sent = rows_as_sent
+        # The SQL text of the upserts built so far: (InsertSpec, as_bytea)
+        # -> str.  Bound to this cache: a reload starts afresh.
+        self.statements = {}
+
+    def insert_sql(self, context, spec, as_bytea):
+        """The SQL text of insert_statement(spec, as_bytea), built once
+        (composing ~45 columns costs ~5 ms a request).  `context`: a
+        connection or cursor, for quoting identifiers."""
+        key = (spec, as_bytea)
+        text = self.statements.get(key)
+        if text is None:
+            text = insert_statement(spec, as_bytea).as_string(context)
+            if len(self.statements) >= self.MAX_STATEMENTS:
+                self.statements.clear()     # tests that try many shapes
+            self.statements[key] = text
+        return text
 
     @property
     def has_table(self):
@@ -403,6 +446,17 @@ class SchemaCache:
                  ORDER BY array_position(i.indkey::int2[], a.attnum)""",
                         ("%s.%s" % (SCHEMA, TABLE),))
             pk = [r[0] for r in cur.fetchall()]
+            # tgtype bits: ROW 1, BEFORE 2, INSERT 4, UPDATE 16, INSTEAD 64.
+            cur.execute("""
+                SELECT NOT c.relhasrules
+                       AND NOT EXISTS (SELECT FROM pg_trigger t
+                                        WHERE t.tgrelid = c.oid AND t.tgenabled <> 'D'
+                                          AND t.tgtype & 1 = 1 AND t.tgtype & 66 <> 0
+                                          AND t.tgtype & 20 <> 0)
+                  FROM pg_class c WHERE c.oid = to_regclass(%s)""",
+                        ("%s.%s" % (SCHEMA, TABLE),))
+            r = cur.fetchone()
+            rows_as_sent = bool(r and r[0])
             cur.execute("SELECT name FROM pg_timezone_names")
             tzs = {r[0] for r in cur.fetchall()}
             role_settings = []
@@ -426,7 +480,7 @@ class SchemaCache:
             columns = {}
             for name, typ, default in rows:
                 columns[name] = (typ, default)
-        return cls(columns, pk, tzs, role_settings)
+        return cls(columns, pk, tzs, role_settings, rows_as_sent)
 
 
 # ---------------------------------------------------------------------------
@@ -453,7 +507,9 @@ class Pool:
             conn = self.idle.pop() if self.idle else None
         if conn is None or conn.closed:
             try:
-                conn = psycopg2.connect(self.dsn)
+                # UTF8 whatever the database's encoding: a JSON body is
+                # UTF-8, and goes to the server in its own bytes (JsonBody).
+                conn = psycopg2.connect(self.dsn, client_encoding="UTF8")
             except Exception:
                 self.sem.release()
                 raise
@@ -615,9 +671,27 @@ class RequestContext:
         self.role = "anon"
         self.authed = False
         self.claims = {}
-        # Filled for the request log:
+        # Filled for the request log: the body's rows and their "id"s.
+        # They are noted as cheaply as the request allows (note_rows): from
+        # a body PostgREST parses anyway, from the upsert's RETURNING, or
+        # else, once the answer is known, by parsing the body (body_rows).
         self.n_rows = None
         self.ids = None
+        self.rows_noted = False
+
+    def body_rows(self):
+        """Note the body's rows and ids by parsing it, unless already
+        noted.  Only for requests the fast ways do not cover (refused,
+        failed or dropped ones, rare shapes); not counted in duration_ms
+        unless the request succeeded."""
+        if self.rows_noted:
+            return
+        self.rows_noted = True
+        try:
+            parsed = parse_json_strict(self.body)
+        except (ValueError, RecursionError):
+            return
+        note_rows(self, parsed)
 
     def header(self, name):
         for k, v in self.headers:
@@ -825,20 +899,20 @@ class PostgREST:
         payload_is_object = False
         # ApiRequest.getPayload
         if kind == "json":
-            try:
-                parsed = parse_json_strict(body)
-            except ValueError:
-                parsed = ValueError
-            except RecursionError:
-                return not_implemented("JSON nested this deep")
             if columns is not None:
                 # RawJSON: PostgREST does not parse the body at all; the
-                # database will (and refuse it if it is not JSON).
+                # database does (and refuses it if it is not JSON).  Nor
+                # does this stand-in: the log's rows come from the upsert.
                 keys = set(columns)
                 raw = body
             else:
-                if parsed is ValueError:
+                try:
+                    parsed = parse_json_strict(body)
+                except ValueError:
                     raise StandInError(error_reply(400, "PGRST102", "Empty or invalid json"))
+                except RecursionError:
+                    return not_implemented("JSON nested this deep")
+                note_rows(ctx, parsed)
                 keys, raw = self._payload_attributes(parsed, body)
         elif kind == "csv":
             keys, raw = self._csv_payload(body)
@@ -885,19 +959,36 @@ class PostgREST:
         conflict_cols = on_conflict if on_conflict is not None else cache.pk_cols
         rep = prefs.representation
         returning_rows = rep in ("representation", "headers-only")
-        query, params = build_insert(cols, raw, payload_is_object,
-                                     prefs.resolution, conflict_cols,
-                                     prefs.missing == "default", returning_rows,
-                                     cache.pk_cols if rep == "headers-only" else [])
-
-        def run(cur):
-            cur.execute(query, params)
-            return cur.fetchone()
-
-        row = self.app.run_transaction(ctx, run, prefs=prefs, read_only=False)
+        # The log's rows and ids of an unparsed body (`columns`) come from
+        # the upsert itself (RETURNING id) when they are surely the body's:
+        # every object is written and returned with its own id unless
+        # ignore-duplicates skips conflicts or a trigger or rule of the
+        # table skips or rewrites rows.  Otherwise: body_rows, below.
+        log_ids = (not ctx.rows_noted and "id" in keys
+                   and prefs.resolution != "ignore-duplicates"
+                   and cache.rows_as_sent)
+        spec = InsertSpec(tuple(cols), payload_is_object, prefs.resolution,
+                          tuple(conflict_cols), prefs.missing == "default",
+                          returning_rows,
+                          tuple(cache.pk_cols) if rep == "headers-only" else (),
+                          log_ids)
+        # libpq sends a query as a C string: a body with a NUL goes as bytea.
+        as_bytea = b"\x00" in raw
+        row = self._run_insert(ctx, prefs, cache, spec, raw, as_bytea)
+        if isinstance(row, Reply) and row.error_code == "22021" \
+                and not as_bytea and not is_utf8(raw):
+            # Invalid UTF-8 in a body sent inline: PostgreSQL refused the
+            # whole query string before running any of it.  Run it again
+            # with the body alone as bytea, so that the error reports the
+            # bad bytes of the body exactly as for PostgREST's parameter.
+            row = self._run_insert(ctx, prefs, cache, spec, raw, True)
         if isinstance(row, Reply):
             return row
-        page_total, location, body_text, guc_headers, guc_status, inserted = row
+        page_total, location, body_text, guc_headers, guc_status, inserted = row[:6]
+        if log_ids:
+            ctx.n_rows = page_total
+            ctx.ids = json.loads(row[6])
+            ctx.rows_noted = True
         if prefs.resolution == "merge-duplicates":
             status = 201 if (inserted is not None and inserted > 0) else 200
         else:
@@ -919,8 +1010,19 @@ class PostgREST:
         reply = Reply(status, out, headers)
         reply = override_status_headers(reply, guc_status, guc_headers)
         if 200 <= reply.status < 300:
+            ctx.body_rows()
             self.app.count_rows(ctx)
         return reply
+
+    def _run_insert(self, ctx, prefs, cache, spec, raw, as_bytea):
+        """Run the upsert of `spec` with the body `raw` as its parameter;
+        its result row or an error Reply."""
+        def run(cur):
+            cur.execute(cache.insert_sql(cur, spec, as_bytea),
+                        (body_param(raw, as_bytea),))
+            return cur.fetchone()
+
+        return self.app.run_transaction(ctx, run, prefs=prefs, read_only=False)
 
     @staticmethod
     def _payload_attributes(parsed, raw):
@@ -1134,6 +1236,7 @@ def _parse_in_list(text):
 
 def note_rows(ctx, parsed):
     """Rows and ids of a body, for the request log and statistics only."""
+    ctx.rows_noted = True
     if isinstance(parsed, list):
         ctx.n_rows = len(parsed)
         ctx.ids = [_log_id(o.get("id")) for o in parsed
@@ -1197,12 +1300,81 @@ def override_status_headers(reply, guc_status, guc_headers):
     return reply
 
 
+InsertSpec = collections.namedtuple("InsertSpec", [
+    "cols",             # sorted (name, nominal_type, default) of the keys
+    "is_object",        # the body is one object, not an array
+    "resolution",       # Prefer: resolution= (None, merge-/ignore-duplicates)
+    "conflict_cols",    # on_conflict, else the primary key
+    "apply_defaults",   # Prefer: missing=default
+    "returning_rows",   # return=representation / headers-only
+    "location_pk",      # primary key columns for Location (headers-only)
+    "log_ids",          # stand-in only: also return the ids, for the log
+])
+
+
 def build_insert(cols, raw, is_object, resolution, conflict_cols,
                  apply_defaults, returning_rows, location_pk):
+    """The statement PostgREST 12.2.12 sends for POST on a table, with the
+    body as ONE json parameter (see insert_statement).  `cols` is a sorted
+    list of (name, nominal_type, default).  Returns (Composed, params).
+    The stand-in itself caches the statement (SchemaCache.insert_sql)."""
+    spec = InsertSpec(tuple(cols), is_object, resolution, tuple(conflict_cols),
+                      apply_defaults, returning_rows, tuple(location_pk), False)
+    as_bytea = not is_utf8(raw) or b"\x00" in raw
+    return insert_statement(spec, as_bytea), [body_param(raw, as_bytea)]
+
+
+def is_utf8(raw):
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class JsonBody:
+    """The body, as the json parameter of the upsert, in the bytes it came
+    in.  psycopg2 binds parameters on the client: it would want a str,
+    i.e. decoding the body, then encoding it again and escaping it (~6 ms
+    for a batch of 1,000 leads).  The body goes as an E'' literal with its
+    backslashes and quotes doubled, which is injection-safe for any bytes
+    but NUL, which a query string (a C string for libpq) cannot hold: a
+    body with a NUL goes as bytea instead.  Invalid UTF-8 never reaches the
+    parser:
+    PostgreSQL checks the encoding of the whole query string first (the
+    pool's connections are client_encoding UTF8) and refuses it with 22021,
+    as it refuses PostgREST's binary parameter."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def __conform__(self, protocol):
+        if protocol is psycopg2.extensions.ISQLQuote:
+            return self
+        return None
+
+    def getquoted(self):
+        return b"E'" + self.raw.replace(b"\\", b"\\\\").replace(b"'", b"''") + b"'"
+
+
+def body_param(raw, as_bytea):
+    """The parameter of insert_statement(spec, as_bytea) for the body."""
+    return psycopg2.Binary(raw) if as_bytea else JsonBody(raw)
+
+
+def insert_statement(spec, as_bytea):
     """The statement PostgREST 12.2.12 sends for POST on a table
     (mutatePlanToQuery Insert + fromJsonBodyF + Statements.prepareWrite),
-    with the body as ONE json parameter.  `cols` is a sorted list of
-    (name, nominal_type, default).  Returns (Composed, params)."""
+    with the body as its one json parameter (%s): clean UTF-8 goes as text
+    cast to json; anything else (invalid UTF-8, NUL bytes) as bytea through
+    convert_from, so that the database, not this script, refuses it, as it
+    would refuse PostgREST's binary json parameter.  With spec.log_ids the
+    statement also returns the ids of the rows written, for the request log
+    (RETURNING <table>.id instead of RETURNING 1, and one more column)."""
+    (cols, is_object, resolution, conflict_cols, apply_defaults,
+     returning_rows, location_pk, log_ids) = spec
     tbl = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(TABLE))
     idents = [sql.Identifier(c[0]) for c in cols]
     body_idents = [sql.SQL("{}.{}").format(sql.Identifier("pgrst_body"), i)
@@ -1211,20 +1383,11 @@ def build_insert(cols, raw, is_object, resolution, conflict_cols,
              .format(sql.Identifier(c[0])) for c in cols]
     comma = sql.SQL(", ")
 
-    # The body parameter.  Clean UTF-8 goes as text cast to json; anything
-    # else (invalid UTF-8, NUL bytes) goes through convert_from so that the
-    # database, not this script, refuses it, as it would refuse PostgREST's
-    # binary json parameter.
     json_type = "jsonb" if apply_defaults else "json"
-    try:
-        text = raw.decode("utf-8")
-        if "\x00" in text:
-            raise UnicodeDecodeError("utf-8", raw, 0, 1, "NUL")
-        placeholder = sql.SQL("%s::" + json_type)
-        param = text
-    except UnicodeDecodeError:
+    if as_bytea:
         placeholder = sql.SQL("convert_from(%s::bytea, 'UTF8')::" + json_type)
-        param = psycopg2.Binary(raw)
+    else:
+        placeholder = sql.SQL("%s::" + json_type)
 
     # fromJsonBodyF body cols includeSelect=True includeLimitOne=False
     parts = [sql.SQL("SELECT "), comma.join(body_idents),
@@ -1284,7 +1447,12 @@ def build_insert(cols, raw, is_object, resolution, conflict_cols,
             ins.append(comma.join(sql.SQL("{} = EXCLUDED.{}").format(i, i) for i in idents))
             ins += [sql.SQL(" WHERE "), inserted_cfg(False)]
     ins.append(sql.SQL(" RETURNING "))
-    ins.append(sql.SQL("{}.*").format(tbl) if returning_rows else sql.SQL("1"))
+    if returning_rows:
+        ins.append(sql.SQL("{}.*").format(tbl))
+    elif log_ids:
+        ins.append(sql.SQL("{}.{}").format(tbl, sql.Identifier("id")))
+    else:
+        ins.append(sql.SQL("1"))
     mutate = sql.Composed(ins)
 
     if location_pk:
@@ -1308,9 +1476,11 @@ def build_insert(cols, raw, is_object, resolution, conflict_cols,
         sql.SQL("nullif(current_setting('response.headers', true), '') AS response_headers, "),
         sql.SQL("nullif(current_setting('response.status', true), '') AS response_status, "),
         inserted_f, sql.SQL(" AS response_inserted "),
+    ] + ([sql.SQL(", coalesce(json_agg(_postgrest_t.{}), '[]')::text AS stand_in_ids ")
+          .format(sql.Identifier("id"))] if log_ids else []) + [
         sql.SQL("FROM (SELECT * FROM pgrst_source) _postgrest_t"),
     ])
-    return stmt, [param]
+    return stmt
 
 
 # ---------------------------------------------------------------------------
@@ -1775,10 +1945,6 @@ class App:
         if segments == [""]:
             segments = []
         ctx = RequestContext(method, rest_path, segments, params, headers, body)
-        try:
-            note_rows(ctx, parse_json_strict(body))
-        except (ValueError, RecursionError):
-            pass
 
         with self.lock:
             self.seq += 1
@@ -1853,6 +2019,9 @@ class App:
         if not reply.drop and gw_limit and elapsed_ms > gw_limit:
             reply = Reply(544, GATEWAY_BODIES[544])
             fault = "gateway_timeout"
+        # The log's rows and ids of a request that processing did not note
+        # (a fault, a refusal, an error): parse its body now.
+        ctx.body_rows()
 
         with self.lock:
             entry["n_rows"] = ctx.n_rows

@@ -621,6 +621,149 @@ class StandInTest(unittest.TestCase):
         self.control("reset")
         self.assertEqual(self.control("stats"), {"requests": 0, "rows": 0, "by_status": {}})
 
+    def test_log_rows_of_failed_and_refused_requests(self):
+        # A successful upsert with ?columns takes its ids from the database
+        # (the body is not parsed); any other request from its body, as sent.
+        ok = [{"id": 10, "name": "a", "age": 1, "sync_source": "tabuladormax"},
+              {"id": 11, "name": "b", "age": 2, "sync_source": "tabuladormax"}]
+        bad = [{"id": 20, "name": "a", "age": 1, "sync_source": "tabuladormax"},
+               {"id": 21, "name": "b", "age": "x", "sync_source": "tabuladormax"}]
+        self.assertEqual(self.upsert(ok).status, 201)
+        self.assertEqual(self.upsert(bad).status, 400)                  # 22P02
+        self.assertEqual(self.upsert([]).status, 200)
+        self.assertEqual(self.upsert(ok[0]).status, 200)                # one object
+        self.assertEqual(self.upsert([{"id": 30}], query="on_conflict=id&columns=name")
+                         .status, 400)                                  # 23502, no id column
+        self.assertEqual(self.upsert(ok, headers={"apikey": "wrong"}).status, 401)
+        self.control("faults", {"fail_next": 1})
+        self.assertEqual(self.upsert(bad).status, 503)
+        self.control("faults", {"drop_next": 1})
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.upsert(bad)
+        self.control("faults", {"drop_after_commit_next": 1})
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionError)):
+            self.upsert([{"id": 12}, {"id": 13}], query="on_conflict=id&columns=id")
+        self.assertEqual(self.upsert("[1, {\"id\": 5}, {\"x\": 1}]").status, 400)
+        self.assertEqual(self.upsert("not json").status, 400)
+        log = self.control("requests")
+        self.assertEqual([(e["status"], e["n_rows"], e["ids"]) for e in log], [
+            (201, 2, [10, 11]), (400, 2, [20, 21]), (200, 0, []), (200, 1, [10]),
+            (400, 1, [30]), (401, 2, [10, 11]), (503, 2, [20, 21]),
+            (None, 2, [20, 21]), (None, 2, [12, 13]), (400, 3, [5]), (400, None, None)])
+        self.assertEqual(log[1]["error_code"], "22P02")
+        self.assertEqual(log[8]["would_status"], 201)
+        self.assertEqual(self.control("stats")["rows"], 2 + 0 + 1 + 2)
+        self.assertEqual(self.ids(), [10, 11, 12, 13])
+
+    def test_log_ids_are_the_bodys_when_the_table_may_differ(self):
+        # ignore-duplicates skips conflicting rows (not returned by the
+        # upsert): the log still lists every row of the body.
+        self.upsert([{"id": 1, "name": "a", "age": 1, "sync_source": "tabuladormax"}])
+        a = self.upsert([{"id": 1, "name": "b", "age": 1, "sync_source": "tabuladormax"},
+                         {"id": 2, "name": "b", "age": 1, "sync_source": "tabuladormax"}],
+                        headers={"Prefer": "resolution=ignore-duplicates,return=minimal"})
+        self.assertEqual(a.status, 201, a.body)
+        self.assertEqual((self.control("requests")[-1]["n_rows"],
+                          self.control("requests")[-1]["ids"]), (2, [1, 2]))
+        # A BEFORE trigger that skips a row and rewrites another's id: once
+        # the schema cache knows it, the log lists the body's rows too.
+        self.sql("CREATE FUNCTION public.odd() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                 "BEGIN IF NEW.name = 'skip' THEN RETURN NULL; END IF; "
+                 "IF NEW.name = 'shift' THEN NEW.id := NEW.id + 1000; END IF; "
+                 "RETURN NEW; END $$; "
+                 "CREATE TRIGGER odd BEFORE INSERT ON public.fichas "
+                 "FOR EACH ROW EXECUTE FUNCTION public.odd()")
+        try:
+            self.control("reload_schema")
+            self.control("reset")
+            a = self.upsert([{"id": 5, "name": "skip", "age": 1, "sync_source": "tabuladormax"},
+                             {"id": 6, "name": "shift", "age": 1, "sync_source": "tabuladormax"},
+                             {"id": 7, "name": "keep", "age": 1, "sync_source": "tabuladormax"}])
+            self.assertEqual(a.status, 201, a.body)
+            e = self.control("requests")[-1]
+            self.assertEqual((e["n_rows"], e["ids"]), (3, [5, 6, 7]))
+            self.assertEqual(self.control("stats")["rows"], 3)
+            self.assertEqual(self.ids(), [1, 2, 7, 1006])
+        finally:
+            self.sql("DROP TRIGGER odd ON public.fichas; DROP FUNCTION public.odd()")
+            self.control("reload_schema")
+
+    # -- the body as the upsert's parameter --------------------------------
+
+    HOSTILE = ["O'Neil", "'); DROP TABLE public.fichas; --", "back\\slash \\' \\\\' ''",
+               "$$ $1 %s %% {} \\x00 \\u00e9", "quote \" and \\\" ç ã 🙂 \U0001F600",
+               "new\nline\ttab", "E'\\\\'", "\\"]
+
+    def check_hostile(self, port=None):
+        rows = [{"id": i + 1, "name": v, "age": i, "sync_source": "tabuladormax"}
+                for i, v in enumerate(self.HOSTILE)]
+        a = self.upsert(rows, port=port)
+        self.assertEqual(a.status, 201, a.body)
+        got = self.sql("SELECT name FROM public.fichas ORDER BY id")
+        self.assertEqual([r[0] for r in got], self.HOSTILE)
+        # Raw escapes of JSON itself, exactly as sent.
+        self.sql("TRUNCATE public.fichas")
+        a = self.upsert('[{"id": 1, "name": "\\u0041\\\\\\"\\/\'", "age": 1}]'.encode(),
+                        query="on_conflict=id&columns=id,name,age", port=port)
+        self.assertEqual(a.status, 201, a.body)
+        self.assertEqual(self.row(1), [(1, 'A\\"/\'', 1, None)])
+
+    def test_body_bytes_reach_the_database_unchanged(self):
+        self.check_hostile()
+        self.assertEqual(self.control("requests")[0]["ids"], list(range(1, 9)))
+
+    def test_body_bytes_without_standard_conforming_strings(self):
+        self.sql("ALTER DATABASE remote SET standard_conforming_strings = off")
+        try:
+            proc, port, _ = self.spawn()
+            try:
+                self.check_hostile(port=port)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                self.assertEqual(proc.wait(10), 0)
+                proc.stdout.close()
+        finally:
+            self.sql("ALTER DATABASE remote RESET standard_conforming_strings")
+
+    def pg_utf8_error(self, raw):
+        """PostgreSQL's own error for `raw` as UTF-8 (as for PostgREST's
+        binary json parameter)."""
+        try:
+            self.sql("SELECT convert_from(%s::bytea, 'UTF8')", (psycopg2.Binary(raw),))
+        except psycopg2.Error as e:
+            return e.pgcode, e.diag.message_primary
+        self.fail("valid UTF-8: %r" % raw)
+
+    def test_invalid_utf8_and_nul_refused_by_the_database(self):
+        bodies = [b'[{"id": 1, "name": "\xff"}]',
+                  b'[{"id": 1, "name": "\xe2\'x"}]',     # the quote follows the bad byte
+                  b'[{"id": 1, "name": "\xe2\\\\x"}]',
+                  b'[{"id": 1, "name": "x"}]\xc3',         # cut at the very end
+                  b'[{"id": 1, "name": "a\x00b"}]',
+                  b'[{"id": 1, "name": "\xc3\xa9"}]\x00']
+        for raw in bodies:
+            a = self.upsert(raw, query="on_conflict=id&columns=id,name")
+            code, message = self.pg_utf8_error(raw)
+            self.assertPgrstError(a, 400, code, message)
+            self.assertEqual(code, "22021")
+        self.assertEqual(self.ids(), [])
+        log = self.control("requests")
+        self.assertEqual([e["error_code"] for e in log], ["22021"] * len(bodies))
+        # A body that is not even UTF-8 has no rows to log.
+        self.assertEqual({(e["n_rows"], e["ids"]) for e in log}, {(None, None)})
+        # The connections stay usable.
+        a = self.upsert([{"id": 1, "name": "é", "age": 1, "sync_source": "tabuladormax"}])
+        self.assertEqual(a.status, 201, a.body)
+
+    def test_deep_json_with_columns_goes_to_the_database(self):
+        # PostgREST does not parse a body sent with ?columns: the database
+        # refuses what it cannot take (here its stack depth limit).
+        deep = '[{"id": 1, "raw": ' + "[" * 100000 + "]" * 100000 + "}]"
+        a = self.upsert(deep, query="on_conflict=id&columns=id,raw")
+        self.assertPgrstError(a, 500, "54001")
+        self.assertEqual(self.control("requests")[-1]["error_code"], "54001")
+        self.assertEqual(self.ids(), [])
+
 
 if __name__ == "__main__":
     unittest.main()
