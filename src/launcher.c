@@ -309,6 +309,31 @@ launch_job(const pg_uuid_t *job_id)
 	return -1;
 }
 
+/*
+ * Forget the restart pauses of jobs that no longer want a worker.
+ */
+static void
+forget_finished_jobs(List *jobs)
+{
+	ListCell   *lc;
+
+	foreach(lc, backoffs)
+	{
+		JobBackoff *b = lfirst(lc);
+		ListCell   *lc2;
+		bool		runnable = false;
+
+		foreach(lc2, jobs)
+			if (memcmp(&b->job_id, lfirst(lc2), sizeof(pg_uuid_t)) == 0)
+				runnable = true;
+		if (!runnable)
+		{
+			backoffs = foreach_delete_current(backoffs, lc);
+			pfree(b);
+		}
+	}
+}
+
 void
 gs_export_launcher_main(Datum main_arg)
 {
@@ -361,6 +386,7 @@ gs_export_launcher_main(Datum main_arg)
 				naptime = again;
 		}
 		MemoryContextSwitchTo(oldcxt);
+		forget_finished_jobs(jobs);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 naptime, PG_WAIT_EXTENSION);
