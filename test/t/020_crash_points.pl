@@ -108,12 +108,8 @@ sub check_outcome
 	is($remote->ids, $src_ids, "$label: the remote holds exactly the leads of the range");
 	is_deeply([ GsExportTest::mismatches($node, $remote, $in_range) ], [],
 		"$label: every remote row equals its source lead");
-	is($node->safe_psql('postgres', qq{
-		SELECT count(*) FILTER (WHERE status = 'success') || '/' ||
-		       count(DISTINCT lead_id) FILTER (WHERE status = 'success') || '/' ||
-		       count(*) FILTER (WHERE status <> 'success')
-		  FROM sync_events WHERE job_id = '$job'}),
-		"$n/$n/0", "$label: one success sync_events row per lead, no other rows");
+	is(GsExportTest::sync_summary($node, $job), "$n/$n/0/0/0",
+		"$label: one success sync_events row per lead, no other rows");
 	is($node->safe_psql('postgres', qq{
 		SELECT count(*) FROM (SELECT lead_id, status FROM sync_events WHERE job_id = '$job'
 		                       GROUP BY 1, 2 HAVING count(*) > 1) d}),

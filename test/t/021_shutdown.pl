@@ -63,12 +63,8 @@ sub check_outcome
 	is($remote->ids, $src_ids, "$label: the remote holds exactly the leads");
 	is_deeply([ GsExportTest::mismatches($node, $remote, 'true') ], [],
 		"$label: every remote row equals its source lead");
-	is($node->safe_psql('postgres', qq{
-		SELECT count(*) FILTER (WHERE status = 'success') || '/' ||
-		       count(DISTINCT lead_id) FILTER (WHERE status = 'success') || '/' ||
-		       count(*) FILTER (WHERE status <> 'success')
-		  FROM sync_events WHERE job_id = '$job'}),
-		"$n/$n/0", "$label: one success sync_events row per lead, no other rows");
+	is(GsExportTest::sync_summary($node, $job), "$n/$n/0/0/0",
+		"$label: one success sync_events row per lead, no other rows");
 }
 
 # --- fast shutdown with a 60 s request in flight ----------------------------

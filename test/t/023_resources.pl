@@ -59,12 +59,8 @@ sub check_outcome
 		"$label: the remote holds exactly the leads of the range");
 	is_deeply([ GsExportTest::mismatches($node, $remote, $where) ], [],
 		"$label: every remote row equals its source lead");
-	is($node->safe_psql('postgres', qq{
-		SELECT count(*) FILTER (WHERE status = 'success') || '/' ||
-		       count(DISTINCT lead_id) FILTER (WHERE status = 'success') || '/' ||
-		       count(*) FILTER (WHERE status <> 'success')
-		  FROM sync_events WHERE job_id = '$job'}),
-		"$n/$n/0", "$label: one success sync_events row per lead, no other rows");
+	is(GsExportTest::sync_summary($node, $job), "$n/$n/0/0/0",
+		"$label: one success sync_events row per lead, no other rows");
 }
 
 # Leads: 500 in July 2026 for (a) and (b), 20000 in 2025 for (c).
