@@ -728,38 +728,26 @@ DO $privileges$
 DECLARE
     r record;
     ext oid := (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'gs_export');
+    outliving pg_catalog.regprocedure[] := ARRAY[
+        '@extschema@.gs_export_job_visible(name, uuid)',
+        '@extschema@.gs_export_job_visible_to(oid, uuid, boolean, name, uuid)',
+        '@extschema@.gs_export_job_id_visible(uuid)',
+        '@extschema@.gs_export_config_guard()'];
 BEGIN
+    -- a NULL ACL is the default one, which lets PUBLIC execute a function
     FOR r IN
         SELECT p.oid::pg_catalog.regprocedure::text AS fn,
                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
-          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+          FROM pg_catalog.pg_proc p,
+               pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
          WHERE a.grantee <> p.proowner
            AND (p.oid IN (SELECT objid FROM pg_catalog.pg_depend
                           WHERE classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
                             AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
                             AND refobjid = ext AND deptype = 'e')
-                OR p.oid IN ('@extschema@.gs_export_job_visible(name, uuid)'::pg_catalog.regprocedure,
-                         '@extschema@.gs_export_job_visible_to(oid, uuid, boolean, name, uuid)'::pg_catalog.regprocedure,
-                             '@extschema@.gs_export_job_visible_to(oid, uuid, boolean, name, uuid)'::pg_catalog.regprocedure,
-                             '@extschema@.gs_export_job_id_visible(uuid)'::pg_catalog.regprocedure,
-                             '@extschema@.gs_export_config_guard()'::pg_catalog.regprocedure))
+                OR p.oid = ANY (outliving))
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', r.fn, r.grantee);
-    END LOOP;
-    -- functions get EXECUTE for PUBLIC by default: that too
-    FOR r IN
-        SELECT p.oid::pg_catalog.regprocedure::text AS fn
-          FROM pg_catalog.pg_proc p
-         WHERE p.oid IN (SELECT objid FROM pg_catalog.pg_depend
-                         WHERE classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-                           AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
-                           AND refobjid = ext AND deptype = 'e')
-            OR p.oid IN ('@extschema@.gs_export_job_visible(name, uuid)'::pg_catalog.regprocedure,
-                         '@extschema@.gs_export_job_visible_to(oid, uuid, boolean, name, uuid)'::pg_catalog.regprocedure,
-                         '@extschema@.gs_export_job_id_visible(uuid)'::pg_catalog.regprocedure,
-                         '@extschema@.gs_export_config_guard()'::pg_catalog.regprocedure)
-    LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.fn);
     END LOOP;
 
     FOR r IN
