@@ -45,8 +45,10 @@ if ! (cd "$top/test" &&
 	failed+=(tap)
 fi
 
+echo "output in $out"
 if [ ${#failed[@]} -gt 0 ]; then
-	echo "FAILED: ${failed[*]} (output in $out)"
+	echo "FAILED: ${failed[*]}"
+	echo "suites: $((3 - ${#failed[@]})) passed, ${#failed[@]} failed"
 	exit 1
 fi
-echo "all test suites passed (output in $out)"
+echo "suites: 3 passed, 0 failed"
