@@ -103,6 +103,21 @@ for my $i (0 .. 2)
 check_complete($job, '503 burst');
 
 ###########################################################################
+# 1b. 413 Payload Too Large: the batch is split in halves, not failed.
+###########################################################################
+fresh_remote();
+$remote->faults(fail_next => 1, status => 413);
+$job = new_job();
+is(GsExportTest::wait_status($node, $job, 'completed|failed|paused', 60), 'completed',
+	'413: the job completed');
+$reqs = $remote->requests;
+my @halves = (join(',', @{ $batches[0] }[0 .. $bs / 2 - 1]), join(',', @{ $batches[0] }[$bs / 2 .. $bs - 1]));
+is_deeply([ map { req_summary($_) } @$reqs[0 .. 2] ],
+	[ "413:$first", "201:$halves[0]", "201:$halves[1]" ],
+	'413: the refused batch is sent again as two halves');
+check_complete($job, '413');
+
+###########################################################################
 # 2. Dropped connections: closed without an answer (FIN), then with RST.
 ###########################################################################
 for my $reset (0, 1)
