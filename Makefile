@@ -14,7 +14,7 @@ OBJS = \
 	src/journal.o
 
 EXTENSION = gs_export
-DATA = sql/gs_export--1.0.sql
+DATA = sql/gs_export--1.0.sql sql/gs_export--1.0--1.1.sql
 PGFILEDESC = "gs_export - batch export of leads to a PostgREST remote"
 
 PG_CPPFLAGS = -I$(srcdir)/src $(shell pkg-config --cflags json-c) $(shell curl-config --cflags)

@@ -22,7 +22,7 @@
 #include "utils/date.h"
 #include "utils/uuid.h"
 
-#define GS_EXPORT_VERSION "1.0"
+#define GS_EXPORT_VERSION "1.1"
 
 /* Catch-up passes for leads changed while a job runs, at most. */
 #define GS_MAX_CATCHUP_PASSES 10
