@@ -11,7 +11,7 @@ OBJS = \
 	src/source.o \
 	src/payload.o \
 	src/remote.o \
-	src/journal.o
+	src/store.o
 
 EXTENSION = gs_export
 DATA = sql/gs_export--1.0.sql sql/gs_export--1.0--1.1.sql

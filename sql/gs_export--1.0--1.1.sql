@@ -17,12 +17,470 @@
 
 /* ---- 1. Jobs table ----------------------------------------------------- */
 
+/*
+ * A job walks its leads in passes, each over a window [pass_lower,
+ * pass_upper) of updated_at, newest first, by the key (updated_at, id):
+ *   range    the job's days, up to the instant the job started
+ *            (changes_since at the start);
+ *   catchup  the leads changed during the previous pass:
+ *            [its horizon, the horizon now);
+ *   rest     once the catch-up passes are over, the part of the range
+ *            after the last horizon (leads dated later today, or in the
+ *            future when the range reaches there).
+ * 1.0 jobs (running ones included) get their window when next claimed.
+ */
+ALTER TABLE @extschema@.gestao_scouter_export_jobs
+    ADD COLUMN IF NOT EXISTS pass_kind text NOT NULL DEFAULT 'range',
+    ADD COLUMN IF NOT EXISTS pass_lower timestamptz,
+    ADD COLUMN IF NOT EXISTS pass_upper timestamptz;
+
+UPDATE @extschema@.gestao_scouter_export_jobs
+   SET pass_kind = 'catchup'
+ WHERE catchup_pass > 0 AND pass_kind = 'range';
+
+DO $pass_kind$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                   WHERE conrelid = '@extschema@.gestao_scouter_export_jobs'::pg_catalog.regclass
+                     AND conname = 'gestao_scouter_export_jobs_pass_kind') THEN
+        ALTER TABLE @extschema@.gestao_scouter_export_jobs
+            ADD CONSTRAINT gestao_scouter_export_jobs_pass_kind
+            CHECK (pass_kind IN ('range', 'catchup', 'rest'));
+    END IF;
+END
+$pass_kind$;
+
 /* ---- 2. One active job -------------------------------------------------- */
 
 /* ---- 3. The job's state machine ---------------------------------------- */
+
+/*
+ * Everything a job worker does to the job's rows goes through the
+ * functions of this section, one call per step, each in its own short
+ * transaction of the worker:
+ *
+ *   _gs_job_claim         pending|running → running: take the job, say how
+ *                         to run it (or fail it: no owner, no config)
+ *   _gs_job_record        one batch's outcome: events, errors, counters,
+ *                         position (and still running?)
+ *   _gs_job_next_pass     a pass is walked: start the next one, or
+ *                         running → completed
+ *   _gs_job_stop          running → paused (the remote's trouble, a
+ *                         cancel), or → failed (an error)
+ *   _gs_job_ignore_column the remote lacks a column
+ *   _gs_job_is_running    should the worker go on?
+ *   _gs_runnable_jobs     the launcher: jobs that want a worker
+ *
+ * The user's side (create, pause, resume) is in section 4.  These run as
+ * the worker's role (a superuser), are called only by the worker and the
+ * launcher, and are revoked from everybody else (section 6).
+ */
+
+/*
+ * The first instant whose local date, in the time zone, is p_day.  Usually
+ * local midnight; where midnight happens twice (a clock set back at 01:00)
+ * the first one, and where it is skipped the first instant after the gap.
+ * Offsets change by at most a few hours, so the start lies within six hours
+ * of "p_day 00:00" read in the zone.
+ */
+CREATE FUNCTION @extschema@._gs_day_start(p_day date, p_time_zone text)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t timestamptz := p_day::timestamp AT TIME ZONE p_time_zone;
+    lo timestamptz;
+    hi timestamptz;
+    mid timestamptz;
+BEGIN
+    IF (t AT TIME ZONE p_time_zone)::date = p_day
+       AND ((t - interval '1 microsecond') AT TIME ZONE p_time_zone)::date < p_day THEN
+        RETURN t;
+    END IF;
+    lo := t - interval '6 hours';
+    hi := t + interval '6 hours';
+    WHILE hi - lo > interval '1 microsecond' LOOP
+        mid := lo + (hi - lo) / 2;
+        IF (mid AT TIME ZONE p_time_zone)::date >= p_day THEN
+            hi := mid;
+        ELSE
+            lo := mid;
+        END IF;
+    END LOOP;
+    RETURN hi;
+END;
+$$;
+
+/*
+ * The instant from which a lead may have been changed after we looked: now,
+ * or the start of the oldest transaction still open in this database, since
+ * a lead it changes gets that start as its updated_at (default now()) but
+ * becomes visible only when it commits.
+ */
+CREATE FUNCTION @extschema@._gs_changes_horizon()
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT LEAST(pg_catalog.now(), pg_catalog.min(a.xact_start))
+      FROM pg_catalog.pg_stat_activity a
+     WHERE a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()
+$$;
+
+/*
+ * Claim a job for the calling worker.  The claim is a session advisory lock
+ * on the job id: a second worker for the same job, however it came to be
+ * started, gets outcome 'busy' and goes away.  Outcomes: 'run' (the job is
+ * running, and the other columns say how), 'busy', 'not_runnable' (it is
+ * no longer pending or running, or gone), 'failed' (it cannot run: marked
+ * failed, with the reason).
+ */
+CREATE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
+    OUT outcome text, OUT reason text,
+    OUT batch_size integer, OUT delay_ms integer, OUT time_zone text,
+    OUT owner_oid oid, OUT owner_claims text,
+    OUT pass_kind text, OUT pass_lower timestamptz,
+    OUT cursor_updated_at timestamptz, OUT cursor_id bigint,
+    OUT ignored_fields text[], OUT project_url text, OUT api_key text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j @extschema@.gestao_scouter_export_jobs;
+    range_top timestamptz;
+    range_bottom timestamptz;
+    cfg record;
+BEGIN
+    IF NOT pg_catalog.pg_try_advisory_lock(1735617912, pg_catalog.hashtext(p_job_id::text)) THEN
+        outcome := 'busy';
+        RETURN;
+    END IF;
+    SELECT * INTO j FROM @extschema@.gestao_scouter_export_jobs WHERE id = p_job_id FOR UPDATE;
+    IF NOT FOUND OR j.status NOT IN ('pending', 'running') THEN
+        outcome := 'not_runnable';
+        RETURN;
+    END IF;
+
+    batch_size := COALESCE(j.batch_size, pg_catalog.current_setting('gs_export.batch_size')::integer);
+    delay_ms := COALESCE(j.delay_ms, (SELECT s.setting::integer FROM pg_catalog.pg_settings s
+                                       WHERE s.name = 'gs_export.batch_delay_ms'));
+    time_zone := COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone'));
+    owner_oid := pg_catalog.to_regrole(pg_catalog.quote_ident(
+                     COALESCE(j.owner_role, (SELECT r.rolname FROM pg_catalog.pg_extension e
+                                               JOIN pg_catalog.pg_roles r ON r.oid = e.extowner
+                                              WHERE e.extname = 'gs_export'))));
+    IF j.created_by IS NOT NULL THEN
+        owner_claims := pg_catalog.jsonb_build_object('sub', j.created_by, 'role', j.owner_role)::text;
+    END IF;
+    ignored_fields := j.ignored_fields;
+
+    SELECT c.project_url, c.anon_key INTO cfg
+      FROM @extschema@.gestao_scouter_config c
+     WHERE c.active AND c.sync_enabled
+     ORDER BY c.updated_at DESC NULLS LAST
+     LIMIT 1;
+    IF owner_oid IS NULL THEN
+        reason := pg_catalog.format('the job''s owner role %s does not exist', pg_catalog.quote_ident(j.owner_role));
+    ELSIF NOT FOUND THEN
+        reason := 'no active gestao_scouter_config row (active and sync_enabled)';
+    ELSIF cfg.project_url IS NULL OR cfg.anon_key IS NULL THEN
+        reason := 'gestao_scouter_config has no project_url or no anon_key';
+    ELSIF cfg.anon_key ~ '[[:cntrl:]]' THEN
+        reason := 'gestao_scouter_config.anon_key contains control characters';
+    ELSIF pg_catalog.to_regclass('@extschema@.leads') IS NULL THEN
+        reason := 'table @extschema@.leads does not exist';
+    END IF;
+    IF reason IS NOT NULL THEN
+        PERFORM @extschema@._gs_job_stop(p_job_id, 'failed', reason);
+        outcome := 'failed';
+        RETURN;
+    END IF;
+    project_url := cfg.project_url;
+    api_key := cfg.anon_key;
+
+    /* The first claim (of a 1.0 job too) sets the walk's first window. */
+    j.changes_since := COALESCE(j.changes_since, @extschema@._gs_changes_horizon());
+    IF j.pass_lower IS NULL THEN
+        range_top := @extschema@._gs_day_start(j.start_date + 1, time_zone);
+        range_bottom := CASE WHEN j.end_date IS NULL THEN '-infinity'
+                             ELSE @extschema@._gs_day_start(j.end_date, time_zone) END;
+        IF j.pass_kind = 'range' THEN
+            j.pass_lower := range_bottom;
+            j.pass_upper := LEAST(range_top, j.changes_since);
+        ELSE
+            j.pass_lower := j.catchup_lower;
+            j.pass_upper := j.changes_since;
+        END IF;
+    END IF;
+    /* A 1.0 cursor may stand above the window: start at its top. */
+    IF j.cursor_updated_at IS NULL OR j.cursor_updated_at > j.pass_upper
+       OR j.cursor_updated_at = j.pass_upper THEN
+        j.cursor_updated_at := j.pass_upper;
+        j.cursor_id := -9223372036854775808;
+    END IF;
+
+    UPDATE @extschema@.gestao_scouter_export_jobs AS t
+       SET status = 'running',
+           started_at = COALESCE(t.started_at, pg_catalog.now()),
+           changes_since = j.changes_since,
+           pass_lower = j.pass_lower, pass_upper = j.pass_upper,
+           cursor_updated_at = j.cursor_updated_at, cursor_id = j.cursor_id,
+           updated_at = pg_catalog.now()
+     WHERE t.id = p_job_id;
+
+    outcome := 'run';
+    pass_kind := j.pass_kind;
+    pass_lower := j.pass_lower;
+    cursor_updated_at := j.cursor_updated_at;
+    cursor_id := j.cursor_id;
+END;
+$$;
+
+/*
+ * Record one batch's outcome, all or nothing: a sync_events row per lead, a
+ * gestao_scouter_export_errors row per failed lead, the job's counters and
+ * position.  p_messages holds NULL for a lead that went through, else its
+ * error; the p_err_* arrays describe the failed leads, in order.  Returns
+ * whether the job is still running (a pause may have come meanwhile).
+ */
+CREATE FUNCTION @extschema@._gs_job_record(p_job_id uuid, p_lead_ids bigint[], p_messages text[],
+                                           p_duration_ms integer,
+                                           p_last_updated_at timestamptz, p_last_id bigint, p_last_day date,
+                                           p_err_ids bigint[], p_err_snapshots text[], p_err_fields text[],
+                                           p_err_statuses integer[], p_err_bodies text[])
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n_ok bigint;
+    n_err bigint;
+    running boolean;
+BEGIN
+    INSERT INTO @extschema@.sync_events
+           (event_type, direction, lead_id, status, error_message, sync_duration_ms, job_id)
+    SELECT 'update', 'supabase_to_gestao_scouter', u.lead_id,
+           CASE WHEN u.message IS NULL THEN 'success' ELSE 'error' END,
+           u.message, p_duration_ms, p_job_id
+      FROM ROWS FROM (pg_catalog.unnest(p_lead_ids), pg_catalog.unnest(p_messages)) AS u(lead_id, message);
+
+    SELECT pg_catalog.count(*) FILTER (WHERE m IS NULL), pg_catalog.count(*) FILTER (WHERE m IS NOT NULL)
+      INTO n_ok, n_err
+      FROM pg_catalog.unnest(p_messages) AS m;
+
+    IF n_err > 0 THEN
+        INSERT INTO @extschema@.gestao_scouter_export_errors
+               (job_id, lead_id, lead_snapshot, fields_sent, error_message,
+                error_details, response_status, response_body, ignored_fields)
+        SELECT p_job_id, e.lead_id, e.snapshot::jsonb, e.fields::jsonb, u.message,
+               e.body::jsonb, e.status, e.body::jsonb, j.ignored_fields
+          FROM ROWS FROM (pg_catalog.unnest(p_err_ids), pg_catalog.unnest(p_err_snapshots),
+                          pg_catalog.unnest(p_err_fields), pg_catalog.unnest(p_err_statuses),
+                          pg_catalog.unnest(p_err_bodies)) AS e(lead_id, snapshot, fields, status, body)
+          JOIN ROWS FROM (pg_catalog.unnest(p_lead_ids), pg_catalog.unnest(p_messages))
+                   AS u(lead_id, message) USING (lead_id)
+          CROSS JOIN @extschema@.gestao_scouter_export_jobs j
+         WHERE j.id = p_job_id;
+    END IF;
+
+    UPDATE @extschema@.gestao_scouter_export_jobs AS j
+       SET total_leads = j.total_leads + n_ok + n_err,
+           exported_leads = j.exported_leads + n_ok,
+           error_leads = j.error_leads + n_err,
+           cursor_updated_at = p_last_updated_at, cursor_id = p_last_id,
+           processing_date = CASE WHEN j.pass_kind = 'range'
+                                  THEN LEAST(GREATEST(p_last_day, j.end_date), j.start_date)
+                                  ELSE j.processing_date END,
+           last_completed_date = CASE WHEN j.pass_kind = 'range' AND p_last_day < j.start_date
+                                      THEN GREATEST(p_last_day, j.end_date - 1) + 1
+                                      ELSE j.last_completed_date END,
+           updated_at = pg_catalog.now()
+     WHERE j.id = p_job_id
+    RETURNING j.status = 'running' INTO running;
+    RETURN COALESCE(running, false);
+END;
+$$;
+
+/*
+ * The pass being walked has no more leads.  Start the next one, or
+ * complete the job.  Catch-up passes go on while they find leads, ten at
+ * the most; then the rest of the range, if it reaches past the last
+ * horizon; then the job is completed: last_completed_date becomes the
+ * oldest day walked (end_date, or without one the day of the oldest lead).
+ * Outcomes: 'walk' (a new pass: the other columns say where), 'completed'
+ * (with the counts, for the log), 'stopped' (the job is no longer running).
+ */
+CREATE FUNCTION @extschema@._gs_job_next_pass(p_job_id uuid,
+    OUT outcome text, OUT pass_kind text, OUT pass_number integer,
+    OUT pass_lower timestamptz, OUT cursor_updated_at timestamptz, OUT cursor_id bigint,
+    OUT kept_changing boolean,
+    OUT total_leads bigint, OUT exported_leads bigint, OUT error_leads bigint, OUT seconds numeric)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    max_catchup_passes constant integer := 10;
+    j @extschema@.gestao_scouter_export_jobs;
+    tz text;
+    range_top timestamptz;
+    range_bottom timestamptz;
+    found_leads boolean;
+    horizon timestamptz;
+BEGIN
+    SELECT * INTO j FROM @extschema@.gestao_scouter_export_jobs WHERE id = p_job_id FOR UPDATE;
+    IF NOT FOUND OR j.status <> 'running' THEN
+        outcome := 'stopped';
+        RETURN;
+    END IF;
+    tz := COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone'));
+    range_top := @extschema@._gs_day_start(j.start_date + 1, tz);
+    range_bottom := CASE WHEN j.end_date IS NULL THEN '-infinity'
+                         ELSE @extschema@._gs_day_start(j.end_date, tz) END;
+    /* The cursor starts at the window's top and moves down as leads are done. */
+    found_leads := j.cursor_updated_at < j.pass_upper;
+    kept_changing := false;
+
+    IF j.pass_kind = 'range' OR (j.pass_kind = 'catchup' AND found_leads
+                                 AND j.catchup_pass < max_catchup_passes) THEN
+        horizon := @extschema@._gs_changes_horizon();
+        j.pass_kind := 'catchup';
+        j.catchup_pass := j.catchup_pass + 1;
+        j.pass_lower := j.changes_since;
+        j.pass_upper := GREATEST(horizon, j.changes_since);
+        j.catchup_lower := j.changes_since;
+        j.changes_since := j.pass_upper;
+    ELSIF j.pass_kind = 'catchup' AND GREATEST(j.changes_since, range_bottom) < range_top THEN
+        kept_changing := found_leads;
+        j.pass_kind := 'rest';
+        j.pass_lower := GREATEST(j.changes_since, range_bottom);
+        j.pass_upper := range_top;
+    ELSE
+        kept_changing := (j.pass_kind = 'catchup' AND found_leads);
+        UPDATE @extschema@.gestao_scouter_export_jobs AS t
+           SET status = 'completed', completed_at = pg_catalog.now(),
+               last_completed_date = COALESCE(t.end_date, t.processing_date, t.start_date),
+               processing_date = COALESCE(t.end_date, t.processing_date, t.start_date),
+               updated_at = pg_catalog.now()
+         WHERE t.id = p_job_id
+        RETURNING t.total_leads, t.exported_leads, t.error_leads,
+                  pg_catalog.round(EXTRACT(epoch FROM t.completed_at - t.started_at), 1)
+             INTO total_leads, exported_leads, error_leads, seconds;
+        outcome := 'completed';
+        RETURN;
+    END IF;
+
+    UPDATE @extschema@.gestao_scouter_export_jobs AS t
+       SET pass_kind = j.pass_kind, catchup_pass = j.catchup_pass,
+           pass_lower = j.pass_lower, pass_upper = j.pass_upper,
+           catchup_lower = j.catchup_lower, changes_since = j.changes_since,
+           cursor_updated_at = j.pass_upper, cursor_id = -9223372036854775808,
+           updated_at = pg_catalog.now()
+     WHERE t.id = p_job_id;
+    outcome := 'walk';
+    pass_kind := j.pass_kind;
+    pass_number := j.catchup_pass;
+    pass_lower := j.pass_lower;
+    cursor_updated_at := j.pass_upper;
+    cursor_id := -9223372036854775808;
+END;
+$$;
+
+/*
+ * Stop the job: 'paused' (only if it is running: the remote's trouble
+ * outlasted the retries, or an operator cancelled the worker) or 'failed'
+ * (whatever it was), with the reason in pause_reason.  Returns whether the
+ * row changed.
+ */
+CREATE FUNCTION @extschema@._gs_job_stop(p_job_id uuid, p_status text, p_reason text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_status NOT IN ('paused', 'failed') THEN
+        RAISE EXCEPTION 'a job can be stopped as paused or failed, not %', p_status
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE @extschema@.gestao_scouter_export_jobs
+       SET status = p_status, pause_reason = p_reason,
+           paused_at = CASE WHEN p_status = 'paused' THEN pg_catalog.now() ELSE paused_at END,
+           updated_at = pg_catalog.now()
+     WHERE id = p_job_id AND (p_status = 'failed' OR status = 'running');
+    RETURN FOUND;
+END;
+$$;
+
+/*
+ * The remote has no column p_column: it is no longer sent, for the rest of
+ * the job's life (a resume too).
+ */
+CREATE FUNCTION @extschema@._gs_job_ignore_column(p_job_id uuid, p_column text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE @extschema@.gestao_scouter_export_jobs
+       SET ignored_fields = pg_catalog.array_append(ignored_fields, p_column),
+           updated_at = pg_catalog.now()
+     WHERE id = p_job_id AND NOT (p_column = ANY (ignored_fields))
+$$;
+
+CREATE FUNCTION @extschema@._gs_job_is_running(p_job_id uuid)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE((SELECT status = 'running' FROM @extschema@.gestao_scouter_export_jobs
+                      WHERE id = p_job_id), false)
+$$;
+
+/*
+ * The jobs that want a worker (pending, or running: after a restart, or
+ * whose worker stopped), oldest first.
+ */
+CREATE FUNCTION @extschema@._gs_runnable_jobs()
+RETURNS SETOF uuid
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT id FROM @extschema@.gestao_scouter_export_jobs
+     WHERE status IN ('pending', 'running')
+     ORDER BY created_at
+$$;
 
 /* ---- 4. The SQL API's internal functions -------------------------------- */
 
 /* ---- 5. Row level security ---------------------------------------------- */
 
 /* ---- 6. Privileges ------------------------------------------------------ */
+
+/*
+ * The state machine's functions are the workers' alone: revoke what the
+ * default ACL (EXECUTE for PUBLIC) and default privileges (Supabase grants
+ * new functions of public to anon, authenticated and service_role) gave.
+ */
+DO $privileges_state_machine$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT p.oid::pg_catalog.regprocedure::text AS fn,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
+          FROM pg_catalog.pg_proc p,
+               pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+         WHERE a.grantee <> p.proowner
+           AND p.oid IN ('@extschema@._gs_day_start(date, text)'::pg_catalog.regprocedure,
+                         '@extschema@._gs_changes_horizon()'::pg_catalog.regprocedure,
+                         '@extschema@._gs_job_claim(uuid)'::pg_catalog.regprocedure,
+                         '@extschema@._gs_job_record(uuid, bigint[], text[], integer, timestamptz, bigint, date, bigint[], text[], text[], integer[], text[])'::pg_catalog.regprocedure,
+                         '@extschema@._gs_job_next_pass(uuid)'::pg_catalog.regprocedure,
+                         '@extschema@._gs_job_stop(uuid, text, text)'::pg_catalog.regprocedure,
+                         '@extschema@._gs_job_ignore_column(uuid, text)'::pg_catalog.regprocedure,
+                         '@extschema@._gs_job_is_running(uuid)'::pg_catalog.regprocedure,
+                         '@extschema@._gs_runnable_jobs()'::pg_catalog.regprocedure)
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', r.fn, r.grantee);
+    END LOOP;
+END
+$privileges_state_machine$;

@@ -2,7 +2,7 @@
  *
  * catalog.c
  *	  Looks up gs_export's own row of pg_extension in the current database:
- *	  the schema its tables live in and the role that owns it.
+ *	  the schema its tables live in, the role that owns it, its version.
  *
  *-------------------------------------------------------------------------
  */
@@ -54,14 +54,33 @@ gs_extension_lookup(Oid *nspoid, Oid *owner)
 }
 
 /*
- * The extension's schema as a quoted identifier (palloc'd), or NULL.
+ * The installed version of the extension (palloc'd), or NULL when it is not
+ * installed here.  Needs a transaction.
  */
 char *
-gs_extension_schema_quoted(void)
+gs_extension_version(void)
 {
-	Oid			nspoid;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *version = NULL;
 
-	if (!gs_extension_lookup(&nspoid, NULL))
-		return NULL;
-	return pstrdup(quote_identifier(get_namespace_name(nspoid)));
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("gs_export"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = TextDatumGetCString(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
 }

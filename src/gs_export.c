@@ -30,6 +30,7 @@ int			gs_export_max_workers = 4;
 int			gs_export_max_retries = 8;
 int			gs_export_retry_max_delay_ms = 30000;
 char	   *gs_export_ca_file = NULL;
+int			gs_export_max_request_size = 4 * 1024 * 1024;
 
 void		_PG_init(void);
 
@@ -88,6 +89,16 @@ _PG_init(void)
 							30000, 10, 3600000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("gs_export.max_request_size",
+							"Largest body of one request to the remote.",
+							"A batch holds fewer leads than its batch_size when their JSON would "
+							"be larger; a lead larger alone is recorded as an error.",
+							&gs_export_max_request_size,
+							4 * 1024 * 1024, 1024, 512 * 1024 * 1024,
+							PGC_SIGHUP,
+							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("gs_export.ca_file",

@@ -24,9 +24,6 @@
 
 #define GS_EXPORT_VERSION "1.1"
 
-/* Catch-up passes for leads changed while a job runs, at most. */
-#define GS_MAX_CATCHUP_PASSES 10
-
 /* GUCs (gs_export.c) */
 extern char *gs_export_database;
 extern int	gs_export_batch_size;
@@ -37,6 +34,7 @@ extern int	gs_export_max_workers;
 extern int	gs_export_max_retries;
 extern int	gs_export_retry_max_delay_ms;
 extern char *gs_export_ca_file;
+extern int	gs_export_max_request_size;
 
 /*
  * Shared memory (shmem.c).  One slot per job worker that may run at once.
@@ -70,7 +68,48 @@ extern void gs_export_wake_all(void);
 
 /* catalog.c: the extension's own entry in pg_extension */
 extern bool gs_extension_lookup(Oid *nspoid, Oid *owner);
-extern char *gs_extension_schema_quoted(void);
+extern char *gs_extension_version(void);
+
+/*
+ * store.c: the transaction bracket, and calls of the state machine's
+ * functions (the extension script, section 3) with named results.
+ */
+typedef enum GsStoreState
+{
+	GS_STORE_READY,				/* the extension is here, at our version */
+	GS_STORE_ABSENT,			/* not installed in this database */
+	GS_STORE_OTHER_VERSION		/* installed, but ALTER EXTENSION UPDATE is due */
+} GsStoreState;
+
+typedef enum GsStoreFunctionId
+{
+	GS_STORE_CLAIM,
+	GS_STORE_RECORD,
+	GS_STORE_NEXT_PASS,
+	GS_STORE_STOP,
+	GS_STORE_IGNORE_COLUMN,
+	GS_STORE_IS_RUNNING,
+	GS_STORE_RUNNABLE_JOBS,
+	GS_STORE_NFUNCTIONS
+} GsStoreFunctionId;
+
+/* A function's result rows, copied out of SPI into the caller's context. */
+typedef struct GsRows
+{
+	const char *function;
+	int			n;
+	TupleDesc	tupdesc;
+	HeapTuple  *tuples;
+} GsRows;
+
+extern GsStoreState gs_xact_begin(const char *activity, bool lock_leads, Oid *leads_oid);
+extern void gs_xact_end(void);
+extern Oid	gs_xact_schema(void);
+extern GsRows *gs_store_call(GsStoreFunctionId fn, const Datum *args, const bool *nulls);
+extern Datum gs_rows_value(GsRows *rows, int row, const char *column, bool *isnull);
+extern char *gs_rows_text(GsRows *rows, int row, const char *column);
+extern bool gs_rows_bool(GsRows *rows, int row, const char *column);
+extern char *gs_rows_output(GsRows *rows, int row, const char *column);
 
 /* launcher.c and worker.c: bgworker entry points */
 extern PGDLLEXPORT void gs_export_launcher_main(Datum main_arg);
@@ -84,20 +123,14 @@ typedef struct GsJob
 {
 	pg_uuid_t	id;
 	char	   *id_text;
-	char	   *schema;			/* the extension's schema, quoted */
 	MemoryContext cxt;			/* lives as long as the job's worker */
-	char	   *status;
-	DateADT		start_date;
-	DateADT		end_date;
-	bool		end_date_null;
 	int			batch_size;
 	int			delay_ms;
 	char	   *time_zone;
 	Oid			owner;			/* role whose privileges read the leads */
 	char	   *owner_claims;	/* under Supabase, the owner's JWT claims */
-	TimestampTz lower_bound;	/* oldest instant of the current pass */
-	int			pass;			/* 0: the range; then catch-up passes */
-	TimestampTz changes_since;	/* leads changed from here on get a pass */
+	char	   *pass_kind;		/* range, catchup or rest */
+	TimestampTz pass_lower;		/* oldest instant of the current pass */
 	TimestampTz cursor_ts;		/* last lead done: (updated_at, id) */
 	int64		cursor_id;
 	List	   *ignored_fields; /* list of char *, columns the remote lacks */
@@ -108,33 +141,36 @@ typedef struct GsJob
 typedef enum GsJobLoad
 {
 	GS_JOB_RUN,					/* job is ours to run */
-	GS_JOB_NOT_RUNNABLE,		/* paused, completed, failed or gone */
+	GS_JOB_NOT_RUNNABLE,		/* paused, completed, failed, gone, or busy */
 	GS_JOB_FAILED				/* it cannot run: marked failed */
 } GsJobLoad;
 
-extern GsJobLoad gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt);
-extern bool gs_job_is_running(const GsJob *job);
-extern bool gs_job_next_pass(GsJob *job);
-extern void gs_job_complete(GsJob *job);
-extern void gs_job_fail(GsJob *job, const char *reason);
-extern void gs_job_stop_by_id(const pg_uuid_t *id, const char *message, bool pause);
-extern bool gs_job_extension_present(GsJob *job);
-extern void gs_job_pause(GsJob *job, const char *reason);
-extern void gs_job_remember_ignored(GsJob *job, const char *column);
-
 /*
- * One batch of leads (source.c reads it, payload.c builds its JSON).
+ * One batch of leads (source.c reads it, payload.c builds its JSON).  Each
+ * lead's JSON is serialized once, when read; a request's body is the
+ * concatenation of some of them.
  */
 typedef struct GsBatch
 {
 	int			nleads;
 	int64	   *ids;
 	struct json_object **objects;	/* one json-c object per lead */
+	const char **texts;			/* its JSON (json-c's buffer) */
+	size_t	   *lens;
+	bool		oversized;		/* one lead, alone over max_request_size */
 	TimestampTz last_ts;		/* (updated_at, id) of the last lead */
 	int64		last_id;
 	DateADT		last_day;		/* its day in the job's time zone */
-	bool		exhausted;		/* fewer leads than asked: range done */
 } GsBatch;
+
+/* What happened to one lead of a batch. */
+typedef struct GsLeadOutcome
+{
+	bool		ok;
+	char	   *error;			/* for failures */
+	long		http_status;	/* 0: never answered, or never sent */
+	char	   *response_body;
+} GsLeadOutcome;
 
 /* source.c */
 typedef struct GsSource GsSource;
@@ -142,15 +178,28 @@ extern GsSource *gs_source_open(GsJob *job, MemoryContext cxt);
 extern List *gs_source_columns(GsSource *src);
 extern GsBatch *gs_source_next(GsSource *src, MemoryContext batch_cxt,
 							   TimestampTz after_ts, int64 after_id);
+extern char **gs_source_snapshots(GsSource *src, const int64 *ids, int n);
+
+/* job.c */
+extern GsJobLoad gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt);
+extern bool gs_job_is_running(const GsJob *job);
+extern bool gs_job_record(GsJob *job, GsSource *src, GsBatch *batch,
+						  GsLeadOutcome *outcomes, int duration_ms);
+extern bool gs_job_next_pass(GsJob *job);
+extern void gs_job_stop(GsJob *job, bool pause, const char *reason);
+extern void gs_job_stop_by_id(const pg_uuid_t *id, const char *reason, bool pause);
+extern void gs_job_ignore_column(GsJob *job, const char *column);
 
 /* payload.c */
 typedef struct GsPayloadShape GsPayloadShape;
 extern GsPayloadShape *gs_payload_shape(TupleDesc tupdesc, int ncolumns);
+extern bool gs_payload_shape_matches(GsPayloadShape *shape, TupleDesc tupdesc);
 extern struct json_object *gs_payload_lead(GsPayloadShape *shape, HeapTuple tuple,
 										   TupleDesc tupdesc, const char *sync_at);
-extern char *gs_payload_array(struct json_object **objects, int n);
-extern void gs_payload_drop_key(struct json_object **objects, int n, const char *key);
-extern char *gs_payload_text(struct json_object *obj);
+extern const char *gs_payload_serialize(struct json_object *obj, size_t *len);
+extern void gs_payload_discard(struct json_object *obj);
+extern char *gs_payload_body(const char **texts, const size_t *lens, int n, size_t *len);
+extern void gs_payload_drop_key(GsBatch *batch, int from, int n, const char *key);
 extern bool gs_payload_is_json(const char *text);
 extern void gs_payload_release_on_reset(MemoryContext cxt, struct json_object **objects, int n);
 
@@ -184,24 +233,5 @@ extern void gs_remote_post(const char *project_url, const char *api_key,
 						   List *columns, const char *body,
 						   GsRemoteResult *result,
 						   void (*while_waiting) (void *), void *arg);
-
-/*
- * journal.c: record a batch's outcome in one transaction.
- */
-typedef struct GsLeadOutcome
-{
-	bool		ok;
-	char	   *error;			/* for failures */
-	long		http_status;
-	char	   *response_body;
-} GsLeadOutcome;
-
-/* Returns false when the job is no longer running (paused meanwhile). */
-extern bool gs_journal_record(GsJob *job, GsBatch *batch, GsLeadOutcome *outcomes,
-							  int duration_ms);
-
-/* job.c: the transaction bracket every unit of work uses */
-extern void gs_begin_xact(const char *activity);
-extern void gs_end_xact(void);
 
 #endif							/* GS_EXPORT_H */

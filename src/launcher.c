@@ -103,8 +103,10 @@ find_backoff(const pg_uuid_t *job_id)
 }
 
 /*
- * Free the slots whose worker has stopped, and those left behind by an
- * earlier launcher whose worker is gone.
+ * Free the slots whose worker has stopped, as its bgworker handle says.  A
+ * slot without a handle here (its worker was started by an earlier
+ * launcher) is freed by its worker when it exits, or, when no worker ever
+ * took it, after SLOT_CLAIM_TIMEOUT_MS.
  */
 static void
 reap_workers(void)
@@ -134,14 +136,8 @@ reap_workers(void)
 		else
 		{
 			LWLockAcquire(GsExport->lock, LW_SHARED);
-			if (slot->in_use)
-			{
-				if (slot->pid != 0)
-					free_it = (kill(slot->pid, 0) != 0);
-				else
-					free_it = TimestampDifferenceExceeds(slot->claimed_at, now,
-														 SLOT_CLAIM_TIMEOUT_MS);
-			}
+			free_it = slot->in_use && slot->pid == 0 &&
+				TimestampDifferenceExceeds(slot->claimed_at, now, SLOT_CLAIM_TIMEOUT_MS);
 			LWLockRelease(GsExport->lock);
 		}
 
@@ -157,51 +153,44 @@ reap_workers(void)
 }
 
 /*
- * The ids of the jobs that want a worker, oldest first, in cxt.
+ * The ids of the jobs that want a worker, oldest first, in cxt.  None while
+ * the extension is not installed, or not at this library's version (then
+ * the jobs wait for ALTER EXTENSION gs_export UPDATE, said once in the log).
  */
 static List *
 runnable_jobs(MemoryContext cxt)
 {
+	static bool other_version_logged = false;
 	List	   *jobs = NIL;
-	char	   *schema;
+	GsStoreState state;
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "gs_export: looking for jobs");
-
-	schema = gs_extension_schema_quoted();
-	if (schema != NULL)
+	state = gs_xact_begin("gs_export: looking for jobs", false, NULL);
+	if (state == GS_STORE_READY)
 	{
-		StringInfoData sql;
-		uint64		i;
+		GsRows	   *rows = gs_store_call(GS_STORE_RUNNABLE_JOBS, NULL, NULL);
+		int			i;
 
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		initStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "SELECT id FROM %s.gestao_scouter_export_jobs"
-						 " WHERE status IN ('pending', 'running')"
-						 " ORDER BY created_at",
-						 schema);
-		if (SPI_execute(sql.data, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "gs_export: could not read the jobs");
-		for (i = 0; i < SPI_processed; i++)
+		for (i = 0; i < rows->n; i++)
 		{
 			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-			pg_uuid_t  *id = MemoryContextAlloc(cxt, sizeof(pg_uuid_t));
+			pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
 
-			memcpy(id, DatumGetUUIDP(d), sizeof(pg_uuid_t));
+			memcpy(id, DatumGetUUIDP(gs_rows_value(rows, i, "_gs_runnable_jobs", &isnull)),
+				   sizeof(pg_uuid_t));
 			jobs = lappend(jobs, id);
 		}
-		SPI_finish();
 	}
-
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	else if (state == GS_STORE_OTHER_VERSION && !other_version_logged)
+		ereport(LOG,
+				(errmsg("gs_export: the extension in database \"%s\" is not at version %s; export jobs wait",
+						gs_export_database, GS_EXPORT_VERSION),
+				 errdetail("The gs_export library was updated, but not the extension's SQL objects."),
+				 errhint("Run ALTER EXTENSION gs_export UPDATE in database \"%s\".",
+						 gs_export_database)));
+	other_version_logged = (state == GS_STORE_OTHER_VERSION);
+	gs_xact_end();
+	MemoryContextSwitchTo(oldcxt);
 	return jobs;
 }
 

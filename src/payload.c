@@ -3,9 +3,9 @@
  * payload.c
  *	  Builds the JSON that goes to the remote with json-c: one object per
  *	  lead, typed as remote-protocol.md says (numbers digit for digit, ISO
- *	  8601 timestamps with offset, jsonb as nested JSON), and the array of a
- *	  batch.  json-c's objects are released when the batch's memory context
- *	  is reset.
+ *	  8601 timestamps with offset, jsonb as nested JSON), serialized once,
+ *	  and the body of a request from those texts.  json-c's objects are
+ *	  released when the batch's memory context is reset.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,13 +37,16 @@ typedef enum GsValueKind
 typedef struct GsPayloadColumn
 {
 	const char *name;
-	Oid			typid;
+	Oid			atttypid;		/* the column's type, as declared */
+	int32		atttypmod;
+	Oid			typid;			/* its base type */
 	GsValueKind kind;
 	FmgrInfo	output;
 } GsPayloadColumn;
 
 struct GsPayloadShape
 {
+	int			natts;			/* of the row type it was made for */
 	int			ncolumns;
 	Datum	   *values;			/* one deformed tuple, reused */
 	bool	   *nulls;
@@ -62,6 +65,7 @@ gs_payload_shape(TupleDesc tupdesc, int ncolumns)
 
 	shape = palloc0(offsetof(GsPayloadShape, columns) +
 					sizeof(GsPayloadColumn) * ncolumns);
+	shape->natts = tupdesc->natts;
 	shape->ncolumns = ncolumns;
 	shape->values = palloc(sizeof(Datum) * tupdesc->natts);
 	shape->nulls = palloc(sizeof(bool) * tupdesc->natts);
@@ -74,6 +78,8 @@ gs_payload_shape(TupleDesc tupdesc, int ncolumns)
 		Oid			basetype = getBaseType(attr->atttypid);
 
 		col->name = pstrdup(NameStr(attr->attname));
+		col->atttypid = attr->atttypid;
+		col->atttypmod = attr->atttypmod;
 		col->typid = basetype;
 		switch (basetype)
 		{
@@ -107,6 +113,30 @@ gs_payload_shape(TupleDesc tupdesc, int ncolumns)
 		fmgr_info(outfn, &col->output);
 	}
 	return shape;
+}
+
+/*
+ * Was the shape made for this row type?  The query's row type changes when
+ * a column of leads changes type under a running job (its plan is made
+ * again); values must then be read as the new types.
+ */
+bool
+gs_payload_shape_matches(GsPayloadShape *shape, TupleDesc tupdesc)
+{
+	int			i;
+
+	if (tupdesc->natts != shape->natts)
+		return false;
+	for (i = 0; i < shape->ncolumns; i++)
+	{
+		Form_pg_attribute attr = TupleDescAttr(tupdesc, i);
+
+		if (attr->atttypid != shape->columns[i].atttypid ||
+			attr->atttypmod != shape->columns[i].atttypmod ||
+			strcmp(NameStr(attr->attname), shape->columns[i].name) != 0)
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -194,41 +224,60 @@ gs_payload_lead(GsPayloadShape *shape, HeapTuple tuple, TupleDesc tupdesc,
 }
 
 /*
- * The request body for objects[0 .. n-1], palloc'd.
+ * An object's JSON text, serialized once: the text lives in the object's own
+ * buffer until the object changes or is released.
  */
-char *
-gs_payload_array(struct json_object **objects, int n)
+const char *
+gs_payload_serialize(struct json_object *obj, size_t *len)
 {
-	struct json_object *array = json_object_new_array_ext(n);
-	char	   *text;
-	int			i;
+	return json_object_to_json_string_length(obj, GS_JSON_FLAGS, len);
+}
 
-	for (i = 0; i < n; i++)
-		json_object_array_add(array, json_object_get(objects[i]));
-	text = pstrdup(json_object_to_json_string_ext(array, GS_JSON_FLAGS));
-	json_object_put(array);
-	return text;
+/* Release an object that no batch holds. */
+void
+gs_payload_discard(struct json_object *obj)
+{
+	json_object_put(obj);
 }
 
 /*
- * Take a key out of every object (a column the remote does not have).
+ * The request body for texts[0 .. n-1]: a JSON array of them, palloc'd.
+ */
+char *
+gs_payload_body(const char **texts, const size_t *lens, int n, size_t *len)
+{
+	StringInfoData body;
+	int			i;
+
+	initStringInfo(&body);
+	appendStringInfoChar(&body, '[');
+	for (i = 0; i < n; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&body, ',');
+		appendBinaryStringInfo(&body, texts[i], (int) lens[i]);
+	}
+	appendStringInfoChar(&body, ']');
+	*len = (size_t) body.len;
+	return body.data;
+}
+
+/*
+ * Take a key out of leads [from, from + n) of the batch (a column the remote
+ * does not have), and serialize them again.
  */
 void
-gs_payload_drop_key(struct json_object **objects, int n, const char *key)
+gs_payload_drop_key(GsBatch *batch, int from, int n, const char *key)
 {
 	int			i;
 
-	for (i = 0; i < n; i++)
-		json_object_object_del(objects[i], key);
-}
-
-/*
- * One object as text, palloc'd.
- */
-char *
-gs_payload_text(struct json_object *obj)
-{
-	return pstrdup(json_object_to_json_string_ext(obj, GS_JSON_FLAGS));
+	for (i = from; i < from + n; i++)
+	{
+		if (!json_object_object_get_ex(batch->objects[i], key, NULL))
+			continue;
+		json_object_object_del(batch->objects[i], key);
+		batch->texts[i] = gs_payload_serialize(batch->objects[i], &batch->lens[i]);
+	}
 }
 
 typedef struct GsPayloadRelease

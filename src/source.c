@@ -2,20 +2,26 @@
  *
  * source.c
  *	  Reads the leads of a job, batch by batch, with SPI: a prepared keyset
- *	  query on (updated_at, id), newest first, never OFFSET, each lead once.
- *	  The query runs with the job owner's privileges, so row level security
- *	  and grants on leads apply to what a job can export.
+ *	  query on (updated_at, id), newest first, never OFFSET, each lead once,
+ *	  fetched through a cursor so that a batch stops at the request size
+ *	  cap without holding more rows than it sends.  Each read locks leads
+ *	  before it takes its snapshot.  The query runs with the job owner's
+ *	  privileges, so row level security and grants on leads apply to what a
+ *	  job can export; so does the read of a failed lead's snapshot.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
@@ -40,17 +46,80 @@ static const char *const fichas_columns[] = {
 	"op_telemarketing", "data_retorno_ligacao", "cadastro_existe_foto",
 };
 
+/* Rows fetched from the cursor at a time. */
+#define SOURCE_FETCH_ROWS 128
+
 struct GsSource
 {
 	GsJob	   *job;
-	SPIPlanPtr	plan;
+	SPIPlanPtr	plan;			/* the batch query */
+	SPIPlanPtr	snapshot_plan;	/* failed leads as read */
 	List	   *columns;		/* names of the keys each object has */
-	int			ncolumns;		/* lead columns selected (before the extras) */
+	int			ncolumns;		/* lead columns selected (before the key) */
+	MemoryContext shape_cxt;	/* the shape, made again if leads' types change */
 	GsPayloadShape *shape;
+	int			att_updated_at; /* the key and the day, by name */
+	int			att_id;
+	int			att_day;
 };
 
 /*
- * Find the lead columns to send and prepare the batch query.
+ * The job's owner reads the leads: a lead the owner may not read is not
+ * sent.  Under Supabase the owner is a user of the role authenticated,
+ * whom row level security on leads knows by auth.uid(): the JWT claims.
+ * An error in between is cleaned up by the transaction's abort.
+ */
+typedef struct AsOwner
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} AsOwner;
+
+static void
+as_owner_begin(GsJob *job, AsOwner *as)
+{
+	GetUserIdAndSecContext(&as->save_userid, &as->save_sec_context);
+	SetUserIdAndSecContext(job->owner, as->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	as->save_nestlevel = NewGUCNestLevel();
+	if (job->owner_claims)
+		(void) set_config_option("request.jwt.claims", job->owner_claims,
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+}
+
+static void
+as_owner_end(AsOwner *as)
+{
+	AtEOXact_GUC(true, as->save_nestlevel);
+	SetUserIdAndSecContext(as->save_userid, as->save_sec_context);
+}
+
+static void
+missing_leads(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_TABLE),
+			 errmsg("relation \"%s.leads\" does not exist",
+					get_namespace_name(gs_xact_schema())),
+			 errhint("gs_export exports the table leads of the schema it is installed in.")));
+}
+
+static SPIPlanPtr
+prepare_kept(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep the plan of \"%s\"", sql);
+	return plan;
+}
+
+/*
+ * Find the lead columns to send and prepare the batch query.  NULL when
+ * the extension is gone (or not at this library's version).
  */
 GsSource *
 gs_source_open(GsJob *job, MemoryContext cxt)
@@ -60,36 +129,44 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 	StringInfoData sql;
 	StringInfoData list;
 	Datum	   *names;
-	ArrayType  *namearr;
+	Oid			leads;
+	const char *qualified;
 	Oid			argtypes[5] = {TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID, TEXTOID, INT4OID};
-	Oid			types[1] = {TEXTARRAYOID};
-	Datum		values[1];
+	Oid			column_types[2] = {OIDOID, TEXTARRAYOID};
+	Oid			snapshot_types[1] = {INT8ARRAYOID};
+	Datum		values[2];
 	uint64		i;
 	int			n = lengthof(fichas_columns);
+
+	if (gs_xact_begin("gs_export: preparing the leads query", true, &leads) != GS_STORE_READY)
+	{
+		gs_xact_end();
+		return NULL;
+	}
+	if (!OidIsValid(leads))
+		missing_leads();
 
 	oldcxt = MemoryContextSwitchTo(cxt);
 	src = palloc0(sizeof(GsSource));
 	src->job = job;
+	src->shape_cxt = AllocSetContextCreate(cxt, "gs_export payload shape",
+										   ALLOCSET_SMALL_SIZES);
 	MemoryContextSwitchTo(oldcxt);
-
-	gs_begin_xact("gs_export: preparing the leads query");
 
 	names = palloc(sizeof(Datum) * n);
 	for (i = 0; i < n; i++)
 		names[i] = CStringGetTextDatum(fichas_columns[i]);
-	namearr = construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
-	values[0] = PointerGetDatum(namearr);
+	values[0] = ObjectIdGetDatum(leads);
+	values[1] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT a.attname FROM pg_catalog.pg_attribute a"
-					 " WHERE a.attrelid = '%s.leads'::pg_catalog.regclass"
-					 "   AND a.attnum > 0 AND NOT a.attisdropped"
-					 "   AND a.attname::text = ANY ($1)"
-					 " ORDER BY a.attnum",
-					 job->schema);
-	if (SPI_execute_with_args(sql.data, 1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "gs_export: could not read the columns of leads");
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a"
+							  " WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped"
+							  "   AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($2)"
+							  " ORDER BY a.attnum",
+							  2, column_types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the columns of leads");
 
 	initStringInfo(&list);
 	oldcxt = MemoryContextSwitchTo(cxt);
@@ -107,27 +184,33 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 
 	/*
 	 * $1, $2: the last lead done (exclusive); $3: the oldest instant of the
-	 * range (inclusive); $4: the job's time zone; $5: the batch size.  The
-	 * lead columns come first, then the key and the lead's day.
+	 * pass (inclusive); $4: the job's time zone; $5: the batch size.  An
+	 * infinite updated_at belongs to no day: such leads are not exported.
+	 * The lead columns come first, then the key and the lead's day.
 	 */
-	resetStringInfo(&sql);
+	qualified = quote_qualified_identifier(get_namespace_name(gs_xact_schema()), "leads");
+	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT %s"
-					 "       updated_at AS gs_export_updated_at, id::bigint AS gs_export_id,"
-					 "       (updated_at AT TIME ZONE $4)::date AS gs_export_day"
-					 "  FROM %s.leads"
+					 "       updated_at AS gs_export_updated_at, id::pg_catalog.int8 AS gs_export_id,"
+					 "       (updated_at AT TIME ZONE $4)::pg_catalog.date AS gs_export_day"
+					 "  FROM %s"
 					 " WHERE (updated_at, id) < ($1, $2) AND updated_at >= $3"
+					 "   AND updated_at > '-infinity'::pg_catalog.timestamptz"
 					 " ORDER BY updated_at DESC, id DESC"
 					 " LIMIT $5",
-					 list.data, job->schema);
-	src->plan = SPI_prepare(sql.data, 5, argtypes);
-	if (src->plan == NULL)
-		elog(ERROR, "gs_export: could not prepare the leads query: %s",
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(src->plan) != 0)
-		elog(ERROR, "gs_export: SPI_keepplan failed");
+					 list.data, qualified);
+	src->plan = prepare_kept(sql.data, 5, argtypes);
 
-	gs_end_xact();
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT l.id::pg_catalog.int8, pg_catalog.to_jsonb(l)::pg_catalog.text"
+					 "  FROM %s l WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)",
+					 qualified);
+	src->snapshot_plan = prepare_kept(sql.data, 1, snapshot_types);
+
+	SPI_finish();
+	gs_xact_end();
 	return src;
 }
 
@@ -141,10 +224,39 @@ gs_source_columns(GsSource *src)
 }
 
 /*
- * Read the next batch: the leads after (after_ts, after_id), newest first.  Everything the batch
- * needs later lives in batch_cxt (and in json-c objects released when it is
- * reset).  An empty batch means the range is done; NULL that the
- * extension was dropped.
+ * The payload's shape for the query's row type.  A column's type can change
+ * under a running job (ALTER TABLE leads ALTER COLUMN ... TYPE): each fetch
+ * is checked against the shape, which is made again when it differs.
+ */
+static void
+ensure_shape(GsSource *src, TupleDesc tupdesc)
+{
+	MemoryContext oldcxt;
+
+	if (src->shape != NULL && gs_payload_shape_matches(src->shape, tupdesc))
+		return;
+	if (src->shape != NULL)
+		ereport(LOG,
+				(errmsg("gs_export: job %s: the columns of leads changed type; values are now sent as the new types",
+						src->job->id_text)));
+	MemoryContextReset(src->shape_cxt);
+	oldcxt = MemoryContextSwitchTo(src->shape_cxt);
+	src->shape = gs_payload_shape(tupdesc, src->ncolumns);
+	MemoryContextSwitchTo(oldcxt);
+	src->att_updated_at = SPI_fnumber(tupdesc, "gs_export_updated_at");
+	src->att_id = SPI_fnumber(tupdesc, "gs_export_id");
+	src->att_day = SPI_fnumber(tupdesc, "gs_export_day");
+	if (src->att_updated_at <= 0 || src->att_id <= 0 || src->att_day <= 0)
+		elog(ERROR, "the leads query returned no key columns");
+}
+
+/*
+ * Read the next batch: the leads after (after_ts, after_id), newest first,
+ * at most batch_size of them and at most gs_export.max_request_size bytes
+ * of JSON; a lead alone over that size is a batch of its own, marked
+ * oversized.  Everything the batch needs later lives in batch_cxt (and in
+ * json-c objects released when it is reset).  An empty batch means the
+ * pass is done; NULL that the extension was dropped.
  */
 GsBatch *
 gs_source_next(GsSource *src, MemoryContext batch_cxt,
@@ -153,82 +265,143 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt,
 	GsJob	   *job = src->job;
 	GsBatch    *batch;
 	Datum		values[5];
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-	int			ret;
-	uint64		i;
+	Oid			leads;
+	AsOwner		as;
+	Portal		portal;
 	MemoryContext oldcxt;
 	char	   *sync_at;
-	TupleDesc	tupdesc;
+	size_t		body_bytes = 1;	/* "[" */
+	size_t		cap = (size_t) gs_export_max_request_size;
+	bool		full = false;
 
-	gs_begin_xact("gs_export: reading leads");
-	if (!gs_job_extension_present(job))
+	if (gs_xact_begin("gs_export: reading leads", true, &leads) != GS_STORE_READY)
 	{
-		gs_end_xact();
+		gs_xact_end();
 		return NULL;
 	}
+	if (!OidIsValid(leads))
+		missing_leads();
 
 	values[0] = TimestampTzGetDatum(after_ts);
 	values[1] = Int64GetDatum(after_id);
-	values[2] = TimestampTzGetDatum(job->lower_bound);
+	values[2] = TimestampTzGetDatum(job->pass_lower);
 	values[3] = CStringGetTextDatum(job->time_zone);
 	values[4] = Int32GetDatum(job->batch_size);
 
-	/*
-	 * Read as the job's owner: a lead the owner may not read is not sent.
-	 * Under Supabase the owner is a user of the role authenticated, whom
-	 * row level security on leads knows by auth.uid(): the JWT claims.
-	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(job->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	save_nestlevel = NewGUCNestLevel();
-	if (job->owner_claims)
-		(void) set_config_option("request.jwt.claims", job->owner_claims,
-								 PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-	ret = SPI_execute_plan(src->plan, values, NULL, true, 0);
-	AtEOXact_GUC(true, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "gs_export: reading leads failed: %s", SPI_result_code_string(ret));
-
-	tupdesc = SPI_tuptable->tupdesc;
-	if (src->shape == NULL)
-	{
-		oldcxt = MemoryContextSwitchTo(job->cxt);
-		src->shape = gs_payload_shape(tupdesc, src->ncolumns);
-		MemoryContextSwitchTo(oldcxt);
-	}
-
 	oldcxt = MemoryContextSwitchTo(batch_cxt);
 	batch = palloc0(sizeof(GsBatch));
-	batch->nleads = (int) SPI_processed;
-	batch->exhausted = (SPI_processed < (uint64) job->batch_size);
-	batch->ids = palloc(sizeof(int64) * Max(batch->nleads, 1));
-	batch->objects = palloc0(sizeof(struct json_object *) * Max(batch->nleads, 1));
-	gs_payload_release_on_reset(batch_cxt, batch->objects, batch->nleads);
+	batch->ids = palloc(sizeof(int64) * job->batch_size);
+	batch->objects = palloc0(sizeof(struct json_object *) * job->batch_size);
+	batch->texts = palloc0(sizeof(char *) * job->batch_size);
+	batch->lens = palloc0(sizeof(size_t) * job->batch_size);
+	gs_payload_release_on_reset(batch_cxt, batch->objects, job->batch_size);
 	sync_at = JsonEncodeDateTime(NULL, TimestampTzGetDatum(GetCurrentTimestamp()),
 								 TIMESTAMPTZOID, NULL);
-
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[i];
-		bool		isnull;
-
-		batch->objects[i] = gs_payload_lead(src->shape, tuple, tupdesc, sync_at);
-		batch->ids[i] = DatumGetInt64(SPI_getbinval(tuple, tupdesc, src->ncolumns + 2, &isnull));
-		if (i == SPI_processed - 1)
-		{
-			batch->last_ts = DatumGetTimestampTz(SPI_getbinval(tuple, tupdesc,
-															   src->ncolumns + 1, &isnull));
-			batch->last_id = batch->ids[i];
-			batch->last_day = DatumGetDateADT(SPI_getbinval(tuple, tupdesc,
-															src->ncolumns + 3, &isnull));
-		}
-	}
 	MemoryContextSwitchTo(oldcxt);
 
-	gs_end_xact();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	as_owner_begin(job, &as);
+	portal = SPI_cursor_open(NULL, src->plan, values, NULL, true);
+	while (!full)
+	{
+		TupleDesc	tupdesc;
+		uint64		i;
+
+		SPI_cursor_fetch(portal, true, SOURCE_FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		tupdesc = SPI_tuptable->tupdesc;
+		ensure_shape(src, tupdesc);
+
+		oldcxt = MemoryContextSwitchTo(batch_cxt);
+		for (i = 0; i < SPI_processed && !full; i++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[i];
+			int			k = batch->nleads;
+			struct json_object *obj;
+			const char *text;
+			size_t		len;
+			bool		isnull;
+
+			obj = gs_payload_lead(src->shape, tuple, tupdesc, sync_at);
+			text = gs_payload_serialize(obj, &len);
+			if (k > 0 && body_bytes + len + 1 > cap)
+			{
+				/* it goes first in the next batch */
+				gs_payload_discard(obj);
+				full = true;
+				break;
+			}
+			batch->objects[k] = obj;
+			batch->texts[k] = text;
+			batch->lens[k] = len;
+			batch->ids[k] = DatumGetInt64(heap_getattr(tuple, src->att_id, tupdesc, &isnull));
+			batch->last_ts = DatumGetTimestampTz(heap_getattr(tuple, src->att_updated_at,
+															  tupdesc, &isnull));
+			batch->last_id = batch->ids[k];
+			batch->last_day = DatumGetDateADT(heap_getattr(tuple, src->att_day, tupdesc, &isnull));
+			batch->nleads++;
+			body_bytes += len + 1;
+			if (k == 0 && len + 2 > cap)
+			{
+				batch->oversized = true;	/* alone, and never sent */
+				full = true;
+			}
+		}
+		MemoryContextSwitchTo(oldcxt);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	as_owner_end(&as);
+	SPI_finish();
+	gs_xact_end();
 	return batch;
+}
+
+/*
+ * The failed leads as the job's owner reads them now, as JSON text (NULL
+ * for a lead the owner may no longer read), in the order of ids.  Called
+ * inside the transaction that records them.
+ */
+char **
+gs_source_snapshots(GsSource *src, const int64 *ids, int n)
+{
+	char	  **snapshots = palloc0(sizeof(char *) * n);
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	Datum		values[1];
+	AsOwner		as;
+	MemoryContext caller = CurrentMemoryContext;
+	uint64		i;
+	int			k;
+
+	for (k = 0; k < n; k++)
+		elems[k] = Int64GetDatum(ids[k]);
+	values[0] = PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL,
+												TYPALIGN_DOUBLE));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	as_owner_begin(src->job, &as);
+	if (SPI_execute_plan(src->snapshot_plan, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the failed leads");
+	as_owner_end(&as);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+
+		for (k = 0; k < n; k++)
+			if (ids[k] == id && !isnull)
+			{
+				MemoryContext oldcxt = MemoryContextSwitchTo(caller);
+
+				snapshots[k] = TextDatumGetCString(d);
+				MemoryContextSwitchTo(oldcxt);
+			}
+	}
+	SPI_finish();
+	return snapshots;
 }

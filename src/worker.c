@@ -4,7 +4,9 @@
  *	  The job worker: a dynamic background worker that runs one job.  Batch
  *	  by batch it reads leads (source.c), sends them (remote.c) with retries,
  *	  splitting a batch the remote refuses until each bad lead stands alone,
- *	  records the outcome (journal.c), and waits delay_ms on its latch.
+ *	  records the outcome (job.c), and waits delay_ms on its latch.  A pass
+ *	  ends only on an empty read (a read that locks leads before its
+ *	  snapshot), never on a short batch.
  *	  While a batch is at the remote, the next one is read, in its own short
  *	  transaction: no transaction spans a request.
  *
@@ -194,6 +196,8 @@ read_ahead(void *arg)
 		edata = CopyErrorData();
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			PG_RE_THROW();		/* an operator's cancel is for the job */
+		/* logged with its SQLSTATE, detail and context; met again later */
+		EmitErrorReport();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
 		ra->batch = NULL;
@@ -215,6 +219,7 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 		List	   *columns = NIL;
 		ListCell   *lc;
 		char	   *body;
+		size_t		body_len;
 		int			i;
 
 		CHECK_FOR_INTERRUPTS();
@@ -222,9 +227,9 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 			if (!column_listed(job->ignored_fields, lfirst(lc)))
 				columns = lappend(columns, lfirst(lc));
 		foreach(lc, job->ignored_fields)
-			gs_payload_drop_key(batch->objects + from, n, lfirst(lc));
+			gs_payload_drop_key(batch, from, n, lfirst(lc));
 
-		body = gs_payload_array(batch->objects + from, n);
+		body = gs_payload_body(batch->texts + from, batch->lens + from, n, &body_len);
 		pgstat_report_activity(STATE_RUNNING, "gs_export: sending a batch");
 		gs_remote_post(job->project_url, job->api_key, columns, body, &res,
 					   ahead ? read_ahead : NULL, ahead);
@@ -256,21 +261,21 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 				if (strcmp(res.missing_column, "id") == 0 ||
 					!column_listed(columns, res.missing_column))
 				{
-					gs_job_fail(job, psprintf("the remote refused the batch: %s", res.error));
+					gs_job_stop(job, false, psprintf("the remote refused the batch: %s", res.error));
 					return SEND_STOP;
 				}
-				gs_job_remember_ignored(job, res.missing_column);
+				gs_job_ignore_column(job, res.missing_column);
 				attempt = 0;
 				continue;
 
 			case GS_REMOTE_FATAL:
-				gs_job_fail(job, psprintf("the remote refused the export: %s", res.error));
+				gs_job_stop(job, false, psprintf("the remote refused the export: %s", res.error));
 				return SEND_STOP;
 
 			case GS_REMOTE_RETRY:
 				if (attempt >= gs_export_max_retries)
 				{
-					gs_job_pause(job, psprintf("the remote is unavailable (%s) after %d attempts; "
+					gs_job_stop(job, true, psprintf("the remote is unavailable (%s) after %d attempts; "
 											   "gs_export_resume() continues from here",
 											   res.error, attempt));
 					return SEND_STOP;
@@ -286,7 +291,8 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 }
 
 /*
- * The job, batch after batch, until it is done or must stop.
+ * The job, batch after batch, pass after pass, until it is done or must
+ * stop.
  */
 static void
 run_job(const pg_uuid_t *job_id)
@@ -310,6 +316,8 @@ run_job(const pg_uuid_t *job_id)
 		return;
 
 	src = gs_source_open(&job, job_cxt);
+	if (src == NULL)
+		return;					/* the extension was dropped */
 	ereport(LOG,
 			(errmsg("gs_export: job %s started: batches of %d, %d ms apart, time zone %s",
 					job.id_text, job.batch_size, job.delay_ms, job.time_zone)));
@@ -321,6 +329,7 @@ run_job(const pg_uuid_t *job_id)
 		TimestampTz started;
 		ReadAhead	ahead;
 		bool		use_ahead;
+		int			i;
 
 		CHECK_FOR_INTERRUPTS();
 		handle_reload();
@@ -341,45 +350,49 @@ run_job(const pg_uuid_t *job_id)
 		/* everything of this batch lives in batch_cxt[cur] */
 		MemoryContextSwitchTo(batch_cxt[cur]);
 
+		/*
+		 * Only an empty read ends a pass: it was made in a transaction that
+		 * began after the last batch was recorded, with leads locked before
+		 * its snapshot was taken.
+		 */
 		if (batch->nleads == 0)
 		{
 			if (gs_job_next_pass(&job))
 				continue;
-			gs_job_complete(&job);
 			return;
 		}
 
-		/* While this batch is at the remote, read the next one. */
-		use_ahead = !batch->exhausted;
-		if (use_ahead)
+		outcomes = palloc0(sizeof(GsLeadOutcome) * batch->nleads);
+		started = GetCurrentTimestamp();
+		use_ahead = false;
+		if (batch->oversized)
 		{
+			/* a lead alone larger than a request may be: never sent */
+			for (i = 0; i < batch->nleads; i++)
+				outcomes[i].error =
+					psprintf("the lead's JSON is %zu bytes, more than gs_export.max_request_size (%d bytes) allows in one request",
+							 batch->lens[i], gs_export_max_request_size);
+		}
+		else
+		{
+			/* While this batch is at the remote, read the next one. */
+			use_ahead = true;
 			MemoryContextReset(batch_cxt[1 - cur]);
 			ahead.src = src;
 			ahead.cxt = batch_cxt[1 - cur];
 			ahead.after_ts = batch->last_ts;
 			ahead.after_id = batch->last_id;
 			ahead.batch = NULL;
+			if (send_range(&job, src, batch, 0, batch->nleads, outcomes, &ahead) == SEND_STOP)
+				return;
 		}
 
-		outcomes = palloc0(sizeof(GsLeadOutcome) * batch->nleads);
-		started = GetCurrentTimestamp();
-		if (send_range(&job, src, batch, 0, batch->nleads, outcomes,
-					   use_ahead ? &ahead : NULL) == SEND_STOP)
-			return;
-
-		if (!gs_journal_record(&job, batch, outcomes,
-							   (int) ((GetCurrentTimestamp() - started) / 1000)))
+		if (!gs_job_record(&job, src, batch, outcomes,
+						   (int) ((GetCurrentTimestamp() - started) / 1000)))
 		{
 			ereport(LOG,
 					(errmsg("gs_export: job %s is no longer running; its worker stops",
 							job.id_text)));
-			return;
-		}
-		if (batch->exhausted)
-		{
-			if (gs_job_next_pass(&job))
-				continue;
-			gs_job_complete(&job);
 			return;
 		}
 		if (job.delay_ms > 0 && !wait_while_running(&job, job.delay_ms))
@@ -395,6 +408,19 @@ run_job(const pg_uuid_t *job_id)
 			cur = 1 - cur;
 		}
 	}
+}
+
+/*
+ * Why a job stopped on an error, for pause_reason: the SQLSTATE and the
+ * message (the log has the whole report).
+ */
+static char *
+error_reason(ErrorData *edata)
+{
+	return psprintf("%s: %s (SQLSTATE %s)",
+					edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? "cancelled" : "error",
+					edata->message ? edata->message : "unknown error",
+					unpack_sql_state(edata->sqlerrcode));
 }
 
 /*
@@ -439,9 +465,11 @@ gs_export_worker_main(Datum main_arg)
 
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
+		/* the whole report (SQLSTATE, detail, context) goes to the log */
+		EmitErrorReport();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
-		gs_job_stop_by_id(&job_id, edata->message,
+		gs_job_stop_by_id(&job_id, error_reason(edata),
 						  edata->sqlerrcode == ERRCODE_QUERY_CANCELED);
 	}
 	PG_END_TRY();
