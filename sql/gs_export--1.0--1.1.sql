@@ -109,6 +109,10 @@ BEGIN
         END IF;
     END LOOP;
     RETURN hi;
+EXCEPTION WHEN datetime_field_overflow THEN
+    -- at the very ends of the timestamp range (4714 BC, 294276 AD): no
+    -- offset change happens there
+    RETURN t;
 END;
 $$;
 
