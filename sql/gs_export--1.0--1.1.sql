@@ -297,7 +297,7 @@ BEGIN
                                   THEN LEAST(GREATEST(p_last_day, j.end_date), j.start_date)
                                   ELSE j.processing_date END,
            last_completed_date = CASE WHEN j.pass_kind = 'range' AND p_last_day < j.start_date
-                                      THEN GREATEST(p_last_day, j.end_date - 1) + 1
+                                      THEN GREATEST(p_last_day + 1, j.end_date)
                                       ELSE j.last_completed_date END,
            updated_at = pg_catalog.now()
      WHERE j.id = p_job_id

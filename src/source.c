@@ -203,13 +203,10 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 	src->plan = prepare_kept(sql.data, 5, argtypes);
 
 	resetStringInfo(&sql);
-	/* the columns the batch query reads: no more privileges needed */
 	appendStringInfo(&sql,
-					 "SELECT s.gs_export_id,"
-					 "       (pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.-) 'gs_export_id'::pg_catalog.text)::pg_catalog.text"
-					 "  FROM (SELECT %s id::pg_catalog.int8 AS gs_export_id FROM %s"
-					 "         WHERE id OPERATOR(pg_catalog.=) ANY ($1)) s",
-					 list.data, qualified);
+					 "SELECT l.id::pg_catalog.int8, pg_catalog.to_jsonb(l)::pg_catalog.text"
+					 "  FROM %s l WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)",
+					 qualified);
 	src->snapshot_plan = prepare_kept(sql.data, 1, snapshot_types);
 
 	SPI_finish();
@@ -363,9 +360,8 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt,
 }
 
 /*
- * The failed leads as the job's owner reads them now (the columns the job
- * sends), as JSON text (NULL for a lead the owner may no longer read), in
- * the order of ids.  Called
+ * The failed leads as the job's owner reads them now, as JSON text (NULL
+ * for a lead the owner may no longer read), in the order of ids.  Called
  * inside the transaction that records them.
  */
 char **
