@@ -14,8 +14,10 @@
 #include <json-c/json.h>
 
 #include "catalog/pg_type.h"
+#include "common/jsonapi.h"
 #include "fmgr.h"
 #include "access/htup_details.h"
+#include "mb/pg_wchar.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -316,18 +318,73 @@ gs_payload_release_on_reset(MemoryContext cxt, struct json_object **objects, int
 }
 
 /*
- * Is text valid JSON?  (An error body goes into jsonb columns only then.)
+ * Deepest nesting of arrays and objects gs_payload_is_json lets the parser
+ * see (an error body nests one or two levels): far below what the smallest
+ * max_stack_depth allows.
+ */
+#define GS_JSON_MAX_DEPTH 100
+
+/*
+ * Is text valid JSON that jsonb takes?  (An answer's body goes into jsonb
+ * columns only then.)  PostgreSQL's own parser decides, with escapes
+ * de-escaped as jsonb does them, so that \u0000 and escapes the database's
+ * encoding cannot hold are refused; the bytes must be valid in that
+ * encoding too.  Never throws: nesting deeper than the parser may go
+ * without hitting the stack depth limit is refused before it parses.
  */
 bool
 gs_payload_is_json(const char *text)
 {
-	struct json_object *obj;
+	JsonLexContext *lex;
+	JsonParseErrorType rc;
+	int			len;
+	int			depth = 0;
+	bool		in_string = false;
+	int			i;
 
 	if (text == NULL)
 		return false;
-	obj = json_tokener_parse(text);
-	if (obj == NULL)
+	len = strlen(text);
+	if (!pg_verifymbstr(text, len, true))
 		return false;
-	json_object_put(obj);
-	return true;
+
+	/*
+	 * The parser recurses once per open array or object: count them as it
+	 * will see them (outside strings).  A close with none open is invalid.
+	 */
+	for (i = 0; i < len; i++)
+	{
+		char		c = text[i];
+
+		if (in_string)
+		{
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		}
+		else if (c == '"')
+			in_string = true;
+		else if (c == '[' || c == '{')
+		{
+			if (++depth > GS_JSON_MAX_DEPTH)
+				return false;
+		}
+		else if (c == ']' || c == '}')
+		{
+			if (--depth < 0)
+				return false;
+		}
+	}
+
+	lex = makeJsonLexContextCstringLen(unconstify(char *, text), len,
+									   GetDatabaseEncoding(), true);
+	rc = pg_parse_json(lex, &nullSemAction);
+	if (lex->strval != NULL)
+	{
+		pfree(lex->strval->data);
+		pfree(lex->strval);
+	}
+	pfree(lex);
+	return rc == JSON_SUCCESS;
 }

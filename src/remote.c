@@ -4,8 +4,10 @@
  *	  The HTTP client of gs_export: one libcurl handle per worker process,
  *	  reused across batches (keep-alive), that POSTs a batch to the remote's
  *	  fichas as PostgREST expects it, and says what the answer means
- *	  (success, retry, bad rows, missing column, fatal).  Transfers stop at
- *	  once on shutdown, cancel or postmaster death.
+ *	  (success, retry, bad rows, missing column, fatal).  While a transfer
+ *	  runs the process sleeps on its latch and curl's sockets together (one
+ *	  WaitEventSet), so that it stops at once on shutdown, cancel or
+ *	  postmaster death, and uses no CPU while the remote works.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,9 +16,13 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/pmsignal.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "gs_export.h"
@@ -28,11 +34,48 @@
 /* Most of an answer's body that is kept (error bodies are small). */
 #define GS_MAX_BODY (64 * 1024)
 
+/* Most of a body quoted in a message about an answer. */
+#define GS_BODY_EXCERPT 200
+
+/*
+ * Longest single wait for curl's sockets.  curl's own timer (which covers
+ * its timeouts) normally ends a wait sooner; this only bounds a wait in
+ * which curl watches nothing we can see.
+ */
+#define GS_MAX_WAIT_MS 1000
+
+/* Most sockets curl watches at once for our one transfer. */
+#define GS_MAX_SOCKETS 16
+
 static CURL *curl_handle = NULL;
 static CURLM *multi_handle = NULL;
 
-/* How long one wait for the socket lasts before interrupts are looked at. */
-#define GS_POLL_MS 100
+/*
+ * What curl asked us to watch: filled in by its socket and timer callbacks,
+ * which must not throw, and turned into a WaitEventSet before each wait.
+ * PostgreSQL 15 cannot take an event out of a set, so the set is built
+ * again, in wait_cxt, whenever curl's sockets change.
+ */
+typedef struct GsSocket
+{
+	curl_socket_t fd;
+	int			what;			/* CURL_POLL_IN, _OUT or _INOUT */
+} GsSocket;
+
+static GsSocket sockets[GS_MAX_SOCKETS];
+static int	nsockets = 0;
+static bool sockets_changed = true;
+static bool sockets_overflow = false;
+static bool timer_armed = false;
+static TimestampTz timer_deadline = 0;
+static MemoryContext wait_cxt = NULL;
+static WaitEventSet *wait_set = NULL;
+
+/* The latch was set during a transfer: set it again for the caller. */
+static bool latch_seen = false;
+
+/* The easy handle is in the multi handle (a transfer is under way). */
+static bool transfer_added = false;
 
 typedef struct GsResponse
 {
@@ -48,6 +91,79 @@ typedef struct GsResponse
 				 #opt, curl_easy_strerror(rc_)); \
 	} while (0)
 
+#define gs_curl_multi_setopt(handle, opt, value) \
+	do { \
+		CURLMcode mc_ = curl_multi_setopt((handle), (opt), (value)); \
+		if (mc_ != CURLM_OK) \
+			elog(ERROR, "gs_export: curl_multi_setopt(%s) failed: %s", \
+				 #opt, curl_multi_strerror(mc_)); \
+	} while (0)
+
+/*
+ * curl's socket callback: note which sockets it wants watched, and for
+ * what.  Called from inside curl: it must not throw.
+ */
+static int
+note_socket(CURL *easy, curl_socket_t fd, int what, void *clientp,
+			void *socketp)
+{
+	int			i;
+
+	for (i = 0; i < nsockets; i++)
+		if (sockets[i].fd == fd)
+			break;
+
+	if (what == CURL_POLL_REMOVE)
+	{
+		if (i < nsockets)
+		{
+			sockets[i] = sockets[--nsockets];
+			sockets_changed = true;
+		}
+		return 0;
+	}
+	if (i == nsockets)
+	{
+		if (nsockets == GS_MAX_SOCKETS)
+		{
+			/* can't happen with one transfer; fails the transfer */
+			sockets_overflow = true;
+			return -1;
+		}
+		sockets[nsockets].fd = fd;
+		sockets[nsockets].what = 0;
+		nsockets++;
+	}
+	if (sockets[i].what != what)
+	{
+		sockets[i].what = what;
+		sockets_changed = true;
+	}
+	return 0;
+}
+
+/*
+ * curl's timer callback: when curl wants to be called again with
+ * CURL_SOCKET_TIMEOUT (-1: not at all).  Called from inside curl: it must
+ * not throw.
+ */
+static int
+note_timer(CURLM *multi, long timeout_ms, void *clientp)
+{
+	if (timeout_ms < 0)
+		timer_armed = false;
+	else
+	{
+		timer_armed = true;
+		timer_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													 timeout_ms);
+	}
+	return 0;
+}
+
+/*
+ * Set up this process's libcurl handles, once, before the first request.
+ */
 void
 gs_remote_init(void)
 {
@@ -57,25 +173,88 @@ gs_remote_init(void)
 	multi_handle = curl_multi_init();
 	if (curl_handle == NULL || multi_handle == NULL)
 		elog(ERROR, "gs_export: curl_easy_init failed");
+	gs_curl_multi_setopt(multi_handle, CURLMOPT_SOCKETFUNCTION, note_socket);
+	gs_curl_multi_setopt(multi_handle, CURLMOPT_TIMERFUNCTION, note_timer);
+	wait_cxt = AllocSetContextCreate(TopMemoryContext, "gs_export remote wait",
+									 ALLOCSET_SMALL_SIZES);
+}
+
+/*
+ * Build the WaitEventSet again from curl's sockets: the latch, postmaster
+ * death, and each socket for what curl wants of it.
+ */
+static void
+rebuild_wait_set(void)
+{
+	int			i;
+
+	if (wait_set != NULL)
+	{
+		FreeWaitEventSet(wait_set);
+		wait_set = NULL;
+	}
+	MemoryContextReset(wait_cxt);
+	wait_set = CreateWaitEventSet(wait_cxt, GS_MAX_SOCKETS + 2);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (i = 0; i < nsockets; i++)
+	{
+		uint32		events = 0;
+
+		if (sockets[i].what & CURL_POLL_IN)
+			events |= WL_SOCKET_READABLE;
+		if (sockets[i].what & CURL_POLL_OUT)
+			events |= WL_SOCKET_WRITEABLE;
+		AddWaitEventToSet(wait_set, events, sockets[i].fd, NULL, NULL);
+	}
+	sockets_changed = false;
+}
+
+/*
+ * Let curl act on a socket that is ready (or, with CURL_SOCKET_TIMEOUT, on
+ * its timer).  Returns the number of transfers still running.
+ */
+static int
+socket_action(curl_socket_t fd, int ev_bitmask)
+{
+	int			running = 0;
+	CURLMcode	mc;
+
+	mc = curl_multi_socket_action(multi_handle, fd, ev_bitmask, &running);
+	if (mc != CURLM_OK)
+		elog(ERROR, "gs_export: curl_multi_socket_action failed: %s",
+			 curl_multi_strerror(mc));
+	return running;
 }
 
 /*
  * Drive the transfer.  With upload_only, return as soon as the whole body
  * is handed over (the remote is then at work, and we are free until it
  * answers); otherwise, when the transfer is over.  Returns true when it is
- * over.  Interrupts (shutdown, cancel) stop it at once.
+ * over.
+ *
+ * The process sleeps until one of curl's sockets is ready, curl's timer is
+ * due, or the latch is set, GS_MAX_WAIT_MS at most.  A set latch is reset
+ * and interrupts looked at at once: shutdown and cancel stop the transfer
+ * here.  Anything else that set it (a pause) is for the caller after the
+ * request (see gs_remote_post).  Postmaster death ends the process.
  */
 static bool
 drive_transfer(curl_off_t body_len, bool upload_only)
 {
+	int			running = 1;
+
 	for (;;)
 	{
-		int			running = 0;
-		CURLMcode	mc;
+		WaitEvent	events[GS_MAX_SOCKETS + 2];
+		long		timeout = GS_MAX_WAIT_MS;
+		int			nevents;
+		int			i;
 
-		mc = curl_multi_perform(multi_handle, &running);
-		if (mc != CURLM_OK)
-			elog(ERROR, "gs_export: curl_multi_perform failed: %s", curl_multi_strerror(mc));
+		CHECK_FOR_INTERRUPTS();
+		if (sockets_overflow)
+			elog(ERROR, "gs_export: curl asked to watch more than %d sockets",
+				 GS_MAX_SOCKETS);
 		if (running == 0)
 			return true;
 		if (upload_only)
@@ -86,12 +265,55 @@ drive_transfer(curl_off_t body_len, bool upload_only)
 			if (sent >= body_len)
 				return false;
 		}
-		mc = curl_multi_poll(multi_handle, NULL, 0, GS_POLL_MS, NULL);
-		if (mc != CURLM_OK)
-			elog(ERROR, "gs_export: curl_multi_poll failed: %s", curl_multi_strerror(mc));
-		CHECK_FOR_INTERRUPTS();
-		if (!PostmasterIsAlive())
-			proc_exit(1);
+
+		if (timer_armed)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (now >= timer_deadline)
+			{
+				timer_armed = false;	/* curl arms it again if it wants */
+				running = socket_action(CURL_SOCKET_TIMEOUT, 0);
+				continue;
+			}
+			timeout = Min(timeout, TimestampDifferenceMilliseconds(now, timer_deadline));
+		}
+
+		if (sockets_changed || wait_set == NULL)
+			rebuild_wait_set();
+		nevents = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
+								   PG_WAIT_EXTENSION);
+		if (nevents == 0)
+		{
+			/*
+			 * Time is up: curl's timer is due (acted on above), or the safety
+			 * cap passed while curl had no timer: let it look all the same.
+			 */
+			if (!timer_armed)
+				running = socket_action(CURL_SOCKET_TIMEOUT, 0);
+			continue;
+		}
+		for (i = 0; i < nevents; i++)
+		{
+			WaitEvent  *ev = &events[i];
+
+			if (ev->events & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				latch_seen = true;
+				CHECK_FOR_INTERRUPTS();
+			}
+			else if (ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
+			{
+				int			mask = 0;
+
+				if (ev->events & WL_SOCKET_READABLE)
+					mask |= CURL_CSELECT_IN;
+				if (ev->events & WL_SOCKET_WRITEABLE)
+					mask |= CURL_CSELECT_OUT;
+				running = socket_action(ev->fd, mask);
+			}
+		}
 	}
 }
 
@@ -109,6 +331,7 @@ transfer_result(void)
 		if (msg->msg == CURLMSG_DONE && msg->easy_handle == curl_handle)
 			rc = msg->data.result;
 	curl_multi_remove_handle(multi_handle, curl_handle);
+	transfer_added = false;
 	return rc;
 }
 
@@ -156,6 +379,9 @@ gs_remote_check_url(const char *url)
 	return reason;
 }
 
+/*
+ * curl's write callback: keep the first GS_MAX_BODY bytes of the body.
+ */
 static size_t
 write_body(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -168,6 +394,9 @@ write_body(char *data, size_t size, size_t nmemb, void *arg)
 	return len;
 }
 
+/*
+ * curl's header callback: note Retry-After.
+ */
 static size_t
 read_header(char *data, size_t size, size_t nitems, void *arg)
 {
@@ -250,21 +479,106 @@ missing_column_name(const char *message)
 	return pnstrdup(start, end - start);
 }
 
+/*
+ * The start of an answer's body, fit to quote in a message: at most
+ * GS_BODY_EXCERPT bytes, control characters (runs of them with spaces) as
+ * one space, bytes that are not a character of the database's encoding as
+ * '?', and "..." when cut short.
+ */
+static char *
+body_excerpt(const char *body, int len)
+{
+	StringInfoData buf;
+	int			encoding = GetDatabaseEncoding();
+	int			i = 0;
+	bool		space = false;
+
+	initStringInfo(&buf);
+	while (i < len && buf.len < GS_BODY_EXCERPT)
+	{
+		unsigned char c = (unsigned char) body[i];
+
+		if (c < 0x20 || c == 0x7f || c == ' ')
+		{
+			if (!space && buf.len > 0)
+				appendStringInfoChar(&buf, ' ');
+			space = true;
+			i++;
+			continue;
+		}
+		space = false;
+		if (c < 0x80)
+		{
+			appendStringInfoChar(&buf, (char) c);
+			i++;
+		}
+		else
+		{
+			int			l = pg_encoding_verifymbchar(encoding, body + i, len - i);
+
+			if (l > 0)
+			{
+				appendBinaryStringInfo(&buf, body + i, l);
+				i += l;
+			}
+			else
+			{
+				appendStringInfoChar(&buf, '?');
+				i++;
+			}
+		}
+	}
+	while (i < len && (body[i] == ' ' || (unsigned char) body[i] < 0x20 ||
+					   body[i] == 0x7f))
+		i++;
+	if (i < len)
+		appendStringInfoString(&buf, "...");
+	else if (buf.len > 0 && buf.data[buf.len - 1] == ' ')
+		buf.data[--buf.len] = '\0';
+	return buf.data;
+}
+
+/*
+ * What an HTTP answer means.  body_len is the length of result->body,
+ * which may hold NUL bytes.
+ *
+ * Asked for return=minimal, PostgREST answers a success with 200 or 201
+ * and no body.  Any other 2xx, or one with a body, comes from something
+ * else (a proxy's login page, a captive portal, a wrong URL): the rows
+ * were surely not stored, and waiting will not help, so the job fails
+ * with the answer in its reason.
+ */
 static void
-classify_http(GsRemoteResult *result)
+classify_http(GsRemoteResult *result, int body_len)
 {
 	long		status = result->http_status;
 	char	   *message;
 	const char *code;
 
-	parse_error_body(result->body, result, &message);
-	code = result->pg_code ? result->pg_code : "";
-
-	if (status == 200 || status == 201 || status == 204)
+	if (status >= 200 && status < 300)
 	{
-		result->outcome = GS_REMOTE_OK;
+		if ((status == 200 || status == 201) && body_len == 0)
+		{
+			result->outcome = GS_REMOTE_OK;
+			return;
+		}
+		if (body_len == 0)
+			result->error = psprintf("HTTP %ld is not PostgREST's answer: to return=minimal "
+									 "PostgREST answers 200 or 201 with no body, so something "
+									 "else answered (a proxy at project_url?)",
+									 status);
+		else
+			result->error = psprintf("HTTP %ld with a body is not PostgREST's answer: to "
+									 "return=minimal PostgREST answers 200 or 201 with no body, "
+									 "so something else answered (a proxy or a login page at "
+									 "project_url?); the body began: \"%s\"",
+									 status, body_excerpt(result->body, body_len));
+		result->outcome = GS_REMOTE_FATAL;
 		return;
 	}
+
+	parse_error_body(result->body, result, &message);
+	code = result->pg_code ? result->pg_code : "";
 
 	result->error = psprintf("HTTP %ld%s%s%s%s", status,
 							 code[0] ? " " : "", code,
@@ -316,6 +630,18 @@ classify_curl(CURLcode rc, const char *errbuf, GsRemoteResult *result)
 			result->outcome = GS_REMOTE_RETRY;
 			break;
 	}
+}
+
+/*
+ * Take the request's headers (they hold the key) off the handle and free
+ * them.
+ */
+static void
+forget_headers(struct curl_slist *headers)
+{
+	gs_curl_setopt(curl_handle, CURLOPT_HTTPHEADER, NULL);
+	gs_curl_setopt(curl_handle, CURLOPT_ERRORBUFFER, NULL);
+	curl_slist_free_all(headers);
 }
 
 /*
@@ -398,12 +724,22 @@ gs_remote_post(const char *project_url, const char *api_key, List *columns,
 	gs_curl_setopt(curl_handle, CURLOPT_XFERINFOFUNCTION, check_interrupts);
 	gs_curl_setopt(curl_handle, CURLOPT_ERRORBUFFER, errbuf);
 
+	/* A transfer an error cut short is taken out before a new one. */
+	if (transfer_added)
+	{
+		curl_multi_remove_handle(multi_handle, curl_handle);
+		transfer_added = false;
+	}
+	latch_seen = false;
+
+	PG_TRY();
 	{
 		curl_off_t	body_len = (curl_off_t) strlen(body);
 		CURLMcode	mc = curl_multi_add_handle(multi_handle, curl_handle);
 
 		if (mc != CURLM_OK)
 			elog(ERROR, "gs_export: curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
+		transfer_added = true;
 		if (!drive_transfer(body_len, while_waiting != NULL) && while_waiting)
 		{
 			while_waiting(arg);
@@ -411,11 +747,21 @@ gs_remote_post(const char *project_url, const char *api_key, List *columns,
 		}
 		rc = transfer_result();
 	}
+	PG_CATCH();
+	{
+		/* a cancel, or trouble of our own: the transfer ends here */
+		if (transfer_added)
+		{
+			curl_multi_remove_handle(multi_handle, curl_handle);
+			transfer_added = false;
+		}
+		forget_headers(headers);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	/* Drop the headers (they hold the key) before anything can throw. */
-	gs_curl_setopt(curl_handle, CURLOPT_HTTPHEADER, NULL);
-	gs_curl_setopt(curl_handle, CURLOPT_ERRORBUFFER, NULL);
-	curl_slist_free_all(headers);
+	forget_headers(headers);
 
 	if (rc == CURLE_ABORTED_BY_CALLBACK)
 	{
@@ -430,10 +776,19 @@ gs_remote_post(const char *project_url, const char *api_key, List *columns,
 		result->body = resp.body.data;
 
 	if (rc != CURLE_OK)
-	{
 		classify_curl(rc, errbuf, result);
-		return;
+	else
+	{
+		curl_easy_getinfo(curl_handle, CURLINFO_RESPONSE_CODE, &result->http_status);
+		classify_http(result, resp.body.len);
 	}
-	curl_easy_getinfo(curl_handle, CURLINFO_RESPONSE_CODE, &result->http_status);
-	classify_http(result);
+
+	/*
+	 * Whoever set the latch during the transfer (a pause, say) is for the
+	 * caller.  After a success it records the batch and sees a pause there;
+	 * otherwise it may wait before trying again, and that wait must end at
+	 * once: set the latch again for it.
+	 */
+	if (latch_seen && result->outcome != GS_REMOTE_OK)
+		SetLatch(MyLatch);
 }
