@@ -117,6 +117,21 @@ END;
 $$;
 
 /*
+ * The instants a job's days span: [bottom, top), top being the start of
+ * the day after start_date, bottom the start of end_date ('-infinity'
+ * without one: down to the oldest lead).
+ */
+CREATE FUNCTION @extschema@._gs_job_range(p_start_date date, p_end_date date, p_time_zone text,
+                                          OUT range_bottom timestamptz, OUT range_top timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_end_date IS NULL THEN '-infinity'::timestamptz
+                ELSE @extschema@._gs_day_start(p_end_date, p_time_zone) END,
+           @extschema@._gs_day_start(p_start_date + 1, p_time_zone)
+$$;
+
+/*
  * The instant from which a lead may have been changed after we looked: now,
  * or the start of the oldest transaction still open in this database, since
  * a lead it changes gets that start as its updated_at (default now()) but
@@ -206,9 +221,8 @@ BEGIN
     /* The first claim (of a 1.0 job too) sets the walk's first window. */
     j.changes_since := COALESCE(j.changes_since, @extschema@._gs_changes_horizon());
     IF j.pass_lower IS NULL THEN
-        range_top := @extschema@._gs_day_start(j.start_date + 1, time_zone);
-        range_bottom := CASE WHEN j.end_date IS NULL THEN '-infinity'
-                             ELSE @extschema@._gs_day_start(j.end_date, time_zone) END;
+        SELECT r.range_bottom, r.range_top INTO range_bottom, range_top
+          FROM @extschema@._gs_job_range(j.start_date, j.end_date, time_zone) r;
         IF j.pass_kind = 'range' THEN
             j.pass_lower := range_bottom;
             j.pass_upper := LEAST(range_top, j.changes_since);
@@ -338,9 +352,8 @@ BEGIN
         RETURN;
     END IF;
     tz := COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone'));
-    range_top := @extschema@._gs_day_start(j.start_date + 1, tz);
-    range_bottom := CASE WHEN j.end_date IS NULL THEN '-infinity'
-                         ELSE @extschema@._gs_day_start(j.end_date, tz) END;
+    SELECT r.range_bottom, r.range_top INTO range_bottom, range_top
+      FROM @extschema@._gs_job_range(j.start_date, j.end_date, tz) r;
     /* The cursor starts at the window's top and moves down as leads are done. */
     found_leads := j.cursor_updated_at < j.pass_upper;
     kept_changing := false;
@@ -475,6 +488,7 @@ BEGIN
                pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
          WHERE a.grantee <> p.proowner
            AND p.oid IN ('@extschema@._gs_day_start(date, text)'::pg_catalog.regprocedure,
+                         '@extschema@._gs_job_range(date, date, text)'::pg_catalog.regprocedure,
                          '@extschema@._gs_changes_horizon()'::pg_catalog.regprocedure,
                          '@extschema@._gs_job_claim(uuid)'::pg_catalog.regprocedure,
                          '@extschema@._gs_job_record(uuid, bigint[], text[], integer, timestamptz, bigint, date, bigint[], text[], text[], integer[], text[])'::pg_catalog.regprocedure,

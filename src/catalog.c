@@ -21,11 +21,12 @@
 #include "gs_export.h"
 
 /*
- * The extension's schema and owner; false when it is not installed here.
+ * Read gs_export's row of pg_extension: its schema, owner and version
+ * (palloc'd), each if asked for.  False when it is not installed here.
  * Needs a transaction.
  */
-bool
-gs_extension_lookup(Oid *nspoid, Oid *owner)
+static bool
+extension_row(Oid *nspoid, Oid *owner, char **version)
 {
 	Relation	rel;
 	ScanKeyData key;
@@ -46,6 +47,14 @@ gs_extension_lookup(Oid *nspoid, Oid *owner)
 			*nspoid = ext->extnamespace;
 		if (owner)
 			*owner = ext->extowner;
+		if (version)
+		{
+			bool		isnull;
+			Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+										 RelationGetDescr(rel), &isnull);
+
+			*version = isnull ? NULL : TextDatumGetCString(d);
+		}
 		found = true;
 	}
 	systable_endscan(scan);
@@ -54,33 +63,23 @@ gs_extension_lookup(Oid *nspoid, Oid *owner)
 }
 
 /*
+ * The extension's schema and owner; false when it is not installed here.
+ */
+bool
+gs_extension_lookup(Oid *nspoid, Oid *owner)
+{
+	return extension_row(nspoid, owner, NULL);
+}
+
+/*
  * The installed version of the extension (palloc'd), or NULL when it is not
- * installed here.  Needs a transaction.
+ * installed here.
  */
 char *
 gs_extension_version(void)
 {
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
 	char	   *version = NULL;
 
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum("gs_export"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
-	{
-		bool		isnull;
-		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
-									 RelationGetDescr(rel), &isnull);
-
-		if (!isnull)
-			version = TextDatumGetCString(d);
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+	(void) extension_row(NULL, NULL, &version);
 	return version;
 }
