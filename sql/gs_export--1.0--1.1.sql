@@ -11,6 +11,7 @@
  *   4. The SQL API's internal functions.
  *   5. Row level security.
  *   6. Privileges.
+ *   7. Live updates: NOTIFY gs_export, Supabase Realtime.
  */
 
 \echo Use "ALTER EXTENSION gs_export UPDATE TO '1.1'" to load this file. \quit
@@ -502,3 +503,92 @@ BEGIN
     END LOOP;
 END
 $privileges_state_machine$;
+
+/* ---- 7. Live updates ---------------------------------------------------- */
+
+/*
+ * NOTIFY gs_export after every change of a job's state or progress (one
+ * per recorded batch, per pause, resume, completion ...), delivered when
+ * the change commits.  Any role that may connect may LISTEN, so the payload
+ * holds nothing but the job's id, status, position and counts.  The
+ * setting gs_export.notify (default on) turns it off.  Like the config
+ * guard, the function outlives the extension: the jobs table may be
+ * TabuladorMax's own, which DROP EXTENSION leaves, trigger included.
+ */
+DROP FUNCTION IF EXISTS @extschema@.gs_export_job_notify() CASCADE;
+CREATE FUNCTION @extschema@.gs_export_job_notify()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    IF NOT COALESCE(pg_catalog.current_setting('gs_export.notify', true), 'on')::boolean THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        r := OLD;
+    ELSE
+        r := NEW;
+    END IF;
+    PERFORM pg_catalog.pg_notify('gs_export', pg_catalog.json_build_object(
+        'job_id', r.id,
+        'status', CASE WHEN TG_OP = 'DELETE' THEN 'deleted' ELSE r.status END,
+        'processing_date', r.processing_date,
+        'total_leads', r.total_leads,
+        'exported_leads', r.exported_leads,
+        'error_leads', r.error_leads)::text);
+    RETURN NULL;
+END;
+$$;
+ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_job_notify();
+
+DROP TRIGGER IF EXISTS gs_export_job_notify ON @extschema@.gestao_scouter_export_jobs;
+CREATE TRIGGER gs_export_job_notify
+    AFTER INSERT OR DELETE OR UPDATE OF status, processing_date, total_leads, exported_leads, error_leads
+    ON @extschema@.gestao_scouter_export_jobs
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.gs_export_job_notify();
+
+DO $notify_privileges$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
+          FROM pg_catalog.pg_proc p,
+               pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+         WHERE p.oid = '@extschema@.gs_export_job_notify()'::pg_catalog.regprocedure
+           AND a.grantee <> p.proowner
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION @extschema@.gs_export_job_notify() FROM %s',
+                                  r.grantee);
+    END LOOP;
+END
+$notify_privileges$;
+
+/*
+ * Supabase Realtime sends the changes of the tables of the publication
+ * supabase_realtime, filtered by their row level security: where it exists,
+ * the jobs and errors tables join it, so that a UI subscribed to them sees
+ * each change.
+ */
+DO $realtime$
+DECLARE
+    t text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = 'supabase_realtime') THEN
+        RETURN;
+    END IF;
+    FOREACH t IN ARRAY ARRAY['gestao_scouter_export_jobs', 'gestao_scouter_export_errors'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables
+                       WHERE pubname = 'supabase_realtime'
+                         AND schemaname = '@extschema@' AND tablename = t)
+           AND NOT (SELECT puballtables FROM pg_catalog.pg_publication
+                    WHERE pubname = 'supabase_realtime') THEN
+            EXECUTE pg_catalog.format('ALTER PUBLICATION supabase_realtime ADD TABLE %I.%I',
+                                      '@extschema@', t);
+        END IF;
+    END LOOP;
+END
+$realtime$;

@@ -31,6 +31,7 @@ int			gs_export_max_retries = 8;
 int			gs_export_retry_max_delay_ms = 30000;
 char	   *gs_export_ca_file = NULL;
 int			gs_export_max_request_size = 4 * 1024 * 1024;
+bool		gs_export_notify = true;
 
 void		_PG_init(void);
 
@@ -100,6 +101,15 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("gs_export.notify",
+							 "Sends NOTIFY gs_export when a job's state or progress changes.",
+							 "The payload holds the job's id, status, processing_date and counts.",
+							 &gs_export_notify,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomStringVariable("gs_export.ca_file",
 							   "File of CA certificates to check the remote's certificate against.",

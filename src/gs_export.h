@@ -35,6 +35,7 @@ extern int	gs_export_max_retries;
 extern int	gs_export_retry_max_delay_ms;
 extern char *gs_export_ca_file;
 extern int	gs_export_max_request_size;
+extern bool gs_export_notify;
 
 /*
  * Shared memory (shmem.c).  One slot per job worker that may run at once.

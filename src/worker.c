@@ -387,6 +387,7 @@ run_job(const pg_uuid_t *job_id)
 				return;
 		}
 
+		handle_reload();		/* a reload during the request counts now */
 		if (!gs_job_record(&job, src, batch, outcomes,
 						   (int) ((GetCurrentTimestamp() - started) / 1000)))
 		{
