@@ -149,6 +149,75 @@ AS $$
 $$;
 
 /*
+ * The lead columns the default mapping sends, each under its own name:
+ * every column of the remote's fichas (reference-schema.md) that leads also
+ * has.  (last_sync_at and sync_source are set by gs_export itself,
+ * sync_status is the remote's.)
+ */
+CREATE FUNCTION @extschema@._gs_export_default_fields()
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum)
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = pg_catalog.to_regclass('@extschema@.leads')
+       AND a.attnum > 0 AND NOT a.attisdropped
+       AND a.attname::text = ANY (ARRAY[
+           'id', 'name', 'responsible', 'age', 'address', 'scouter', 'photo_url',
+           'date_modify', 'raw', 'updated_at', 'bitrix_telemarketing_id',
+           'commercial_project_id', 'responsible_user_id', 'celular',
+           'telefone_trabalho', 'telefone_casa', 'etapa', 'fonte', 'criado',
+           'nome_modelo', 'local_abordagem', 'ficha_confirmada',
+           'data_criacao_ficha', 'data_confirmacao_ficha', 'presenca_confirmada',
+           'compareceu', 'valor_ficha', 'data_criacao_agendamento',
+           'horario_agendamento', 'data_agendamento', 'gerenciamento_funil',
+           'status_fluxo', 'etapa_funil', 'etapa_fluxo', 'funil_fichas',
+           'status_tabulacao', 'maxsystem_id_ficha', 'gestao_scouter',
+           'op_telemarketing', 'data_retorno_ligacao', 'cadastro_existe_foto'])
+$$;
+
+/*
+ * What a job sends, from its (effective) options: the remote table, each
+ * remote column with the lead column it gets, and the two columns gs_export
+ * fills itself.  Jobs of 1.0 have none of these keys: the defaults.
+ */
+CREATE FUNCTION @extschema@._gs_job_mapping(p_options jsonb,
+    OUT target_table text, OUT remote_columns text[], OUT lead_columns text[],
+    OUT synced_at_column text, OUT source_column text, OUT source_value text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o jsonb := COALESCE(p_options, '{}');
+BEGIN
+    target_table := COALESCE(o ->> 'target_table', 'fichas');
+    IF pg_catalog.jsonb_typeof(o -> 'field_mappings') = 'object' THEN
+        SELECT pg_catalog.array_agg(m.key ORDER BY m.key), pg_catalog.array_agg(m.value ORDER BY m.key)
+          INTO remote_columns, lead_columns
+          FROM pg_catalog.jsonb_each_text(o -> 'field_mappings') m;
+    ELSIF pg_catalog.jsonb_typeof(o -> 'fields') = 'array' THEN
+        SELECT pg_catalog.array_agg(f.value ORDER BY f.ordinality)
+          INTO lead_columns
+          FROM pg_catalog.jsonb_array_elements_text(o -> 'fields') WITH ORDINALITY f;
+        remote_columns := lead_columns;
+    ELSE
+        lead_columns := @extschema@._gs_export_default_fields();
+        remote_columns := lead_columns;
+    END IF;
+    IF NOT ('id' = ANY (remote_columns)) THEN
+        remote_columns := 'id' || remote_columns;
+        lead_columns := 'id' || lead_columns;
+    END IF;
+    synced_at_column := CASE WHEN o ? 'synced_at_column' THEN o ->> 'synced_at_column'
+                             ELSE 'last_sync_at' END;
+    source_column := CASE WHEN o ? 'source_column' THEN o ->> 'source_column'
+                          ELSE 'sync_source' END;
+    source_value := COALESCE(o ->> 'source_value', 'tabuladormax');
+END;
+$$;
+
+/*
  * Claim a job for the calling worker.  The claim is a session advisory lock
  * on the job id: a second worker for the same job, however it came to be
  * started, gets outcome 'busy' and goes away.  Outcomes: 'run' (the job is
@@ -162,7 +231,9 @@ CREATE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT owner_oid oid, OUT owner_claims text,
     OUT pass_kind text, OUT pass_lower timestamptz,
     OUT cursor_updated_at timestamptz, OUT cursor_id bigint,
-    OUT ignored_fields text[], OUT project_url text, OUT api_key text)
+    OUT ignored_fields text[], OUT project_url text, OUT api_key text,
+    OUT target_table text, OUT remote_columns text[], OUT lead_columns text[],
+    OUT synced_at_column text, OUT source_column text, OUT source_value text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -218,6 +289,11 @@ BEGIN
     END IF;
     project_url := cfg.project_url;
     api_key := cfg.anon_key;
+    SELECT m.target_table, m.remote_columns, m.lead_columns,
+           m.synced_at_column, m.source_column, m.source_value
+      INTO target_table, remote_columns, lead_columns,
+           synced_at_column, source_column, source_value
+      FROM @extschema@._gs_job_mapping(j.options) m;
 
     /* The first claim (of a 1.0 job too) sets the walk's first window. */
     j.changes_since := COALESCE(j.changes_since, @extschema@._gs_changes_horizon());
@@ -490,6 +566,8 @@ BEGIN
          WHERE a.grantee <> p.proowner
            AND p.oid IN ('@extschema@._gs_day_start(date, text)'::pg_catalog.regprocedure,
                          '@extschema@._gs_job_range(date, date, text)'::pg_catalog.regprocedure,
+                         '@extschema@._gs_export_default_fields()'::pg_catalog.regprocedure,
+                         '@extschema@._gs_job_mapping(jsonb)'::pg_catalog.regprocedure,
                          '@extschema@._gs_changes_horizon()'::pg_catalog.regprocedure,
                          '@extschema@._gs_job_claim(uuid)'::pg_catalog.regprocedure,
                          '@extschema@._gs_job_record(uuid, bigint[], text[], integer, timestamptz, bigint, date, bigint[], text[], text[], integer[], text[])'::pg_catalog.regprocedure,

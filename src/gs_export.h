@@ -137,6 +137,13 @@ typedef struct GsJob
 	List	   *ignored_fields; /* list of char *, columns the remote lacks */
 	char	   *project_url;
 	char	   *api_key;
+	/* what is sent: the job's effective options */
+	char	   *target_table;	/* the remote table */
+	List	   *remote_columns; /* each remote column ... */
+	List	   *lead_columns;	/* ... gets this lead column */
+	char	   *synced_at_column;	/* gets the time of export, or NULL */
+	char	   *source_column;	/* gets source_value, or NULL */
+	char	   *source_value;
 } GsJob;
 
 typedef enum GsJobLoad
@@ -193,7 +200,10 @@ extern void gs_job_ignore_column(GsJob *job, const char *column);
 
 /* payload.c */
 typedef struct GsPayloadShape GsPayloadShape;
-extern GsPayloadShape *gs_payload_shape(TupleDesc tupdesc, int ncolumns);
+extern GsPayloadShape *gs_payload_shape(TupleDesc tupdesc, int ncolumns,
+										 const char *synced_at_column,
+										 const char *source_column,
+										 const char *source_value);
 extern bool gs_payload_shape_matches(GsPayloadShape *shape, TupleDesc tupdesc);
 extern struct json_object *gs_payload_lead(GsPayloadShape *shape, HeapTuple tuple,
 										   TupleDesc tupdesc, const char *sync_at);
@@ -231,7 +241,7 @@ typedef struct GsRemoteResult
 extern void gs_remote_init(void);
 extern char *gs_remote_check_url(const char *url);
 extern void gs_remote_post(const char *project_url, const char *api_key,
-						   List *columns, const char *body,
+						   const char *table, List *columns, const char *body,
 						   GsRemoteResult *result,
 						   void (*while_waiting) (void *), void *arg);
 

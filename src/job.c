@@ -35,6 +35,31 @@ log_other_version(const GsJob *job, GsStoreState state)
 }
 
 /*
+ * A text[] column of the first row as a List of C strings (NULL elements
+ * left out), in the current memory context.
+ */
+static List *
+text_list(GsRows *rows, const char *column)
+{
+	bool		isnull;
+	Datum		arr = gs_rows_value(rows, 0, column, &isnull);
+	List	   *list = NIL;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			nelems;
+	int			i;
+
+	if (isnull)
+		return NIL;
+	deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, &enulls, &nelems);
+	for (i = 0; i < nelems; i++)
+		if (!enulls[i])
+			list = lappend(list, TextDatumGetCString(elems[i]));
+	return list;
+}
+
+/*
  * Claim the job for this worker and load what running it needs.
  */
 GsJobLoad
@@ -91,25 +116,13 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	job->cursor_id = DatumGetInt64(gs_rows_value(rows, 0, "cursor_id", &isnull));
 	job->project_url = gs_rows_text(rows, 0, "project_url");
 	job->api_key = gs_rows_text(rows, 0, "api_key");
-	{
-		Datum		arr = gs_rows_value(rows, 0, "ignored_fields", &isnull);
-
-		job->ignored_fields = NIL;
-		if (!isnull)
-		{
-			Datum	   *elems;
-			bool	   *enulls;
-			int			nelems;
-			int			i;
-
-			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false,
-							  TYPALIGN_INT, &elems, &enulls, &nelems);
-			for (i = 0; i < nelems; i++)
-				if (!enulls[i])
-					job->ignored_fields = lappend(job->ignored_fields,
-												  TextDatumGetCString(elems[i]));
-		}
-	}
+	job->ignored_fields = text_list(rows, "ignored_fields");
+	job->target_table = gs_rows_text(rows, 0, "target_table");
+	job->remote_columns = text_list(rows, "remote_columns");
+	job->lead_columns = text_list(rows, "lead_columns");
+	job->synced_at_column = gs_rows_text(rows, 0, "synced_at_column");
+	job->source_column = gs_rows_text(rows, 0, "source_column");
+	job->source_value = gs_rows_text(rows, 0, "source_value");
 
 	/* The URL is checked as libcurl will read it. */
 	reason = gs_remote_check_url(job->project_url);

@@ -49,6 +49,9 @@ typedef struct GsPayloadColumn
 struct GsPayloadShape
 {
 	int			natts;			/* of the row type it was made for */
+	const char *synced_at_column;	/* set by gs_export, or NULL */
+	const char *source_column;
+	const char *source_value;
 	int			ncolumns;
 	Datum	   *values;			/* one deformed tuple, reused */
 	bool	   *nulls;
@@ -60,7 +63,8 @@ struct GsPayloadShape
  * per job, in the current memory context.
  */
 GsPayloadShape *
-gs_payload_shape(TupleDesc tupdesc, int ncolumns)
+gs_payload_shape(TupleDesc tupdesc, int ncolumns, const char *synced_at_column,
+				 const char *source_column, const char *source_value)
 {
 	GsPayloadShape *shape;
 	int			i;
@@ -68,6 +72,9 @@ gs_payload_shape(TupleDesc tupdesc, int ncolumns)
 	shape = palloc0(offsetof(GsPayloadShape, columns) +
 					sizeof(GsPayloadColumn) * ncolumns);
 	shape->natts = tupdesc->natts;
+	shape->synced_at_column = synced_at_column ? pstrdup(synced_at_column) : NULL;
+	shape->source_column = source_column ? pstrdup(source_column) : NULL;
+	shape->source_value = source_value ? pstrdup(source_value) : "";
 	shape->ncolumns = ncolumns;
 	shape->values = palloc(sizeof(Datum) * tupdesc->natts);
 	shape->nulls = palloc(sizeof(bool) * tupdesc->natts);
@@ -204,8 +211,8 @@ column_value(GsPayloadColumn *col, Datum value)
 }
 
 /*
- * One lead as the remote's row: every lead column of the shape, then
- * last_sync_at and sync_source.
+ * One lead as the remote's row: every mapped column of the shape, then the
+ * time of export and the source (last_sync_at and sync_source by default).
  */
 struct json_object *
 gs_payload_lead(GsPayloadShape *shape, HeapTuple tuple, TupleDesc tupdesc,
@@ -220,8 +227,11 @@ gs_payload_lead(GsPayloadShape *shape, HeapTuple tuple, TupleDesc tupdesc,
 		json_object_object_add(obj, shape->columns[i].name,
 							   shape->nulls[i] ? NULL :
 							   column_value(&shape->columns[i], shape->values[i]));
-	json_object_object_add(obj, "last_sync_at", json_object_new_string(sync_at));
-	json_object_object_add(obj, "sync_source", json_object_new_string("tabuladormax"));
+	if (shape->synced_at_column)
+		json_object_object_add(obj, shape->synced_at_column, json_object_new_string(sync_at));
+	if (shape->source_column)
+		json_object_object_add(obj, shape->source_column,
+							   json_object_new_string(shape->source_value));
 	return obj;
 }
 

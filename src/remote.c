@@ -645,13 +645,13 @@ forget_headers(struct curl_slist *headers)
 }
 
 /*
- * POST one batch to {project_url}/rest/v1/fichas and fill in *result.
+ * POST one batch to {project_url}/rest/v1/{table} and fill in *result.
  * Never throws for the remote's trouble: that is data for the caller.
  * while_waiting(arg), if given, is called once the body is sent, while the
  * remote works on it: the worker reads its next batch meanwhile.
  */
 void
-gs_remote_post(const char *project_url, const char *api_key, List *columns,
+gs_remote_post(const char *project_url, const char *api_key, const char *table, List *columns,
 			   const char *body, GsRemoteResult *result,
 			   void (*while_waiting) (void *), void *arg)
 {
@@ -673,7 +673,12 @@ gs_remote_post(const char *project_url, const char *api_key, List *columns,
 		urllen--;
 	initStringInfo(&url);
 	appendBinaryStringInfo(&url, project_url, (int) urllen);
-	appendStringInfoString(&url, "/rest/v1/fichas?on_conflict=id&columns=");
+	{
+		char	   *escaped = curl_easy_escape(curl_handle, table, 0);
+
+		appendStringInfo(&url, "/rest/v1/%s?on_conflict=id&columns=", escaped);
+		curl_free(escaped);
+	}
 	foreach(lc, columns)
 	{
 		char	   *escaped = curl_easy_escape(curl_handle, lfirst(lc), 0);

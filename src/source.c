@@ -27,25 +27,6 @@
 
 #include "gs_export.h"
 
-/*
- * The columns of the remote fichas (reference-schema.md) that are copied
- * from a lead column of the same name.  last_sync_at and sync_source are
- * set by gs_export itself, sync_status is the remote's.
- */
-static const char *const fichas_columns[] = {
-	"id", "name", "responsible", "age", "address", "scouter", "photo_url",
-	"date_modify", "raw", "updated_at", "bitrix_telemarketing_id",
-	"commercial_project_id", "responsible_user_id", "celular",
-	"telefone_trabalho", "telefone_casa", "etapa", "fonte", "criado",
-	"nome_modelo", "local_abordagem", "ficha_confirmada",
-	"data_criacao_ficha", "data_confirmacao_ficha", "presenca_confirmada",
-	"compareceu", "valor_ficha", "data_criacao_agendamento",
-	"horario_agendamento", "data_agendamento", "gerenciamento_funil",
-	"status_fluxo", "etapa_funil", "etapa_fluxo", "funil_fichas",
-	"status_tabulacao", "maxsystem_id_ficha", "gestao_scouter",
-	"op_telemarketing", "data_retorno_ligacao", "cadastro_existe_foto",
-};
-
 /* Rows fetched from the cursor at a time. */
 #define SOURCE_FETCH_ROWS 128
 
@@ -128,15 +109,12 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 	MemoryContext oldcxt;
 	StringInfoData sql;
 	StringInfoData list;
-	Datum	   *names;
 	Oid			leads;
+	ListCell   *lr;
+	ListCell   *ll;
 	const char *qualified;
 	Oid			argtypes[5] = {TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID, TEXTOID, INT4OID};
-	Oid			column_types[2] = {OIDOID, TEXTARRAYOID};
 	Oid			snapshot_types[1] = {INT8ARRAYOID};
-	Datum		values[2];
-	uint64		i;
-	int			n = lengthof(fichas_columns);
 
 	if (gs_xact_begin("gs_export: preparing the leads query", true, &leads) != GS_STORE_READY)
 	{
@@ -153,51 +131,45 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 										   ALLOCSET_SMALL_SIZES);
 	MemoryContextSwitchTo(oldcxt);
 
-	names = palloc(sizeof(Datum) * n);
-	for (i = 0; i < n; i++)
-		names[i] = CStringGetTextDatum(fichas_columns[i]);
-	values[0] = ObjectIdGetDatum(leads);
-	values[1] = PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
+	/*
+	 * Each remote column gets its lead column, under the remote's name (the
+	 * names of the query's columns are the keys of the JSON objects).
+	 */
+	initStringInfo(&list);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	forboth(lr, job->remote_columns, ll, job->lead_columns)
+	{
+		appendStringInfo(&list, "l.%s AS %s, ", quote_identifier(lfirst(ll)),
+						 quote_identifier(lfirst(lr)));
+		src->columns = lappend(src->columns, lfirst(lr));
+	}
+	src->ncolumns = list_length(src->columns);
+	if (job->synced_at_column)
+		src->columns = lappend(src->columns, job->synced_at_column);
+	if (job->source_column)
+		src->columns = lappend(src->columns, job->source_column);
+	MemoryContextSwitchTo(oldcxt);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a"
-							  " WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped"
-							  "   AND a.attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($2)"
-							  " ORDER BY a.attnum",
-							  2, column_types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the columns of leads");
-
-	initStringInfo(&list);
-	oldcxt = MemoryContextSwitchTo(cxt);
-	for (i = 0; i < SPI_processed; i++)
-	{
-		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-
-		src->columns = lappend(src->columns, name);
-		appendStringInfo(&list, "%s, ", quote_identifier(name));
-	}
-	src->ncolumns = list_length(src->columns);
-	src->columns = lappend(src->columns, pstrdup("last_sync_at"));
-	src->columns = lappend(src->columns, pstrdup("sync_source"));
-	MemoryContextSwitchTo(oldcxt);
 
 	/*
 	 * $1, $2: the last lead done (exclusive); $3: the oldest instant of the
 	 * pass (inclusive); $4: the job's time zone; $5: the batch size.  An
 	 * infinite updated_at belongs to no day: such leads are not exported.
-	 * The lead columns come first, then the key and the lead's day.
+	 * The mapped columns come first, then the key and the lead's day; every
+	 * name is qualified, as a remote name may be a lead column's name.
 	 */
 	qualified = quote_qualified_identifier(get_namespace_name(gs_xact_schema()), "leads");
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT %s"
-					 "       updated_at AS gs_export_updated_at, id::pg_catalog.int8 AS gs_export_id,"
-					 "       (updated_at AT TIME ZONE $4)::pg_catalog.date AS gs_export_day"
-					 "  FROM %s"
-					 " WHERE (updated_at, id) < ($1, $2) AND updated_at >= $3"
-					 "   AND updated_at > '-infinity'::pg_catalog.timestamptz"
-					 " ORDER BY updated_at DESC, id DESC"
+					 "       l.updated_at AS gs_export_updated_at, l.id::pg_catalog.int8 AS gs_export_id,"
+					 "       (l.updated_at AT TIME ZONE $4)::pg_catalog.date AS gs_export_day"
+					 "  FROM %s l"
+					 " WHERE (l.updated_at, l.id) < ($1, $2) AND l.updated_at >= $3"
+					 "   AND l.updated_at > '-infinity'::pg_catalog.timestamptz"
+					 " ORDER BY l.updated_at DESC, l.id DESC"
 					 " LIMIT $5",
 					 list.data, qualified);
 	src->plan = prepare_kept(sql.data, 5, argtypes);
@@ -241,7 +213,8 @@ ensure_shape(GsSource *src, TupleDesc tupdesc)
 						src->job->id_text)));
 	MemoryContextReset(src->shape_cxt);
 	oldcxt = MemoryContextSwitchTo(src->shape_cxt);
-	src->shape = gs_payload_shape(tupdesc, src->ncolumns);
+	src->shape = gs_payload_shape(tupdesc, src->ncolumns, src->job->synced_at_column,
+								  src->job->source_column, src->job->source_value);
 	MemoryContextSwitchTo(oldcxt);
 	src->att_updated_at = SPI_fnumber(tupdesc, "gs_export_updated_at");
 	src->att_id = SPI_fnumber(tupdesc, "gs_export_id");

@@ -231,7 +231,7 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 
 		body = gs_payload_body(batch->texts + from, batch->lens + from, n, &body_len);
 		pgstat_report_activity(STATE_RUNNING, "gs_export: sending a batch");
-		gs_remote_post(job->project_url, job->api_key, columns, body, &res,
+		gs_remote_post(job->project_url, job->api_key, job->target_table, columns, body, &res,
 					   ahead ? read_ahead : NULL, ahead);
 		ahead = NULL;			/* read once, on the first attempt */
 		pfree(body);
