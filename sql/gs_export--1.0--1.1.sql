@@ -51,6 +51,15 @@ BEGIN
 END
 $pass_kind$;
 
+/*
+ * The config row gains target_table (the remote table of new jobs) and
+ * default_options (option defaults for new jobs, checked like options when
+ * written).
+ */
+ALTER TABLE @extschema@.gestao_scouter_config
+    ADD COLUMN IF NOT EXISTS target_table text,
+    ADD COLUMN IF NOT EXISTS default_options jsonb NOT NULL DEFAULT '{}';
+
 /* ---- 2. One active job -------------------------------------------------- */
 
 /* ---- 3. The job's state machine ---------------------------------------- */
@@ -206,8 +215,8 @@ BEGIN
         remote_columns := lead_columns;
     END IF;
     IF NOT ('id' = ANY (remote_columns)) THEN
-        remote_columns := 'id' || remote_columns;
-        lead_columns := 'id' || lead_columns;
+        remote_columns := 'id'::text || remote_columns;
+        lead_columns := 'id'::text || lead_columns;
     END IF;
     synced_at_column := CASE WHEN o ? 'synced_at_column' THEN o ->> 'synced_at_column'
                              ELSE 'last_sync_at' END;
@@ -545,6 +554,236 @@ $$;
 
 /* ---- 4. The SQL API's internal functions -------------------------------- */
 
+/*
+ * Check an options object (a job's, or the config's default_options): every
+ * key known, every value of the right type and range.  22023 naming the bad
+ * key, 22004 for a NULL object.  p_what says whose options they are.
+ */
+CREATE FUNCTION @extschema@._gs_export_check_options(p_options jsonb, p_what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v jsonb;
+    n numeric;
+    e jsonb;
+    ident constant text := '^[A-Za-z_][A-Za-z0-9_$]{0,62}$';
+    lead_columns text[] := (SELECT pg_catalog.array_agg(a.attname::text)
+                              FROM pg_catalog.pg_attribute a
+                             WHERE a.attrelid = pg_catalog.to_regclass('@extschema@.leads')
+                               AND a.attnum > 0 AND NOT a.attisdropped);
+    remote_names text[] := '{}';
+BEGIN
+    IF p_options IS NULL THEN
+        RAISE EXCEPTION '% must not be null', p_what
+            USING ERRCODE = 'null_value_not_allowed',
+                  HINT = 'Pass ''{}'' for the defaults.';
+    END IF;
+    IF pg_catalog.jsonb_typeof(p_options) <> 'object' THEN
+        RAISE EXCEPTION '% must be a JSON object', p_what
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example: ''{"batch_size": 500, "delay_ms": 0, "time_zone": "America/Sao_Paulo"}''.';
+    END IF;
+    IF p_options ? 'fields' AND p_options ? 'field_mappings' THEN
+        RAISE EXCEPTION 'options "fields" and "field_mappings" cannot be given together'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = '"fields" sends lead columns under their own names; "field_mappings" names each remote column and its lead column. Use one.';
+    END IF;
+
+    FOR k, v IN SELECT * FROM pg_catalog.jsonb_each(p_options) LOOP
+        IF k IN ('batch_size', 'delay_ms') THEN
+            IF pg_catalog.jsonb_typeof(v) <> 'number' THEN
+                RAISE EXCEPTION 'option "%" must be a whole number', k
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            n := v::text::numeric;
+            IF n <> pg_catalog.trunc(n)
+               OR (k = 'batch_size' AND (n < 1 OR n > 10000))
+               OR (k = 'delay_ms' AND (n < 0 OR n > 60000)) THEN
+                RAISE EXCEPTION 'option "%" is out of range: %', k, v
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = CASE k WHEN 'batch_size' THEN 'batch_size goes from 1 to 10000.'
+                                        ELSE 'delay_ms goes from 0 to 60000.' END;
+            END IF;
+        ELSIF k = 'time_zone' THEN
+            IF pg_catalog.jsonb_typeof(v) <> 'string'
+               OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names
+                              WHERE name = (v #>> '{}')) THEN
+                RAISE EXCEPTION 'option "time_zone" is not a known time zone: %', v
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'Use an IANA name from pg_timezone_names, such as "America/Sao_Paulo" or "UTC".';
+            END IF;
+        ELSIF k = 'target_table' THEN
+            IF pg_catalog.jsonb_typeof(v) <> 'string' OR (v #>> '{}') !~ ident THEN
+                RAISE EXCEPTION 'option "target_table" must be a plain table name: %', v
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'A name of letters, digits and underscores, such as "fichas" or "leads".';
+            END IF;
+        ELSIF k = 'fields' THEN
+            IF pg_catalog.jsonb_typeof(v) <> 'array' OR pg_catalog.jsonb_array_length(v) = 0 THEN
+                RAISE EXCEPTION 'option "fields" must be a non-empty array of column names of leads'
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'For example: ''{"fields": ["name", "etapa", "updated_at"]}'' (id is always sent).';
+            END IF;
+            FOR e IN SELECT * FROM pg_catalog.jsonb_array_elements(v) LOOP
+                IF pg_catalog.jsonb_typeof(e) <> 'string' OR NOT ((e #>> '{}') = ANY (lead_columns)) THEN
+                    RAISE EXCEPTION 'option "fields": % is not a column of leads', e
+                        USING ERRCODE = 'invalid_parameter_value',
+                              HINT = 'Name columns of the table leads.';
+                END IF;
+                IF (e #>> '{}') = ANY (remote_names) THEN
+                    RAISE EXCEPTION 'option "fields": % is given twice', e
+                        USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+                remote_names := remote_names || (e #>> '{}');
+            END LOOP;
+        ELSIF k = 'field_mappings' THEN
+            IF pg_catalog.jsonb_typeof(v) <> 'object' OR v = '{}' THEN
+                RAISE EXCEPTION 'option "field_mappings" must be a non-empty object of remote column: lead column'
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'For example: ''{"field_mappings": {"nome": "name", "idade": "age"}}'' ("id" is added).';
+            END IF;
+            FOR k, e IN SELECT * FROM pg_catalog.jsonb_each(v) LOOP
+                IF k !~ ident THEN
+                    RAISE EXCEPTION 'option "field_mappings": remote column "%" is not a plain column name', k
+                        USING ERRCODE = 'invalid_parameter_value',
+                              HINT = 'Remote column names are letters, digits and underscores.';
+                END IF;
+                IF pg_catalog.jsonb_typeof(e) <> 'string' OR NOT ((e #>> '{}') = ANY (lead_columns)) THEN
+                    RAISE EXCEPTION 'option "field_mappings": % (for remote column "%") is not a column of leads', e, k
+                        USING ERRCODE = 'invalid_parameter_value',
+                              HINT = 'Each value names a column of the table leads.';
+                END IF;
+                remote_names := remote_names || k;
+            END LOOP;
+            k := 'field_mappings';
+        ELSIF k IN ('synced_at_column', 'source_column') THEN
+            IF pg_catalog.jsonb_typeof(v) <> 'null'
+               AND (pg_catalog.jsonb_typeof(v) <> 'string' OR (v #>> '{}') !~ ident) THEN
+                RAISE EXCEPTION 'option "%" must be a plain column name or null: %', k, v
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'null leaves the column out.';
+            END IF;
+        ELSIF k = 'source_value' THEN
+            IF pg_catalog.jsonb_typeof(v) <> 'string' THEN
+                RAISE EXCEPTION 'option "source_value" must be a string: %', v
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        ELSE
+            RAISE EXCEPTION 'unknown option "%"', k
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Known options are batch_size, delay_ms, time_zone, target_table, fields, field_mappings, synced_at_column, source_column and source_value.';
+        END IF;
+    END LOOP;
+
+    FOREACH k IN ARRAY ARRAY['synced_at_column', 'source_column'] LOOP
+        IF pg_catalog.jsonb_typeof(p_options -> k) = 'string' THEN
+            IF (p_options ->> k) = ANY (remote_names) THEN
+                RAISE EXCEPTION 'option "%": remote column "%" is also a mapped column', k, p_options ->> k
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'A remote column gets one value: rename one of them, or set the option to null.';
+            END IF;
+            remote_names := remote_names || (p_options ->> k);
+        END IF;
+    END LOOP;
+END;
+$$;
+
+/*
+ * A new job's effective options: the settings' defaults, then the active
+ * config's target_table and default_options, then the job's own options,
+ * key by key ("fields" and "field_mappings" go together: a job that gives
+ * one drops the config's other).  Checked, and complete: the job row keeps
+ * them, so that a resume or a reset sends the same fields to the same table.
+ */
+CREATE OR REPLACE FUNCTION @extschema@._gs_export_resolve_options(p_options jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cfg record;
+    defaults jsonb;
+    merged jsonb;
+BEGIN
+    PERFORM @extschema@._gs_export_check_options(p_options, 'options');
+    SELECT c.target_table, c.default_options INTO cfg
+      FROM @extschema@.gestao_scouter_config c
+     WHERE c.active AND c.sync_enabled
+     ORDER BY c.updated_at DESC NULLS LAST
+     LIMIT 1;
+    defaults := pg_catalog.jsonb_build_object(
+        'batch_size', pg_catalog.current_setting('gs_export.batch_size')::integer,
+        'delay_ms', (SELECT s.setting::integer FROM pg_catalog.pg_settings s
+                      WHERE s.name = 'gs_export.batch_delay_ms'),
+        'time_zone', pg_catalog.current_setting('TimeZone'),
+        'target_table', COALESCE(cfg.target_table, 'fichas'),
+        'synced_at_column', 'last_sync_at',
+        'source_column', 'sync_source',
+        'source_value', 'tabuladormax');
+    merged := defaults || COALESCE(cfg.default_options, '{}');
+    IF p_options ? 'fields' OR p_options ? 'field_mappings' THEN
+        merged := merged - 'fields' - 'field_mappings';
+    END IF;
+    merged := merged || p_options;
+    PERFORM @extschema@._gs_export_check_options(merged, 'options');
+    IF NOT (merged ? 'fields' OR merged ? 'field_mappings') THEN
+        merged := merged || pg_catalog.jsonb_build_object(
+            'fields', pg_catalog.to_jsonb(@extschema@._gs_export_default_fields()));
+    END IF;
+    RETURN merged;
+END;
+$$;
+
+/*
+ * The config row, written: besides 1.0's checks (project_url, keys),
+ * target_table must be a plain name and default_options must be options.
+ * It outlives the extension (see gs_export--1.0.sql): what it calls of the
+ * extension is looked up first.
+ */
+DROP FUNCTION IF EXISTS @extschema@.gs_export_config_guard() CASCADE;
+CREATE FUNCTION @extschema@.gs_export_config_guard()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.project_url IS NULL THEN
+        RAISE EXCEPTION 'project_url must not be null'
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF NEW.project_url !~ '^https?://([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?$' THEN
+        RAISE EXCEPTION 'project_url must be an http or https URL with a host and nothing after it'
+            USING ERRCODE = 'check_violation',
+                  HINT = 'For example https://xxxx.supabase.co (gs_export adds /rest/v1/fichas).';
+    END IF;
+    IF NEW.anon_key IS NULL THEN
+        RAISE EXCEPTION 'anon_key must not be null'
+            USING ERRCODE = 'not_null_violation';
+    END IF;
+    IF NEW.anon_key ~ '[[:cntrl:]]' OR NEW.service_role_key_encrypted ~ '[[:cntrl:]]' THEN
+        RAISE EXCEPTION 'keys must not contain control characters'
+            USING ERRCODE = 'check_violation';
+    END IF;
+    IF NEW.target_table IS NOT NULL AND NEW.target_table !~ '^[A-Za-z_][A-Za-z0-9_$]{0,62}$' THEN
+        RAISE EXCEPTION 'target_table must be a plain table name'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A name of letters, digits and underscores, such as "fichas" or "leads".';
+    END IF;
+    IF pg_catalog.to_regprocedure('@extschema@._gs_export_check_options(jsonb, text)') IS NOT NULL THEN
+        PERFORM @extschema@._gs_export_check_options(NEW.default_options, 'default_options');
+    END IF;
+    RETURN NEW;
+END;
+$$;
+ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_config_guard();
+REVOKE ALL ON FUNCTION @extschema@.gs_export_config_guard() FROM PUBLIC;
+CREATE TRIGGER gs_export_config_guard
+    BEFORE INSERT OR UPDATE ON @extschema@.gestao_scouter_config
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.gs_export_config_guard();
+
 /* ---- 5. Row level security ---------------------------------------------- */
 
 /* ---- 6. Privileges ------------------------------------------------------ */
@@ -581,6 +820,9 @@ BEGIN
     END LOOP;
 END
 $privileges_state_machine$;
+
+-- the config guard checks default_options as whoever writes the config
+GRANT EXECUTE ON FUNCTION @extschema@._gs_export_check_options(jsonb, text) TO PUBLIC;
 
 /* ---- 7. Live updates ---------------------------------------------------- */
 
