@@ -5,25 +5,32 @@
  *	  gs_export_resume.  Each notes the calling role, runs the matching
  *	  internal plpgsql function as the extension's owner with a fixed
  *	  search_path, and wakes the launcher when the transaction commits.
+ *	  And _gs_export_latest_active_job, which those internal functions use
+ *	  to name the active job as the latest committed state has it.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/uuid.h"
 
 #include "gs_export.h"
 
 PG_FUNCTION_INFO_V1(gs_export_create);
 PG_FUNCTION_INFO_V1(gs_export_pause);
 PG_FUNCTION_INFO_V1(gs_export_resume);
+PG_FUNCTION_INFO_V1(gs_export_latest_active_job);
 
 static bool wake_on_commit = false;
 static bool xact_callback_registered = false;
@@ -226,4 +233,93 @@ gs_export_resume(PG_FUNCTION_ARGS)
 	values[0] = nulls[0] ? (Datum) 0 : PG_GETARG_DATUM(0);
 	(void) call_internal("_gs_export_resume", 1, types, values, nulls, &isnull);
 	PG_RETURN_VOID();
+}
+
+/*
+ * _gs_export_latest_active_job(except uuid, OUT id uuid, OUT status text)
+ *
+ * The job, other than "except", that is pending, running or paused in the
+ * latest committed state of the jobs table (and this transaction's own
+ * changes), or a row of NULLs when there is none.  Not the transaction's
+ * snapshot: under REPEATABLE READ or SERIALIZABLE a job that another
+ * session committed after this transaction took its snapshot is invisible
+ * to it, yet it is the one that the unique index
+ * gestao_scouter_export_jobs_one_active says is in the way, and the one the
+ * error must name.  The same device as the foreign key checks' (ri_triggers.c).
+ *
+ * Internal: run by the internal functions as the extension's owner (EXECUTE
+ * is revoked from PUBLIC), with search_path pinned by its SET clause.
+ */
+Datum
+gs_export_latest_active_job(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	char	   *schema;
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+	Oid			argtypes[1] = {UUIDOID};
+	Datum		args[1];
+	char		argnulls[1];
+	Datum		values[2];
+	bool		nulls[2] = {true, true};
+	int			ret;
+
+	gs_export_require_preload();
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "gs_export: _gs_export_latest_active_job must return a row");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	schema = gs_extension_schema_quoted();
+	if (schema == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"gs_export\" is not installed in this database")));
+
+	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	argnulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT id, status::text FROM %s.gestao_scouter_export_jobs"
+					 " WHERE status IN ('pending', 'running', 'paused')"
+					 "   AND id IS DISTINCT FROM $1"
+					 " ORDER BY created_at"
+					 " LIMIT 1",
+					 schema);
+	plan = SPI_prepare(sql.data, 1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "gs_export: could not prepare the active job query: %s",
+			 SPI_result_code_string(SPI_result));
+
+	/*
+	 * read_only with a snapshot of our own: exactly that snapshot is used.
+	 * GetLatestSnapshot() sees what is committed now, and this
+	 * transaction's earlier commands.
+	 */
+	ret = SPI_execute_snapshot(plan, args, argnulls,
+							   GetLatestSnapshot(), InvalidSnapshot,
+							   true, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "gs_export: could not read the active job: %s",
+			 SPI_result_code_string(ret));
+
+	if (SPI_processed == 1)
+	{
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	rowdesc = SPI_tuptable->tupdesc;
+
+		values[0] = SPI_getbinval(row, rowdesc, 1, &nulls[0]);
+		if (!nulls[0])
+			values[0] = SPI_datumTransfer(values[0], false, UUID_LEN);
+		values[1] = SPI_getbinval(row, rowdesc, 2, &nulls[1]);
+		if (!nulls[1])
+			values[1] = SPI_datumTransfer(values[1], false, -1);
+	}
+	SPI_finish();
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
