@@ -254,7 +254,8 @@ Datum
 gs_export_latest_active_job(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	char	   *schema;
+	Oid			nspoid;
+	const char *schema;
 	StringInfoData sql;
 	SPIPlanPtr	plan;
 	Oid			argtypes[1] = {UUIDOID};
@@ -270,11 +271,11 @@ gs_export_latest_active_job(PG_FUNCTION_ARGS)
 		elog(ERROR, "gs_export: _gs_export_latest_active_job must return a row");
 	tupdesc = BlessTupleDesc(tupdesc);
 
-	schema = gs_extension_schema_quoted();
-	if (schema == NULL)
+	if (!gs_extension_lookup(&nspoid, NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"gs_export\" is not installed in this database")));
+	schema = quote_identifier(get_namespace_name(nspoid));
 
 	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	argnulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
