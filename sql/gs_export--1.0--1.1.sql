@@ -29,8 +29,14 @@
  *            after the last horizon (leads dated later today, or in the
  *            future when the range reaches there).
  * 1.0 jobs (running ones included) get their window when next claimed.
+ *
+ * leads_in_range: the leads of the job's range, counted (as the job's owner
+ * reads them) when the job starts; recent_leads_per_second: the rate of the
+ * last batches, for a progress display.
  */
 ALTER TABLE @extschema@.gestao_scouter_export_jobs
+    ADD COLUMN IF NOT EXISTS leads_in_range bigint,
+    ADD COLUMN IF NOT EXISTS recent_leads_per_second numeric,
     ADD COLUMN IF NOT EXISTS pass_kind text NOT NULL DEFAULT 'range',
     ADD COLUMN IF NOT EXISTS pass_lower timestamptz,
     ADD COLUMN IF NOT EXISTS pass_upper timestamptz;
