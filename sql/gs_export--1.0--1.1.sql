@@ -16,6 +16,17 @@
 
 \echo Use "ALTER EXTENSION gs_export UPDATE TO '1.1'" to load this file. \quit
 
+/*
+ * Lock order.  A job worker records a batch in one transaction that writes
+ * sync_events, then gestao_scouter_export_errors, then the job's row; this
+ * script changes all three tables (an index, policies) and may run while a
+ * job does.  Taking them first, at once, in the worker's order, keeps the
+ * two from deadlocking (a deadlock would fail the job): nothing before this
+ * statement may lock those tables.
+ */
+LOCK TABLE @extschema@.sync_events, @extschema@.gestao_scouter_export_errors,
+           @extschema@.gestao_scouter_export_jobs IN ACCESS EXCLUSIVE MODE;
+
 /* ---- 1. Jobs table ----------------------------------------------------- */
 
 /*
@@ -68,16 +79,6 @@ ALTER TABLE @extschema@.gestao_scouter_config
 
 /* ---- 2. One active job -------------------------------------------------- */
 
-/*
- * Lock order.  A job worker records a batch in one transaction that writes
- * sync_events, then gestao_scouter_export_errors, then the job's row; this
- * script changes all three tables (an index, policies) and may run while a
- * job does.  Taking them here at once, in the worker's order, keeps the two
- * from deadlocking (a deadlock would fail the job).  For that, nothing
- * before this statement may lock the jobs table.
- */
-LOCK TABLE @extschema@.sync_events, @extschema@.gestao_scouter_export_errors,
-           @extschema@.gestao_scouter_export_jobs IN ACCESS EXCLUSIVE MODE;
 
 /*
  * At most one job is pending, running or paused, kept by a unique index
