@@ -41,11 +41,16 @@ LOCK TABLE @extschema@.sync_events, @extschema@.gestao_scouter_export_errors,
  *            future when the range reaches there).
  * 1.0 jobs (running ones included) get their window when next claimed.
  *
- * leads_in_range: the leads of the job's range, counted (as the job's owner
+ * effective_options: the options the job runs with (the job's own, over the
+ * config's default_options, over the settings), complete, so that a resume
+ * or a reset sends the same fields to the same table; options keeps what
+ * the caller passed, as in 1.0.  leads_in_range: the leads of the job's
+ * range, counted (as the job's owner
  * reads them) when the job starts; recent_leads_per_second: the rate of the
  * last batches, for a progress display.
  */
 ALTER TABLE @extschema@.gestao_scouter_export_jobs
+    ADD COLUMN IF NOT EXISTS effective_options jsonb,
     ADD COLUMN IF NOT EXISTS leads_in_range bigint,
     ADD COLUMN IF NOT EXISTS recent_leads_per_second numeric,
     ADD COLUMN IF NOT EXISTS pass_kind text NOT NULL DEFAULT 'range',
@@ -397,7 +402,7 @@ BEGIN
            m.synced_at_column, m.source_column, m.source_value
       INTO target_table, remote_columns, lead_columns,
            synced_at_column, source_column, source_value
-      FROM @extschema@._gs_job_mapping(j.options) m;
+      FROM @extschema@._gs_job_mapping(COALESCE(j.effective_options, j.options)) m;
 
     /* The first claim (of a 1.0 job too) sets the walk's first window. */
     j.changes_since := COALESCE(j.changes_since, @extschema@._gs_changes_horizon());
@@ -1026,12 +1031,13 @@ BEGIN
     BEGIN
         INSERT INTO @extschema@.gestao_scouter_export_jobs
                (status, start_date, end_date, options, batch_size, delay_ms, time_zone,
-                owner_role, created_by, total_leads, exported_leads, error_leads)
-        VALUES ('pending', p_start_date, p_end_date, resolved,
+                owner_role, created_by, total_leads, exported_leads, error_leads,
+                effective_options)
+        VALUES ('pending', p_start_date, p_end_date, p_options,
                 (resolved ->> 'batch_size')::integer, (resolved ->> 'delay_ms')::integer,
                 resolved ->> 'time_zone',
                 (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = p_caller),
-                p_uid, 0, 0, 0)
+                p_uid, 0, 0, 0, resolved)
         RETURNING id INTO job_id;
     EXCEPTION WHEN unique_violation THEN
         GET STACKED DIAGNOSTICS violated = CONSTRAINT_NAME;
