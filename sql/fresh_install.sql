@@ -105,12 +105,15 @@ SELECT p.proname, a.grantee::regrole AS grantee, a.privilege_type
  WHERE p.proname IN ('gs_export_create', 'gs_export_pause', 'gs_export_resume')
    AND a.grantee <> p.proowner
  ORDER BY p.proname COLLATE "C", a.grantee::regrole::text COLLATE "C";
--- PUBLIC may execute only _gs_export_whoami, which tells a caller about
--- itself (its auth.uid() and whether the app calls it an admin).
+-- PUBLIC may execute only what tells a caller about itself
+-- (_gs_export_whoami, gs_export_viewer), what row level security calls
+-- as any reader, and _gs_export_check_options, which the config's trigger
+-- calls as whoever writes the config.
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may_execute
   FROM pg_proc p
  WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE '%gs\_export\_%'
-   AND has_function_privilege('public', p.oid, 'EXECUTE');
+   AND has_function_privilege('public', p.oid, 'EXECUTE')
+ ORDER BY p.proname COLLATE "C";
 
 -- The roles exist (cluster-wide; created by the first CREATE EXTENSION).
 SELECT rolname FROM pg_roles WHERE rolname IN ('gs_export_user', 'gs_export_admin') ORDER BY 1;

@@ -157,7 +157,7 @@ SELECT s.t, s.rows = b.rows AS unchanged FROM saved s JOIN before_rows b USING (
 -- What is left of gs_export: the functions that the policies and the
 -- trigger on these tables call, which stay with the tables.
 SELECT p.oid::regprocedure AS left_behind FROM pg_proc p
- WHERE proname LIKE '%gs\_export\_%' ORDER BY 1::text COLLATE "C";
+ WHERE proname LIKE '%gs\_export\_%' ORDER BY p.oid::regprocedure::text COLLATE "C";
 SELECT c.relname, p.polname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid ORDER BY 1, 2;
 SELECT tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1;
 
