@@ -178,6 +178,7 @@ $one_active$;
  *   _gs_job_stop          running → paused (the remote's trouble, a
  *                         cancel), or → failed (an error)
  *   _gs_job_ignore_column the remote lacks a column
+ *   _gs_job_set_leads_in_range  the leads of the range, counted at start
  *   _gs_job_is_running    should the worker go on?
  *   _gs_runnable_jobs     the launcher: jobs that want a worker
  *
@@ -342,7 +343,8 @@ CREATE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT cursor_updated_at timestamptz, OUT cursor_id bigint,
     OUT ignored_fields text[], OUT project_url text, OUT api_key text,
     OUT target_table text, OUT remote_columns text[], OUT lead_columns text[],
-    OUT synced_at_column text, OUT source_column text, OUT source_value text)
+    OUT synced_at_column text, OUT source_column text, OUT source_value text,
+    OUT count_from timestamptz, OUT count_to timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -406,9 +408,14 @@ BEGIN
 
     /* The first claim (of a 1.0 job too) sets the walk's first window. */
     j.changes_since := COALESCE(j.changes_since, @extschema@._gs_changes_horizon());
+    SELECT r.range_bottom, r.range_top INTO range_bottom, range_top
+      FROM @extschema@._gs_job_range(j.start_date, j.end_date, time_zone) r;
+    IF j.leads_in_range IS NULL THEN
+        /* the worker counts them, as the owner reads them */
+        count_from := range_bottom;
+        count_to := range_top;
+    END IF;
     IF j.pass_lower IS NULL THEN
-        SELECT r.range_bottom, r.range_top INTO range_bottom, range_top
-          FROM @extschema@._gs_job_range(j.start_date, j.end_date, time_zone) r;
         IF j.pass_kind = 'range' THEN
             j.pass_lower := range_bottom;
             j.pass_upper := LEAST(range_top, j.changes_since);
@@ -493,6 +500,11 @@ BEGIN
            exported_leads = j.exported_leads + n_ok,
            error_leads = j.error_leads + n_err,
            cursor_updated_at = p_last_updated_at, cursor_id = p_last_id,
+           recent_leads_per_second = pg_catalog.round(
+               COALESCE(0.7 * j.recent_leads_per_second, 0)
+               + CASE WHEN j.recent_leads_per_second IS NULL THEN 1 ELSE 0.3 END
+                 * (n_ok + n_err) / GREATEST(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - j.updated_at), 0.001),
+               3),
            processing_date = CASE WHEN j.pass_kind = 'range'
                                   THEN LEAST(GREATEST(p_last_day, j.end_date), j.start_date)
                                   ELSE j.processing_date END,
@@ -627,6 +639,19 @@ AS $$
        SET ignored_fields = pg_catalog.array_append(ignored_fields, p_column),
            updated_at = pg_catalog.now()
      WHERE id = p_job_id AND NOT (p_column = ANY (ignored_fields))
+$$;
+
+/*
+ * The leads of the job's range, as its worker counted them when it started.
+ */
+CREATE FUNCTION @extschema@._gs_job_set_leads_in_range(p_job_id uuid, p_count bigint)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE @extschema@.gestao_scouter_export_jobs
+       SET leads_in_range = p_count
+     WHERE id = p_job_id AND leads_in_range IS NULL
 $$;
 
 CREATE FUNCTION @extschema@._gs_job_is_running(p_job_id uuid)
@@ -1296,6 +1321,7 @@ BEGIN
                          '@extschema@._gs_job_stop(uuid, text, text)'::pg_catalog.regprocedure,
                          '@extschema@._gs_job_ignore_column(uuid, text)'::pg_catalog.regprocedure,
                          '@extschema@._gs_job_is_running(uuid)'::pg_catalog.regprocedure,
+                         '@extschema@._gs_job_set_leads_in_range(uuid, bigint)'::pg_catalog.regprocedure,
                          '@extschema@._gs_runnable_jobs()'::pg_catalog.regprocedure)
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', r.fn, r.grantee);

@@ -90,6 +90,7 @@ typedef enum GsStoreFunctionId
 	GS_STORE_STOP,
 	GS_STORE_IGNORE_COLUMN,
 	GS_STORE_IS_RUNNING,
+	GS_STORE_SET_LEADS_IN_RANGE,
 	GS_STORE_RUNNABLE_JOBS,
 	GS_STORE_NFUNCTIONS
 } GsStoreFunctionId;
@@ -144,6 +145,10 @@ typedef struct GsJob
 	char	   *synced_at_column;	/* gets the time of export, or NULL */
 	char	   *source_column;	/* gets source_value, or NULL */
 	char	   *source_value;
+	/* leads_in_range is to be counted, over [count_from, count_to) */
+	bool		count_range;
+	TimestampTz count_from;
+	TimestampTz count_to;
 } GsJob;
 
 typedef enum GsJobLoad

@@ -123,6 +123,9 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	job->synced_at_column = gs_rows_text(rows, 0, "synced_at_column");
 	job->source_column = gs_rows_text(rows, 0, "source_column");
 	job->source_value = gs_rows_text(rows, 0, "source_value");
+	job->count_from = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_from", &isnull));
+	job->count_range = !isnull;
+	job->count_to = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_to", &isnull));
 
 	/* The URL is checked as libcurl will read it. */
 	reason = gs_remote_check_url(job->project_url);

@@ -181,6 +181,38 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 					 qualified);
 	src->snapshot_plan = prepare_kept(sql.data, 1, snapshot_types);
 
+	/*
+	 * A job that starts (not one that goes on) counts its range's leads, as
+	 * its owner reads them: an index-only scan on (updated_at, id) where
+	 * that index exists.
+	 */
+	if (job->count_range)
+	{
+		Oid			count_types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+		Datum		count_values[2];
+		Datum		args[2];
+		AsOwner		as;
+		bool		isnull;
+		int64		n;
+
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "SELECT pg_catalog.count(*) FROM %s l"
+						 " WHERE l.updated_at >= $1 AND l.updated_at < $2"
+						 "   AND l.updated_at > '-infinity'::pg_catalog.timestamptz",
+						 qualified);
+		count_values[0] = TimestampTzGetDatum(job->count_from);
+		count_values[1] = TimestampTzGetDatum(job->count_to);
+		as_owner_begin(job, &as);
+		if (SPI_execute_with_args(sql.data, 2, count_types, count_values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not count the leads of the range");
+		as_owner_end(&as);
+		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		args[0] = UUIDPGetDatum(&job->id);
+		args[1] = Int64GetDatum(n);
+		(void) gs_store_call(GS_STORE_SET_LEADS_IN_RANGE, args, NULL);
+	}
+
 	SPI_finish();
 	gs_xact_end();
 	return src;

@@ -44,6 +44,7 @@ static const StoreFunction store_functions[GS_STORE_NFUNCTIONS] = {
 	[GS_STORE_STOP] = {"_gs_job_stop", 3, {UUIDOID, TEXTOID, TEXTOID}},
 	[GS_STORE_IGNORE_COLUMN] = {"_gs_job_ignore_column", 2, {UUIDOID, TEXTOID}},
 	[GS_STORE_IS_RUNNING] = {"_gs_job_is_running", 1, {UUIDOID}},
+	[GS_STORE_SET_LEADS_IN_RANGE] = {"_gs_job_set_leads_in_range", 2, {UUIDOID, INT8OID}},
 	[GS_STORE_RUNNABLE_JOBS] = {"_gs_runnable_jobs", 0, {InvalidOid}},
 };
 
