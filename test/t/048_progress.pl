@@ -32,8 +32,8 @@ is($in_range, 400, 'the data set has 400 leads in the range');
 
 # Before its worker starts (in the creating transaction) it is not known.
 is($node->safe_psql('postgres', q{BEGIN;
-	SELECT leads_in_range IS NULL FROM gestao_scouter_export_jobs
-	 WHERE id = (SELECT gs_export_create('2026-05-20', '2026-05-01', '{"time_zone": "UTC"}'));
+	SELECT gs_export_create('2026-05-20', '2026-05-01', '{"time_zone": "UTC"}') AS j \gset
+	SELECT leads_in_range IS NULL FROM gestao_scouter_export_jobs WHERE id = :'j';
 	ROLLBACK}), 't', 'leads_in_range is NULL before the job starts');
 my $job = GsExportTest::create_job($node,
 	q{'2026-05-20', '2026-05-01', '{"batch_size": 20, "delay_ms": 50, "time_zone": "UTC"}'});
