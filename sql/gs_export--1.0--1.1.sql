@@ -854,6 +854,10 @@ BEGIN
     END IF;
     merged := merged || p_options;
     PERFORM @extschema@._gs_export_check_options(merged, 'options');
+    -- whole numbers as integers (1.000 and 0e5 are accepted as 1 and 0)
+    merged := merged || pg_catalog.jsonb_build_object(
+        'batch_size', (merged ->> 'batch_size')::numeric::integer,
+        'delay_ms', (merged ->> 'delay_ms')::numeric::integer);
     IF NOT (merged ? 'fields' OR merged ? 'field_mappings') THEN
         merged := merged || pg_catalog.jsonb_build_object(
             'fields', pg_catalog.to_jsonb(@extschema@._gs_export_default_fields()));
@@ -866,12 +870,15 @@ $$;
  * The config row, written: besides 1.0's checks (project_url, keys),
  * target_table must be a plain name and default_options must be options.
  * It outlives the extension (see gs_export--1.0.sql): what it calls of the
- * extension is looked up first.
+ * extension is looked up first.  SECURITY DEFINER, so that the check of
+ * default_options, an internal function nobody else may execute, runs as
+ * the extension's owner; it reads nothing but the new row and the
+ * catalog, and its search_path is fixed.
  */
 DROP FUNCTION IF EXISTS @extschema@.gs_export_config_guard() CASCADE;
 CREATE FUNCTION @extschema@.gs_export_config_guard()
 RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -1329,8 +1336,6 @@ BEGIN
 END
 $privileges_state_machine$;
 
--- the config guard checks default_options as whoever writes the config
-GRANT EXECUTE ON FUNCTION @extschema@._gs_export_check_options(jsonb, text) TO PUBLIC;
 
 /* ---- 7. Live updates ---------------------------------------------------- */
 
