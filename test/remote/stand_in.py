@@ -1127,7 +1127,10 @@ class PostgREST:
             headers.append(("Preference-Applied", applied))
         out = b""
         if rep == "representation":
+            # contentTypeHeaders: with more than one exposed schema the
+            # schema counts as negotiated, and is named.
             headers.append(("Content-Type", JSON_CT))
+            headers.append(("Content-Profile", ctx.relation[0]))
             out = (body_text or "[]").encode("utf-8")
         reply = Reply(status, out, headers)
         reply = override_status_headers(reply, guc_status, guc_headers)

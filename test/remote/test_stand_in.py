@@ -856,6 +856,7 @@ class OtherTablesTest(StandInCase):
         a = self.upsert_leads(self.leads(6), headers={
             "Prefer": "resolution=merge-duplicates,return=representation"})
         self.assertEqual(a.status, 201, a.body)
+        self.assertEqual(a.headers["content-profile"], "public")
         body = a.json()
         self.assertEqual([(r["id"], r["nome"], r["foto"]) for r in body], [(6, "Nome 6", None)])
         # GET reads leads too.
