@@ -2,15 +2,17 @@
 """stand_in.py -- a PostgREST-12.2-compatible stand-in for gs_export's remote.
 
 gs_export sends batches of leads to gestao-scouter's `public.fichas` table
-over Supabase's REST API: an API gateway in front of PostgREST 12.2.  The
-project's tests cannot reach a real Supabase project, so this server plays
-both parts, backed by a real PostgreSQL database that holds a real `fichas`
-table (test/remote/fichas.sql):
+(or, with a job's target_table, to another table such as gestao-scouter's
+own `leads`: test/remote/gestao_leads.sql) over Supabase's REST API: an API
+gateway in front of PostgREST 12.2.  The project's tests cannot reach a
+real Supabase project, so this server plays both parts, backed by a real
+PostgreSQL database that holds the real tables (test/remote/fichas.sql):
 
 * the gateway: the `apikey` check (401 bodies of Supabase's gateway), the
   544 "gateway timeout" and 540 "project paused" answers;
-* PostgREST 12.2: `POST /rest/v1/fichas` (JSON array / object / CSV /
-  form bodies, `columns`, `on_conflict`, the `Prefer` header), the upsert
+* PostgREST 12.2: `POST /rest/v1/<table>` for every table and view of the
+  exposed schemas, as its schema cache knows them (JSON array / object /
+  CSV / form bodies, `columns`, `on_conflict`, the `Prefer` header), the upsert
   sent to the database in the same SQL shape PostgREST 12.2.12 builds
   (src/PostgREST/Query/QueryBuilder.hs, SqlFragment.hs, Statements.hs), its
   201/200 rule, its error bodies and its SQLSTATE -> HTTP status mapping
@@ -31,7 +33,7 @@ reject, the project's tests lie.  Run it with Debian's /usr/bin/python3
     /usr/bin/python3 test/remote/stand_in.py --port 0 \
         --dsn 'host=/tmp/sock port=5433 dbname=remote user=postgres' \
         --api-key KEY --port-file /tmp/stand_in.port \
-        [--schema-file test/remote/fichas.sql --init-schema]
+        [--schema-file test/remote/fichas.sql [--schema-file ...] --init-schema]
 
 It prints `stand_in listening on 127.0.0.1:PORT` (and `stand_in control on
 127.0.0.1:CPORT`) on stdout once it accepts connections, and writes PORT to
@@ -54,9 +56,14 @@ CONTROL API (all JSON):
      {"statement_timeout_ms": X|null}      SET LOCAL statement_timeout
      {"keep_bodies": true|false}           keep request bodies in the log
   GET  /_control/faults         the current fault state
-  POST /_control/reload_schema  re-read fichas' columns from the catalog
-  GET  /_control/stats          {"requests", "rows", "by_status"}
-  GET  /_control/requests[?since=SEQ]   the request log
+  POST /_control/reload_schema  re-read the schema cache (every relation):
+                                {"ok", "table", "columns", "pk" (of fichas),
+                                 "tables": {name: {"schema", "kind",
+                                                   "columns", "pk"}}}
+  GET  /_control/stats[?table=NAME]     {"requests", "rows", "by_status"},
+                                of every request or of those whose path
+                                named table NAME
+  GET  /_control/requests[?since=SEQ][&table=NAME]   the request log
   GET  /_control/health         {"ok": true, "port", "control_port", "down"}
 
 Semantics worth knowing:
@@ -81,8 +88,8 @@ Semantics worth knowing:
     `columns` (as gs_export sends every batch) is not parsed, as PostgREST
     does not parse it: when its upsert succeeds they are the RETURNING id of
     that upsert, which lists the body's rows as long as the schema cache
-    knows of no rule and no BEFORE / INSTEAD OF row trigger on fichas and
-    resolution is not ignore-duplicates.  Otherwise the body is parsed for
+    knows of no rule and no BEFORE / INSTEAD OF row trigger on the table
+    and resolution is not ignore-duplicates.  Otherwise the body is parsed for
     them: before answering a success, and for a request that is refused,
     fails or is dropped once its answer is known (outside duration_ms).
     For those ids, the upsert returns `id` instead of PostgREST's `1`, and
@@ -91,17 +98,31 @@ Semantics worth knowing:
     inside the upsert's text (an E'' literal of its very bytes, JsonBody),
     not as PostgREST's binary parameter; PostgreSQL refuses invalid UTF-8
     with the same 22021 error all the same.
-  * An unknown table: 404 `{}` when PostgREST has columns to resolve (as
-    for every batch gs_export sends); with no column at all ([] or [{}]) and
-    on GET, PostgREST 12.2 lets the database answer: 404 with 42P01.
-    Only public.fichas is exposed; other tables are never sent to the
-    database.
+  * Each logged request has "table": the table its path names
+    (/rest/v1/<table>, whatever the answer, faults included), null for
+    other paths.  The name only: a Content-Profile schema is not in it.
+  * The schema cache holds every table, view, materialized view and
+    foreign table (partitions aside) of the exposed schemas, as of the
+    last load (start, reload_schema, SIGUSR1): columns with their types
+    and defaults, primary keys, rules and row triggers (for the log).  A
+    table missing from it (unknown, or created since the last load): 404
+    `{}` when PostgREST has columns to resolve (as for every batch
+    gs_export sends); with no column at all ([] or [{}]) and on GET,
+    PostgREST 12.2 sends the query and the database answers (404 42P01
+    for a table it lacks).  A key or `columns` entry the table lacks:
+    400 PGRST204 naming the column and the table.  `on_conflict` is not
+    checked against the cache (nor by PostgREST): a column with no
+    unique constraint is the database's 400 42P10, an unknown one its
+    400 42703.
 
 Known differences from PostgREST 12.2 (all on paths gs_export does not use):
   * PGRST100 (query-string parse errors): the message is PostgREST's, the
     `details` wording of parsec is approximated.  CSV parse errors: message
     approximated.  JWT errors: any bearer token other than the configured
     key(s) is treated as a badly signed JWT (PGRST301), message approximated.
+  * Views: their primary key, which PostgREST infers from the view's
+    definition, is not inferred; a POST whose answer depends on it (a
+    resolution without on_conflict, return=headers-only) answers 501.
   * /rpc/* answers 404 PGRST202 without looking for functions; the OpenAPI
     root, PUT/PATCH/DELETE/OPTIONS, POST with filters/order/limit or a
     select list, Accept of CSV / vnd.pgrst.object / nulls=stripped, the
@@ -136,9 +157,10 @@ from psycopg2 import sql
 
 POSTGREST_VERSION = "12.2.12"
 SCHEMA = "public"
+# The table gs_export writes to unless a job names another (target_table).
 TABLE = "fichas"
 # Supabase exposes these schemas through PostgREST (db-schemas); the first is
-# the default.  Only `public.fichas` exists as far as this stand-in goes.
+# the default.  Every table and view of theirs is in the schema cache.
 EXPOSED_SCHEMAS = ["public", "graphql_public"]
 # Supabase's db-extra-search-path.
 EXTRA_SEARCH_PATH = ["public", "extensions"]
@@ -369,33 +391,95 @@ def parse_columns(text, what):
 
 
 # ---------------------------------------------------------------------------
-# Schema cache: the columns of public.fichas, read from the catalog
+# Schema cache: the relations of the exposed schemas, read from the catalog
 # ---------------------------------------------------------------------------
 
-class SchemaCache:
-    """What PostgREST's schema cache knows about `public.fichas`."""
+class Relation:
+    """One table, view, materialized view or foreign table of an exposed
+    schema, as PostgREST 12.2's schema cache holds it (SchemaCache.hs,
+    tablesSqlQuery): its columns and primary key."""
 
-    # At most this many upsert statements are kept (see insert_sql).
-    MAX_STATEMENTS = 64
+    __slots__ = ("schema", "name", "kind", "columns", "pk_cols", "rows_as_sent")
 
-    def __init__(self, columns, pk_cols, timezones, role_settings,
-                 rows_as_sent=False):
+    def __init__(self, schema, name, kind, columns, pk_cols, rows_as_sent):
+        self.schema = schema
+        self.name = name
+        self.kind = kind            # pg_class.relkind: r p v m f
         # columns: dict name -> (nominal_type, default_expr or None), in
-        # attnum order; None when the table does not exist.
+        # attnum order; empty for a relation without a column (PostgREST
+        # keeps those too).
         self.columns = columns
         self.pk_cols = pk_cols
-        self.timezones = timezones
-        self.role_settings = role_settings
-        # Not PostgREST's: True when an INSERT or an upsert on the table
+        # Not PostgREST's: True when an INSERT or an upsert on the relation
         # writes every row it is given, as given (no rule, no BEFORE or
         # INSTEAD OF row trigger on INSERT / UPDATE that could skip a row or
         # change its id), so that RETURNING id lists the body's ids (the
         # request log relies on it).  Like the rest, known as of the last
-        # load: a trigger created since is seen after a reload.
+        # load: a trigger created since is seen after a reload.  Never true
+        # of a view (its _RETURN rule).
         self.rows_as_sent = rows_as_sent
+
+    @property
+    def is_view(self):
+        """PostgREST's tableIsView.  A view's primary key is inferred from
+        its definition (allViewsKeyDependencies, a parse of pg_rewrite's
+        node trees), which this stand-in does not do: pk_cols is empty and
+        requests whose answer depends on it are refused (STANDIN501)."""
+        return self.kind in ("v", "m")
+
+    @property
+    def qi(self):
+        return (self.schema, self.name)
+
+    def describe(self):
+        return {"schema": self.schema, "kind": KIND_NAMES.get(self.kind, self.kind),
+                "columns": list(self.columns), "pk": list(self.pk_cols)}
+
+
+KIND_NAMES = {"r": "table", "p": "table", "v": "view", "m": "materialized view",
+              "f": "foreign table"}
+
+
+class SchemaCache:
+    """What PostgREST's schema cache knows: the relations of the exposed
+    schemas (EXPOSED_SCHEMAS), the timezones, the impersonated role's
+    settings."""
+
+    # At most this many upsert statements are kept (see insert_sql).
+    MAX_STATEMENTS = 64
+
+    def __init__(self, relations, timezones, role_settings):
+        # relations: dict (schema, name) -> Relation
+        self.relations = relations
+        self.timezones = timezones
+        self.role_settings = role_settings
         # The SQL text of the upserts built so far: (InsertSpec, as_bytea)
         # -> str.  Bound to this cache: a reload starts afresh.
         self.statements = {}
+
+    def relation(self, schema, name):
+        """The relation, or None when the schema cache does not have it."""
+        return self.relations.get((schema, name))
+
+    # public.fichas, as before there were other relations (bench/bench.py
+    # and the control endpoint's reload_schema answer use these).
+    @property
+    def _fichas(self):
+        return self.relations.get((SCHEMA, TABLE))
+
+    @property
+    def has_table(self):
+        return self._fichas is not None
+
+    @property
+    def columns(self):
+        r = self._fichas
+        return r.columns if r is not None else None
+
+    @property
+    def pk_cols(self):
+        r = self._fichas
+        return r.pk_cols if r is not None else []
 
     def insert_sql(self, context, spec, as_bytea):
         """The SQL text of insert_statement(spec, as_bytea), built once
@@ -410,19 +494,44 @@ class SchemaCache:
             self.statements[key] = text
         return text
 
-    @property
-    def has_table(self):
-        return self.columns is not None
-
     @classmethod
     def load(cls, conn, db_role):
+        schemas = list(EXPOSED_SCHEMAS)
         with conn.cursor() as cur:
+            # The relations: relkind r v m f p, partitions left out (as in
+            # tablesSqlQuery); with rows_as_sent.
+            # tgtype bits: ROW 1, BEFORE 2, INSERT 4, UPDATE 16, INSTEAD 64.
             cur.execute("""
-                SELECT a.attname::text,
+                SELECT n.nspname::text, c.relname::text, c.relkind::text,
+                       NOT c.relhasrules
+                       AND NOT EXISTS (SELECT FROM pg_trigger t
+                                        WHERE t.tgrelid = c.oid AND t.tgenabled <> 'D'
+                                          AND t.tgtype & 1 = 1 AND t.tgtype & 66 <> 0
+                                          AND t.tgtype & 20 <> 0)
+                  FROM pg_class c
+                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = ANY (%s)
+                   AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
+                   AND NOT c.relispartition""", (schemas,))
+            rels = cur.fetchall()
+            # Their columns, with the default PostgREST records (a domain's
+            # default, an identity's nextval, none for a generated column).
+            cur.execute("""
+                SELECT n.nspname::text, c.relname::text, a.attname::text,
                        format_type(a.atttypid, a.atttypmod),
                        CASE
                          WHEN t.typbasetype <> 0 AND ad.adbin IS NULL
                            THEN pg_get_expr(t.typdefaultbin, 0)
+                         WHEN a.attidentity = 'd'
+                           THEN (SELECT format('nextval(%%s)',
+                                               quote_literal(sn.nspname || '.' || s.relname))
+                                   FROM pg_depend dep
+                                   JOIN pg_class s ON s.oid = dep.objid
+                                   JOIN pg_namespace sn ON sn.oid = s.relnamespace
+                                  WHERE dep.refobjid = a.attrelid
+                                    AND dep.refobjsubid = a.attnum
+                                    AND dep.deptype = 'i' AND s.relkind = 'S'
+                                  LIMIT 1)
                          WHEN a.attgenerated = 's' THEN NULL
                          ELSE pg_get_expr(ad.adbin, ad.adrelid)::text
                        END
@@ -432,31 +541,25 @@ class SchemaCache:
                   JOIN pg_type t ON t.oid = a.atttypid
                   LEFT JOIN pg_attrdef ad
                          ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-                 WHERE n.nspname = %s AND c.relname = %s
+                 WHERE n.nspname = ANY (%s)
                    AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
+                   AND NOT c.relispartition
                    AND a.attnum > 0 AND NOT a.attisdropped
-                 ORDER BY a.attnum""", (SCHEMA, TABLE))
-            rows = cur.fetchall()
+                 ORDER BY 1, 2, a.attnum""", (schemas,))
+            cols = cur.fetchall()
+            # Primary keys of tables (contype 'p' on relkind r / p).
             cur.execute("""
-                SELECT a.attname::text
-                  FROM pg_index i
-                  JOIN pg_attribute a ON a.attrelid = i.indrelid
-                                     AND a.attnum = ANY (i.indkey)
-                 WHERE i.indrelid = to_regclass(%s) AND i.indisprimary
-                 ORDER BY array_position(i.indkey::int2[], a.attnum)""",
-                        ("%s.%s" % (SCHEMA, TABLE),))
-            pk = [r[0] for r in cur.fetchall()]
-            # tgtype bits: ROW 1, BEFORE 2, INSERT 4, UPDATE 16, INSTEAD 64.
-            cur.execute("""
-                SELECT NOT c.relhasrules
-                       AND NOT EXISTS (SELECT FROM pg_trigger t
-                                        WHERE t.tgrelid = c.oid AND t.tgenabled <> 'D'
-                                          AND t.tgtype & 1 = 1 AND t.tgtype & 66 <> 0
-                                          AND t.tgtype & 20 <> 0)
-                  FROM pg_class c WHERE c.oid = to_regclass(%s)""",
-                        ("%s.%s" % (SCHEMA, TABLE),))
-            r = cur.fetchone()
-            rows_as_sent = bool(r and r[0])
+                SELECT n.nspname::text, c.relname::text,
+                       array_agg(a.attname::text ORDER BY k.ord)
+                  FROM pg_constraint con
+                  JOIN pg_class c ON c.oid = con.conrelid
+                  JOIN pg_namespace n ON n.oid = c.relnamespace
+                 CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
+                  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                 WHERE con.contype = 'p' AND c.relkind IN ('r', 'p')
+                   AND n.nspname = ANY (%s)
+                 GROUP BY 1, 2""", (schemas,))
+            pks = {(s, r): list(p) for s, r, p in cur.fetchall()}
             cur.execute("SELECT name FROM pg_timezone_names")
             tzs = {r[0] for r in cur.fetchall()}
             role_settings = []
@@ -475,12 +578,15 @@ class SchemaCache:
                     k, _, v = kv.partition("=")
                     role_settings.append((k, v))
         conn.rollback()
-        columns = None
-        if rows:
-            columns = {}
-            for name, typ, default in rows:
-                columns[name] = (typ, default)
-        return cls(columns, pk, tzs, role_settings, rows_as_sent)
+        columns = collections.defaultdict(dict)
+        for schema, rel, name, typ, default in cols:
+            columns[(schema, rel)][name] = (typ, default)
+        relations = {}
+        for schema, rel, kind, rows_as_sent in rels:
+            qi = (schema, rel)
+            relations[qi] = Relation(schema, rel, kind, columns.get(qi, {}),
+                                     pks.get(qi, []), bool(rows_as_sent))
+        return cls(relations, tzs, role_settings)
 
 
 # ---------------------------------------------------------------------------
@@ -668,6 +774,7 @@ class RequestContext:
         self.headers = headers        # list of (lowercased name, value)
         self.body = body
         self.relation = None          # (schema, name) of the target table
+        self.log_table = None         # the table of the path, for the log
         self.role = "anon"
         self.authed = False
         self.claims = {}
@@ -829,12 +936,14 @@ class PostgREST:
                                "The schema must be one of the following: "
                                + ", ".join(EXPOSED_SCHEMAS))
         schema = profile or EXPOSED_SCHEMAS[0]
-        exists = (schema == SCHEMA and table == TABLE and cache.has_table)
+        # The relation of the schema cache, or None: PostgREST looks it up
+        # by its qualified name, exactly as spelled in the path.
+        rel = cache.relation(schema, table)
         ctx.relation = (schema, table)
         if method == "POST":
-            return self.post(ctx, cache, exists)
+            return self.post(ctx, cache, rel)
         if method in ("GET", "HEAD"):
-            return self.get(ctx, cache, exists)
+            return self.get(ctx, cache, rel)
         if method in ("PUT", "PATCH", "DELETE", "OPTIONS"):
             return not_implemented(method + " on tables")
         return error_reply(405, "PGRST117", "Unsupported HTTP method: " + method)
@@ -875,7 +984,7 @@ class PostgREST:
 
     # -- POST: insert / upsert ---------------------------------------------
 
-    def post(self, ctx, cache, exists):
+    def post(self, ctx, cache, rel):
         # QueryParams.parse comes before the payload.
         columns = None
         on_conflict = None
@@ -930,23 +1039,26 @@ class PostgREST:
         payload_is_object = stripped[:1] == b"{"
 
         prefs = Preferences(ctx.header_all("prefer"), cache.timezones)
-        # Plan (mutatePlan): resolving the columns of an unknown relation
-        # fails with NotFound, a 404 with an empty body.  With no column to
-        # resolve ([] / [{}] / a scalar), 12.2 plans fine and the database
-        # answers 42P01 instead (see missing_relation).
-        if not exists and keys:
+        # Plan (mutatePlan): resolving the columns of a relation missing
+        # from the schema cache fails with NotFound, a 404 with an empty
+        # body.  With no column to resolve ([] / [{}] / a scalar), 12.2
+        # plans fine and sends the INSERT: the database answers (42P01,
+        # or it inserts if the relation exists but the cache is stale).
+        if rel is None and keys:
             return Reply(404, {})
         if select is not None and select.strip() not in ("", "*"):
             return not_implemented("select=%s on POST" % select)
-        # mutatePlan: every column must be known (first unknown, sorted).
+        # mutatePlan (resolveOrError): every column must be known; the
+        # first unknown one in sorted order is named, with the relation's
+        # name (not its schema).
         cols = []
         for name in sorted(keys):
-            if name not in cache.columns:
+            if name not in rel.columns:
                 return error_reply(
                     400, "PGRST204",
                     "Could not find the '%s' column of '%s' in the schema cache"
-                    % (name, TABLE))
-            cols.append((name,) + cache.columns[name])
+                    % (name, rel.name))
+            cols.append((name,) + rel.columns[name])
         if prefs.invalid and prefs.handling == "strict":
             return error_reply(400, "PGRST122",
                                "Invalid preferences given with handling=strict",
@@ -954,10 +1066,19 @@ class PostgREST:
         neg = self._negotiate(ctx)
         if neg is not None:
             return neg
-        if not exists:
-            return missing_relation(*ctx.relation)
-        conflict_cols = on_conflict if on_conflict is not None else cache.pk_cols
+        # pkCols = maybe mempty tablePKCols tbl: none for a relation the
+        # cache lacks.
+        pk_cols = rel.pk_cols if rel is not None else []
         rep = prefs.representation
+        if rel is not None and rel.is_view and (
+                (prefs.resolution is not None and on_conflict is None)
+                or rep == "headers-only"):
+            # The ON CONFLICT target, Preference-Applied and Location would
+            # come from the view's inferred primary key.
+            return not_implemented(
+                "the primary key of a view (%s.%s): send on_conflict, and no "
+                "return=headers-only" % ctx.relation)
+        conflict_cols = on_conflict if on_conflict is not None else pk_cols
         returning_rows = rep in ("representation", "headers-only")
         # The log's rows and ids of an unparsed body (`columns`) come from
         # the upsert itself (RETURNING id) when they are surely the body's:
@@ -966,11 +1087,12 @@ class PostgREST:
         # table skips or rewrites rows.  Otherwise: body_rows, below.
         log_ids = (not ctx.rows_noted and "id" in keys
                    and prefs.resolution != "ignore-duplicates"
-                   and cache.rows_as_sent)
-        spec = InsertSpec(tuple(cols), payload_is_object, prefs.resolution,
+                   and rel is not None and rel.rows_as_sent)
+        spec = InsertSpec(ctx.relation, tuple(cols), payload_is_object,
+                          prefs.resolution,
                           tuple(conflict_cols), prefs.missing == "default",
                           returning_rows,
-                          tuple(cache.pk_cols) if rep == "headers-only" else (),
+                          tuple(pk_cols) if rep == "headers-only" else (),
                           log_ids)
         # libpq sends a query as a C string: a body with a NUL goes as bytea.
         as_bytea = b"\x00" in raw
@@ -995,17 +1117,20 @@ class PostgREST:
             status = 201
         headers = []
         if location:
-            headers.append(("Location", "/" + TABLE + "?" + urllib.parse.urlencode(
+            headers.append(("Location", "/" + ctx.relation[1] + "?" + urllib.parse.urlencode(
                 [tuple(kv.split("=", 1)) for kv in location])))
         total = "*" if prefs.count is None else str(page_total)
         headers.append(("Content-Range", "*/" + total))
-        resolution_applies = bool(cache.pk_cols) or on_conflict is not None
+        resolution_applies = bool(pk_cols) or on_conflict is not None
         applied = prefs.applied_for_create(resolution_applies)
         if applied:
             headers.append(("Preference-Applied", applied))
         out = b""
         if rep == "representation":
+            # contentTypeHeaders: with more than one exposed schema the
+            # schema counts as negotiated, and is named.
             headers.append(("Content-Type", JSON_CT))
+            headers.append(("Content-Profile", ctx.relation[0]))
             out = (body_text or "[]").encode("utf-8")
         reply = Reply(status, out, headers)
         reply = override_status_headers(reply, guc_status, guc_headers)
@@ -1086,7 +1211,7 @@ class PostgREST:
 
     # -- GET / HEAD: a plain read ------------------------------------------
 
-    def get(self, ctx, cache, exists):
+    def get(self, ctx, cache, rel):
         select = "*"
         filters = []
         order = []
@@ -1110,11 +1235,12 @@ class PostgREST:
         neg = self._negotiate(ctx)
         if neg is not None:
             return neg
-        if not exists:
-            # 12.2 does not check reads against its schema cache (v13's
-            # PGRST205 does): the database refuses the unknown relation.
-            return missing_relation(*ctx.relation)
-        tbl = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(TABLE))
+        # 12.2 does not check reads against its schema cache (v13's
+        # PGRST205 does): the query goes to the database, which refuses a
+        # relation it does not have (42P01) and reads one that the cache
+        # does not know yet.
+        schema, name = ctx.relation
+        tbl = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
         ident_re = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
         # select: plain column names or *
         items = []
@@ -1196,17 +1322,9 @@ class PostgREST:
         lower = int(offset) if offset else 0
         rng = "%d-%d/*" % (lower, lower + n - 1) if n > 0 else "*/*"
         headers = [("Content-Range", rng), ("Content-Type", JSON_CT),
-                   ("Content-Profile", SCHEMA)]
+                   ("Content-Profile", schema)]
         reply = Reply(200, body_text.encode("utf-8"), headers)
         return override_status_headers(reply, guc_status, guc_headers)
-
-
-def missing_relation(schema, table):
-    """What PostgreSQL answers PostgREST for a relation it does not have
-    (only public.fichas is exposed here; other tables are not sent to the
-    database, which may well hold them)."""
-    return error_reply(404, "42P01",
-                       'relation "%s.%s" does not exist' % (schema, table))
 
 
 def _parse_in_list(text):
@@ -1301,6 +1419,7 @@ def override_status_headers(reply, guc_status, guc_headers):
 
 
 InsertSpec = collections.namedtuple("InsertSpec", [
+    "relation",         # (schema, name) of the target
     "cols",             # sorted (name, nominal_type, default) of the keys
     "is_object",        # the body is one object, not an array
     "resolution",       # Prefer: resolution= (None, merge-/ignore-duplicates)
@@ -1313,13 +1432,16 @@ InsertSpec = collections.namedtuple("InsertSpec", [
 
 
 def build_insert(cols, raw, is_object, resolution, conflict_cols,
-                 apply_defaults, returning_rows, location_pk):
-    """The statement PostgREST 12.2.12 sends for POST on a table, with the
-    body as ONE json parameter (see insert_statement).  `cols` is a sorted
-    list of (name, nominal_type, default).  Returns (Composed, params).
-    The stand-in itself caches the statement (SchemaCache.insert_sql)."""
-    spec = InsertSpec(tuple(cols), is_object, resolution, tuple(conflict_cols),
-                      apply_defaults, returning_rows, tuple(location_pk), False)
+                 apply_defaults, returning_rows, location_pk,
+                 relation=(SCHEMA, TABLE)):
+    """The statement PostgREST 12.2.12 sends for POST on a table (by
+    default public.fichas), with the body as ONE json parameter (see
+    insert_statement).  `cols` is a sorted list of (name, nominal_type,
+    default).  Returns (Composed, params).  The stand-in itself caches the
+    statement (SchemaCache.insert_sql)."""
+    spec = InsertSpec(tuple(relation), tuple(cols), is_object, resolution,
+                      tuple(conflict_cols), apply_defaults, returning_rows,
+                      tuple(location_pk), False)
     as_bytea = not is_utf8(raw) or b"\x00" in raw
     return insert_statement(spec, as_bytea), [body_param(raw, as_bytea)]
 
@@ -1365,7 +1487,7 @@ def body_param(raw, as_bytea):
 
 
 def insert_statement(spec, as_bytea):
-    """The statement PostgREST 12.2.12 sends for POST on a table
+    """The statement PostgREST 12.2.12 sends for POST on spec.relation
     (mutatePlanToQuery Insert + fromJsonBodyF + Statements.prepareWrite),
     with the body as its one json parameter (%s): clean UTF-8 goes as text
     cast to json; anything else (invalid UTF-8, NUL bytes) as bytea through
@@ -1373,9 +1495,10 @@ def insert_statement(spec, as_bytea):
     would refuse PostgREST's binary json parameter.  With spec.log_ids the
     statement also returns the ids of the rows written, for the request log
     (RETURNING <table>.id instead of RETURNING 1, and one more column)."""
-    (cols, is_object, resolution, conflict_cols, apply_defaults,
+    (relation, cols, is_object, resolution, conflict_cols, apply_defaults,
      returning_rows, location_pk, log_ids) = spec
-    tbl = sql.SQL("{}.{}").format(sql.Identifier(SCHEMA), sql.Identifier(TABLE))
+    tbl = sql.SQL("{}.{}").format(sql.Identifier(relation[0]),
+                                  sql.Identifier(relation[1]))
     idents = [sql.Identifier(c[0]) for c in cols]
     body_idents = [sql.SQL("{}.{}").format(sql.Identifier("pgrst_body"), i)
                    for i in idents]
@@ -1800,6 +1923,7 @@ class App:
         self.stats_requests = 0
         self.stats_rows = 0
         self.by_status = {}
+        self.table_stats = {}                  # table -> its stats
         self.down = False
         self.down_until = None
         self.down_timer = None
@@ -1892,8 +2016,11 @@ class App:
     def _set_locals(self, cur, ctx, prefs):
         """Query.setPgLocals: search_path, role settings, role, claims,
         request.method/path/headers/cookies, timezone, in one statement."""
+        # The request's schema first (iSchema: the default one, or the
+        # profile's), then db-extra-search-path.
+        schema = ctx.relation[0] if ctx.relation else EXPOSED_SCHEMAS[0]
         settings = [("search_path",
-                     ", ".join('"%s"' % s for s in [SCHEMA] + EXTRA_SEARCH_PATH))]
+                     ", ".join('"%s"' % s for s in [schema] + EXTRA_SEARCH_PATH))]
         cache = self.cache
         if self.opts.db_role and ctx.role == "anon":
             if cache is not None:
@@ -1945,12 +2072,17 @@ class App:
         if segments == [""]:
             segments = []
         ctx = RequestContext(method, rest_path, segments, params, headers, body)
+        # The table the request targets, as its path names it (PostgREST's
+        # ResourceRelation: one segment after /rest/v1/); None for the root,
+        # /rpc/... and other paths.
+        table = segments[0] if len(segments) == 1 else None
+        ctx.log_table = table
 
         with self.lock:
             self.seq += 1
             f = self.faults
             entry = {
-                "seq": self.seq, "method": method, "path": path,
+                "seq": self.seq, "method": method, "path": path, "table": table,
                 "query": {k: v for k, v in reversed(all_params)},
                 "headers": {k: v for k, v in reversed(headers)},
                 "n_rows": None, "ids": None, "status": None,
@@ -1961,6 +2093,11 @@ class App:
                 entry["body"] = body.decode("utf-8", "replace")
             self.log.append(entry)
             self.stats_requests += 1
+            tstats = None
+            if table is not None:
+                tstats = self.table_stats.setdefault(
+                    table, {"requests": 0, "rows": 0, "by_status": {}})
+                tstats["requests"] += 1
             # Take this request's faults, in a fixed order.
             delay = f.delay_ms
             if f.delay_next > 0:
@@ -2032,6 +2169,8 @@ class App:
             entry["error_code"] = reply.error_code
             k = "dropped" if reply.drop else str(reply.status)
             self.by_status[k] = self.by_status.get(k, 0) + 1
+            if tstats is not None:
+                tstats["by_status"][k] = tstats["by_status"].get(k, 0) + 1
             if drop_after:
                 # What the client would have been told, had it been told.
                 entry["would_status"] = reply.status
@@ -2041,6 +2180,9 @@ class App:
         """Called when an upsert succeeded: count its rows."""
         with self.lock:
             self.stats_rows += ctx.n_rows or 0
+            t = self.table_stats.get(ctx.log_table)
+            if t is not None:
+                t["rows"] += ctx.n_rows or 0
 
     def _gateway_check(self, key):
         if key is None or key == "":
@@ -2068,6 +2210,7 @@ class App:
                 self.stats_requests = 0
                 self.stats_rows = 0
                 self.by_status = {}
+                self.table_stats = {}
             self.bring_up()
             return Reply(200, {"ok": True})
         if method == "POST" and name == "faults":
@@ -2080,24 +2223,40 @@ class App:
                 cache = self.reload_schema()
             except psycopg2.Error as e:
                 return Reply(503, {"error": str(e)})
+            # public.fichas at the top (as before), every relation under
+            # "tables" (keyed by name; schema.name outside public).
+            tables = {}
+            for (schema, rname), rel in sorted(cache.relations.items()):
+                tables[rname if schema == SCHEMA else schema + "." + rname] = rel.describe()
             return Reply(200, {"ok": True, "table": cache.has_table,
                                "columns": list(cache.columns or []),
-                               "pk": cache.pk_cols})
+                               "pk": cache.pk_cols, "tables": tables})
+        qs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        want_table = None
+        for k, v in qs:
+            if k == "table":
+                want_table = v
         if method == "GET" and name == "stats":
             with self.lock:
+                if want_table is not None:
+                    t = self.table_stats.get(want_table, {})
+                    return Reply(200, {"requests": t.get("requests", 0),
+                                       "rows": t.get("rows", 0),
+                                       "by_status": dict(t.get("by_status", {}))})
                 return Reply(200, {"requests": self.stats_requests,
                                    "rows": self.stats_rows,
                                    "by_status": dict(self.by_status)})
         if method == "GET" and name == "requests":
             since = 0
-            for k, v in urllib.parse.parse_qsl(query):
+            for k, v in qs:
                 if k == "since":
                     try:
                         since = int(v)
                     except ValueError:
                         return Reply(400, {"error": "since must be an integer"})
             with self.lock:
-                out = [dict(e) for e in self.log if e["seq"] > since]
+                out = [dict(e) for e in self.log if e["seq"] > since
+                       and (want_table is None or e["table"] == want_table)]
             return Reply(200, out)
         if method == "GET" and name == "health":
             return Reply(200, {"ok": True, "port": self.main.port,
@@ -2276,9 +2435,11 @@ def parse_args(argv):
                    help="control-only port that stays up while 'down' (0: any free "
                         "port, -1: none)")
     p.add_argument("--control-port-file", default=None)
-    p.add_argument("--schema-file", default=os.path.join(HERE, "fichas.sql"))
+    p.add_argument("--schema-file", action="append", default=None,
+                   help="SQL file for --init-schema (repeatable, run in order; "
+                        "default: fichas.sql)")
     p.add_argument("--init-schema", action="store_true",
-                   help="drop and create the schema file's objects before serving")
+                   help="drop and create the schema files' objects before serving")
     p.add_argument("--db-role", default=None,
                    help="role to SET LOCAL for anon requests (as PostgREST does); "
                         "default: stay the DSN's user")
@@ -2300,13 +2461,16 @@ def parse_args(argv):
         p.error("--host must be a loopback address")
     if opts.control_port is not None and opts.control_port < 0:
         opts.control_port = None
+    if not opts.schema_file:
+        opts.schema_file = [os.path.join(HERE, "fichas.sql")]
     return opts
 
 
 def main(argv=None):
     opts = parse_args(sys.argv[1:] if argv is None else argv)
     if opts.init_schema:
-        init_schema(opts.dsn, opts.schema_file)
+        for schema_file in opts.schema_file:
+            init_schema(opts.dsn, schema_file)
     app = App(opts)
     try:
         app.reload_schema()
