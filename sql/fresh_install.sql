@@ -106,9 +106,8 @@ SELECT p.proname, a.grantee::regrole AS grantee, a.privilege_type
    AND a.grantee <> p.proowner
  ORDER BY p.proname COLLATE "C", a.grantee::regrole::text COLLATE "C";
 -- PUBLIC may execute only what tells a caller about itself
--- (_gs_export_whoami, gs_export_viewer), what row level security calls
--- as any reader, and _gs_export_check_options, which the config's trigger
--- calls as whoever writes the config.
+-- (_gs_export_whoami, gs_export_viewer) and what row level security calls
+-- as any reader.
 SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may_execute
   FROM pg_proc p
  WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE '%gs\_export\_%'
