@@ -998,6 +998,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    denied text;
     resolved jsonb;
     job_id uuid;
     violated text;
@@ -1038,10 +1039,17 @@ BEGIN
             USING ERRCODE = 'undefined_table',
                   HINT = 'gs_export exports the table leads of the schema it is installed in.';
     END IF;
-    IF NOT pg_catalog.has_table_privilege(p_caller, '@extschema@.leads', 'SELECT') THEN
+    /* the job reads, as its owner, the columns it sends and its key */
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ' ORDER BY c) INTO denied
+      FROM (SELECT DISTINCT c
+              FROM pg_catalog.unnest((SELECT m.lead_columns FROM @extschema@._gs_job_mapping(resolved) m)
+                                     || ARRAY['id', 'updated_at']) AS c) cs
+     WHERE NOT pg_catalog.has_column_privilege(p_caller, '@extschema@.leads', c, 'SELECT');
+    IF denied IS NOT NULL THEN
         RAISE EXCEPTION 'permission denied for table leads'
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'A job reads the leads with its owner''s privileges: GRANT SELECT ON leads to the role that creates it.';
+                  DETAIL = pg_catalog.format('The job would read the columns %s, which the role may not read.', denied),
+                  HINT = 'A job reads the leads with its owner''s privileges: GRANT SELECT ON leads (or on those columns) to the role that creates it.';
     END IF;
 
     PERFORM @extschema@._gs_export_check_config();

@@ -17,6 +17,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -34,7 +35,9 @@ struct GsSource
 {
 	GsJob	   *job;
 	SPIPlanPtr	plan;			/* the batch query */
-	SPIPlanPtr	snapshot_plan;	/* failed leads as read */
+	SPIPlanPtr	snapshot_plan;	/* failed leads as read: the whole row */
+	SPIPlanPtr	snapshot_columns_plan;	/* or the columns the job reads */
+	Oid			leads;
 	List	   *columns;		/* names of the keys each object has */
 	int			ncolumns;		/* lead columns selected (before the key) */
 	MemoryContext shape_cxt;	/* the shape, made again if leads' types change */
@@ -180,6 +183,17 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 					 "  FROM %s l WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)",
 					 qualified);
 	src->snapshot_plan = prepare_kept(sql.data, 1, snapshot_types);
+
+	/* for an owner who may read only some columns of leads */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT s.gs_export_id,"
+					 "       (pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.-) 'gs_export_id'::pg_catalog.text)::pg_catalog.text"
+					 "  FROM (SELECT %s l.id::pg_catalog.int8 AS gs_export_id FROM %s l"
+					 "         WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)) s",
+					 list.data, qualified);
+	src->snapshot_columns_plan = prepare_kept(sql.data, 1, snapshot_types);
+	src->leads = leads;
 
 	/*
 	 * A job that starts (not one that goes on) counts its range's leads, as
@@ -366,7 +380,9 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt,
 
 /*
  * The failed leads as the job's owner reads them now, as JSON text (NULL
- * for a lead the owner may no longer read), in the order of ids.  Called
+ * for a lead the owner may no longer read), in the order of ids: the whole
+ * row, or where the owner may read only some columns, the columns the job
+ * reads.  Called
  * inside the transaction that records them.
  */
 char **
@@ -387,8 +403,14 @@ gs_source_snapshots(GsSource *src, const int64 *ids, int n)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/*
+	 * The whole lead when the owner may read all of it; else what the job
+	 * reads of it (column privileges), under the remote's names.
+	 */
 	as_owner_begin(src->job, &as);
-	if (SPI_execute_plan(src->snapshot_plan, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(pg_class_aclcheck(src->leads, src->job->owner, ACL_SELECT) == ACLCHECK_OK ?
+						 src->snapshot_plan : src->snapshot_columns_plan,
+						 values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the failed leads");
 	as_owner_end(&as);
 	for (i = 0; i < SPI_processed; i++)

@@ -104,4 +104,23 @@ is(scalar(grep { $_->{table} ne 'leads' || join(',', sort split /,/, $_->{query}
 	ne 'id,idade,nome,origem_sincronizacao,ultima_sincronizacao' } @after), 0,
 	'after the resume: the same table and columns');
 
+# 5. An owner who may read only some columns of leads exports what it
+# may read with "fields"; a failed lead's snapshot is what it read of it.
+$node->safe_psql('postgres', q{
+	CREATE ROLE bob LOGIN;
+	GRANT gs_export_user TO bob;
+	GRANT SELECT (id, name, updated_at) ON leads TO bob;
+});
+$remote->{db}->safe_psql('remote', q{ALTER TABLE fichas ADD CONSTRAINT no_lead_7 CHECK (name <> 'lead 7')});
+$remote->truncate;
+$remote->reset;
+$job = $node->safe_psql('postgres', q{SET ROLE bob;
+	SELECT gs_export_create('2026-05-20', NULL, '{"fields": ["name"], "batch_size": 100, "delay_ms": 0, "time_zone": "UTC"}')});
+is(GsExportTest::wait_status($node, $job, 'completed|failed'), 'completed',
+	'a job of an owner with column privileges completes');
+my $j = GsExportTest::job($node, $job);
+is("$j->{total_leads}/$j->{exported_leads}/$j->{error_leads}", '300/299/1', 'lead 7 alone refused');
+is($node->safe_psql('postgres', "SELECT lead_snapshot::text FROM gestao_scouter_export_errors WHERE job_id = '$job'"),
+	'{"id": 7, "name": "lead 7"}', "its snapshot is what bob read of it, no more");
+
 done_testing();
