@@ -1271,7 +1271,8 @@ $sync_events$;
  * left to default privileges (Supabase's grant ALL on new functions of
  * public to anon, authenticated and service_role; PUBLIC's EXECUTE).  Every
  * grant is revoked from every role but the owner on the internal functions
- * (members named _gs_export_*, but _gs_export_whoami, which anyone may call)
+ * (members named _gs_*, the API's and the state machine's, but
+ * _gs_export_whoami, which anyone may call)
  * and on the functions added here, and then granted as documented.  The API
  * functions and the tables keep their privileges, including those that
  * gs_export_grant_access gave since 1.0 was installed.
@@ -1294,7 +1295,7 @@ BEGIN
                pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
          WHERE a.grantee <> p.proowner
            AND (p.oid = ANY (added)
-                OR (p.proname LIKE '\_gs\_export\_%'
+                OR (p.proname LIKE '\_gs\_%'
                     AND p.proname <> '_gs_export_whoami'
                     AND p.oid IN (SELECT objid FROM pg_catalog.pg_depend
                                   WHERE classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
@@ -1309,41 +1310,6 @@ $privileges$;
 -- called as any role, by row level security
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_viewer() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_visible_job_ids() TO PUBLIC;
-
-/*
- * The state machine's functions are the workers' alone: revoke what the
- * default ACL (EXECUTE for PUBLIC) and default privileges (Supabase grants
- * new functions of public to anon, authenticated and service_role) gave.
- */
-DO $privileges_state_machine$
-DECLARE
-    r record;
-BEGIN
-    FOR r IN
-        SELECT p.oid::pg_catalog.regprocedure::text AS fn,
-               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
-          FROM pg_catalog.pg_proc p,
-               pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
-         WHERE a.grantee <> p.proowner
-           AND p.oid IN ('@extschema@._gs_day_start(date, text)'::pg_catalog.regprocedure,
-                         '@extschema@._gs_job_range(date, date, text)'::pg_catalog.regprocedure,
-                         '@extschema@._gs_export_default_fields()'::pg_catalog.regprocedure,
-                         '@extschema@._gs_job_mapping(jsonb)'::pg_catalog.regprocedure,
-                         '@extschema@._gs_changes_horizon()'::pg_catalog.regprocedure,
-                         '@extschema@._gs_job_claim(uuid)'::pg_catalog.regprocedure,
-                         '@extschema@._gs_job_record(uuid, bigint[], text[], integer, timestamptz, bigint, date, bigint[], text[], text[], integer[], text[])'::pg_catalog.regprocedure,
-                         '@extschema@._gs_job_next_pass(uuid)'::pg_catalog.regprocedure,
-                         '@extschema@._gs_job_stop(uuid, text, text)'::pg_catalog.regprocedure,
-                         '@extschema@._gs_job_ignore_column(uuid, text)'::pg_catalog.regprocedure,
-                         '@extschema@._gs_job_is_running(uuid)'::pg_catalog.regprocedure,
-                         '@extschema@._gs_job_set_leads_in_range(uuid, bigint)'::pg_catalog.regprocedure,
-                         '@extschema@._gs_runnable_jobs()'::pg_catalog.regprocedure)
-    LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', r.fn, r.grantee);
-    END LOOP;
-END
-$privileges_state_machine$;
-
 
 /* ---- 7. Live updates ---------------------------------------------------- */
 
