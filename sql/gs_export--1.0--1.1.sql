@@ -1264,6 +1264,163 @@ BEGIN
 END
 $sync_events$;
 
+/*
+ * Admins and managers of the app (1.1).  1.0 asked only a
+ * public.has_role(uuid, text), and only for 'admin'; TabuladorMax's is
+ * has_role(_user_id uuid, _role public.app_role) with an enum, so its
+ * admins were nobody's admins here.  gs_export_app_user() asks every
+ * public.has_role(uuid, X) whose X is text or an enum (the label cast to X,
+ * X's name from the catalog, never from the caller) for 'admin' and for
+ * 'manager' (where the enum has the label), as the caller, and only where
+ * the caller may use auth.uid(), has_role, its schema and its type: one it
+ * may not execute is passed over, not an error.  Two overloads: either's
+ * yes counts.
+ *
+ * It outlives the extension, like gs_export_viewer: the config's policies
+ * below call it, and gestao_scouter_config may be TabuladorMax's own table,
+ * which DROP EXTENSION leaves.  _gs_export_whoami (replaced below) answers
+ * from it, so the API functions (p_app_admin), gs_export_viewer and 1.0's
+ * gs_export_job_visible see an app admin or manager as one who sees and
+ * steers every job -- still only through a role that is a gs_export user.
+ */
+DROP FUNCTION IF EXISTS @extschema@.gs_export_config_admin() CASCADE;
+DROP FUNCTION IF EXISTS @extschema@.gs_export_app_user() CASCADE;
+
+CREATE FUNCTION @extschema@.gs_export_app_user(OUT uid uuid, OUT app_admin boolean, OUT app_manager boolean)
+RETURNS record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f regprocedure;
+    c record;
+    label text;
+    yes boolean;
+BEGIN
+    app_admin := false;
+    app_manager := false;
+    -- looking a function up in a schema one may not use is an error
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'auth')
+       OR NOT pg_catalog.has_schema_privilege('auth', 'USAGE') THEN
+        RETURN;
+    END IF;
+    f := pg_catalog.to_regprocedure('auth.uid()');
+    IF f IS NULL OR NOT pg_catalog.has_function_privilege(f, 'EXECUTE') THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT auth.uid()' INTO uid;
+    IF uid IS NULL
+       OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'public')
+       OR NOT pg_catalog.has_schema_privilege('public', 'USAGE') THEN
+        RETURN;
+    END IF;
+    FOR c IN
+        SELECT p.oid::pg_catalog.regprocedure AS fn, t.oid::pg_catalog.regtype AS role_type,
+               t.typtype, t.typnamespace
+          FROM pg_catalog.pg_proc p
+          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+          JOIN pg_catalog.pg_type t ON t.oid = p.proargtypes[1]
+         WHERE n.nspname = 'public' AND p.proname = 'has_role'
+           AND p.prokind = 'f' AND p.pronargs = 2 AND NOT p.proretset
+           AND p.prorettype = 'pg_catalog.bool'::pg_catalog.regtype
+           AND p.proargtypes[0] = 'pg_catalog.uuid'::pg_catalog.regtype
+           AND (t.oid = 'pg_catalog.text'::pg_catalog.regtype OR t.typtype = 'e')
+         ORDER BY p.oid
+    LOOP
+        CONTINUE WHEN NOT pg_catalog.has_function_privilege(c.fn, 'EXECUTE');
+        CONTINUE WHEN c.typtype = 'e'
+                      AND NOT (pg_catalog.has_schema_privilege(c.typnamespace, 'USAGE')
+                               AND pg_catalog.has_type_privilege(c.role_type, 'USAGE'));
+        FOREACH label IN ARRAY ARRAY['admin', 'manager'] LOOP
+            CONTINUE WHEN c.typtype = 'e'
+                          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_enum e
+                                          WHERE e.enumtypid = c.role_type AND e.enumlabel = label);
+            -- the type's name as the catalog prints it (qualified, quoted);
+            -- the user and the label travel as parameters
+            EXECUTE pg_catalog.format('SELECT public.has_role($1, $2::%s)', c.role_type)
+               INTO yes USING uid, label;
+            IF yes THEN
+                IF label = 'admin' THEN
+                    app_admin := true;
+                ELSE
+                    app_manager := true;
+                END IF;
+            END IF;
+        END LOOP;
+    END LOOP;
+END;
+$$;
+
+/*
+ * May the current user read and write gestao_scouter_config's rows?
+ * Superusers and members of gs_export_admin, as in 1.0; and an app admin
+ * (has_role 'admin', not 'manager') -- who reaches the table at all only
+ * through a role granted it by gs_export_grant_access(role, config =>
+ * true).  For the config's policies; it outlives the extension with them.
+ */
+CREATE FUNCTION @extschema@.gs_export_config_admin()
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    me oid;
+    is_super boolean;
+    admins oid;
+BEGIN
+    -- by name: CURRENT_USER::regrole would read a name such as "Ana" as ana
+    SELECT r.oid, r.rolsuper INTO me, is_super FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER;
+    IF is_super THEN
+        RETURN true;
+    END IF;
+    SELECT r.oid INTO admins FROM pg_catalog.pg_roles r WHERE r.rolname = 'gs_export_admin';
+    IF admins IS NOT NULL AND pg_catalog.pg_has_role(me, admins, 'MEMBER') THEN
+        RETURN true;
+    END IF;
+    RETURN COALESCE((SELECT a.app_admin FROM @extschema@.gs_export_app_user() a), false);
+END;
+$$;
+
+ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_app_user();
+ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_config_admin();
+
+/*
+ * Who is asking, for the API functions: as 1.0's, with the app's admins
+ * and managers both as is_app_admin (they see and steer every job).  Asked
+ * as the caller, never as the extension's owner (see gs_export--1.0.sql).
+ */
+CREATE OR REPLACE FUNCTION @extschema@._gs_export_whoami(OUT uid uuid, OUT is_app_admin boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    SELECT a.uid, a.app_admin OR a.app_manager INTO uid, is_app_admin
+      FROM @extschema@.gs_export_app_user() a;
+END;
+$$;
+
+/*
+ * The config holds keys: its rows are for superusers, gs_export_admin
+ * members and, through a role granted config access, app admins.  A
+ * permissive policy lets them in where gs_export made the table; a
+ * restrictive one keeps everyone else out where TabuladorMax's own table
+ * has broader policies of its own (the original had "public CRUD" in one
+ * migration).  Others with a grant see no row, insert none (42501), and
+ * update or delete none.  The table's owner (and so the workers, which
+ * run as the extension's owner, a superuser) is not subject to them.
+ */
+ALTER TABLE @extschema@.gestao_scouter_config ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS gs_export_config_admins ON @extschema@.gestao_scouter_config;
+DROP POLICY IF EXISTS gs_export_config_admins_only ON @extschema@.gestao_scouter_config;
+CREATE POLICY gs_export_config_admins ON @extschema@.gestao_scouter_config
+    FOR ALL TO PUBLIC
+    USING ((SELECT @extschema@.gs_export_config_admin()))
+    WITH CHECK ((SELECT @extschema@.gs_export_config_admin()));
+CREATE POLICY gs_export_config_admins_only ON @extschema@.gestao_scouter_config
+    AS RESTRICTIVE FOR ALL TO PUBLIC
+    USING ((SELECT @extschema@.gs_export_config_admin()))
+    WITH CHECK ((SELECT @extschema@.gs_export_config_admin()));
+
 /* ---- 6. Privileges ------------------------------------------------------ */
 
 /*
@@ -1310,6 +1467,96 @@ $privileges$;
 -- called as any role, by row level security
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_viewer() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_visible_job_ids() TO PUBLIC;
+
+/*
+ * gs_export_grant_access(role, admin, config): 1.0's, and config => true
+ * grants the role SELECT, INSERT, UPDATE and DELETE on
+ * gestao_scouter_config, whose row level security (section 5) admits
+ * through it only the app's admins.  For a role that the app's users share
+ * (Supabase's authenticated).  Never for anon: it has no auth.uid(), so
+ * every anonymous caller would be the same user, and it must reach neither
+ * the jobs nor the keys.  For the extension's owner and superusers, as in
+ * 1.0.
+ */
+DROP FUNCTION @extschema@.gs_export_grant_access(regrole, boolean);
+CREATE FUNCTION @extschema@.gs_export_grant_access(grantee regrole, admin boolean DEFAULT false,
+                                                   config boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF grantee IS NULL OR admin IS NULL OR config IS NULL THEN
+        RAISE EXCEPTION 'grantee, admin and config must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = grantee) = 'anon' THEN
+        RAISE EXCEPTION 'gs_export is not for anon'
+            USING ERRCODE = 'invalid_grant_operation',
+                  DETAIL = 'anon''s callers have no auth.uid(): they would share each other''s jobs.',
+                  HINT = 'Grant access to authenticated: the app''s signed-in users.';
+    END IF;
+    IF config AND NOT admin
+       AND NOT (SELECT c.relrowsecurity FROM pg_catalog.pg_class c
+                WHERE c.oid = '@extschema@.gestao_scouter_config'::pg_catalog.regclass
+                  AND EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                              WHERE p.polrelid = c.oid AND NOT p.polpermissive
+                                AND p.polname = 'gs_export_config_admins_only')) THEN
+        RAISE EXCEPTION 'gestao_scouter_config has no row level security of gs_export''s'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Config access for a role would then be access to the keys for all its users.',
+                  HINT = 'ALTER TABLE gestao_scouter_config ENABLE ROW LEVEL SECURITY, or ALTER EXTENSION gs_export UPDATE.';
+    END IF;
+    EXECUTE pg_catalog.format('GRANT %s TO %s',
+                              CASE WHEN admin THEN 'gs_export_admin' ELSE 'gs_export_user' END, grantee);
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %s TO %s', '@extschema@', grantee);
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.gs_export_create(date, date, jsonb),'
+                              ' @extschema@.gs_export_pause(uuid, text), @extschema@.gs_export_resume(uuid)'
+                              ' TO %s', grantee);
+    EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.gestao_scouter_export_jobs,'
+                              ' @extschema@.gestao_scouter_export_errors TO %s', grantee);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend
+               WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                 AND objid = '@extschema@.sync_events'::pg_catalog.regclass
+                 AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                 AND deptype = 'e') THEN
+        EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.sync_events TO %s', grantee);
+    END IF;
+    IF admin OR config THEN
+        EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE'
+                                  ' ON @extschema@.gestao_scouter_config TO %s', grantee);
+    END IF;
+END;
+$$;
+
+/*
+ * Nothing of the above left to default privileges: gs_export_grant_access
+ * for the owner and superusers only; the two functions the config's
+ * policies call, like gs_export_viewer, for anyone (they tell a caller only
+ * about itself).
+ */
+DO $privileges_app_admins$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT p.oid::pg_catalog.regprocedure::text AS fn,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
+          FROM pg_catalog.pg_proc p,
+               pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+         WHERE a.grantee <> p.proowner
+           AND p.oid IN ('@extschema@.gs_export_grant_access(regrole, boolean, boolean)'::pg_catalog.regprocedure,
+                         '@extschema@.gs_export_app_user()'::pg_catalog.regprocedure,
+                         '@extschema@.gs_export_config_admin()'::pg_catalog.regprocedure)
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', r.fn, r.grantee);
+    END LOOP;
+END
+$privileges_app_admins$;
+
+-- called as any role, by _gs_export_whoami and by row level security
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_app_user() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_config_admin() TO PUBLIC;
 
 /* ---- 7. Live updates ---------------------------------------------------- */
 
