@@ -328,6 +328,32 @@ END;
 $$;
 
 /*
+ * Which leads a job reads besides its days: the option "filter" as
+ * (column, its type, its values as a text[] literal), every column ANDed,
+ * and "changed_since" ('-infinity' when not given).
+ */
+CREATE FUNCTION @extschema@._gs_job_filter(p_options jsonb,
+    OUT filter_columns text[], OUT filter_types text[], OUT filter_values text[],
+    OUT changed_since timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- a column gone from leads since has a NULL type: the worker stops
+    SELECT pg_catalog.array_agg(f.key ORDER BY f.key) FILTER (WHERE f.key IS NOT NULL),
+           pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY f.key)
+               FILTER (WHERE f.key IS NOT NULL),
+           pg_catalog.array_agg(@extschema@._gs_export_filter_values(f.value)::text ORDER BY f.key)
+               FILTER (WHERE f.key IS NOT NULL),
+           COALESCE((p_options ->> 'changed_since')::timestamptz, '-infinity')
+      FROM (SELECT 1) one
+      LEFT JOIN pg_catalog.jsonb_each(CASE WHEN pg_catalog.jsonb_typeof(p_options -> 'filter') = 'object'
+                                           THEN p_options -> 'filter' END) f ON true
+      LEFT JOIN pg_catalog.pg_attribute a
+             ON a.attrelid = pg_catalog.to_regclass('@extschema@.leads') AND a.attname = f.key
+            AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
+/*
  * Claim a job for the calling worker.  The claim is a session advisory lock
  * on the job id: a second worker for the same job, however it came to be
  * started, gets outcome 'busy' and goes away.  Outcomes: 'run' (the job is
@@ -344,7 +370,9 @@ CREATE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT ignored_fields text[], OUT project_url text, OUT api_key text,
     OUT target_table text, OUT remote_columns text[], OUT lead_columns text[],
     OUT synced_at_column text, OUT source_column text, OUT source_value text,
-    OUT count_from timestamptz, OUT count_to timestamptz)
+    OUT count_from timestamptz, OUT count_to timestamptz,
+    OUT filter_columns text[], OUT filter_types text[], OUT filter_values text[],
+    OUT changed_since timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -405,6 +433,9 @@ BEGIN
       INTO target_table, remote_columns, lead_columns,
            synced_at_column, source_column, source_value
       FROM @extschema@._gs_job_mapping(COALESCE(j.effective_options, j.options)) m;
+    SELECT f.filter_columns, f.filter_types, f.filter_values, f.changed_since
+      INTO filter_columns, filter_types, filter_values, changed_since
+      FROM @extschema@._gs_job_filter(COALESCE(j.effective_options, j.options)) f;
 
     /* The first claim (of a 1.0 job too) sets the walk's first window. */
     j.changes_since := COALESCE(j.changes_since, @extschema@._gs_changes_horizon());
@@ -680,6 +711,72 @@ $$;
 /* ---- 4. The SQL API's internal functions -------------------------------- */
 
 /*
+ * Check the option "filter": an object {leads column: value, or array of
+ * values}, each value a JSON scalar that reads as the column's type (null
+ * matches NULL).  22023 naming the bad key.  The values are data: the
+ * worker binds them as a parameter, cast to the column's type.
+ */
+CREATE FUNCTION @extschema@._gs_export_check_filter(p_filter jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v jsonb;
+    coltype text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(p_filter) <> 'object' OR p_filter = '{}' THEN
+        RAISE EXCEPTION 'option "filter" must be a non-empty object of leads column: value or array of values'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example: ''{"filter": {"etapa": ["Agendado", "Confirmado"], "commercial_project_id": "…"}}''.';
+    END IF;
+    FOR k, v IN SELECT * FROM pg_catalog.jsonb_each(p_filter) LOOP
+        SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO coltype
+          FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = pg_catalog.to_regclass('@extschema@.leads')
+           AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped;
+        IF coltype IS NULL THEN
+            RAISE EXCEPTION 'option "filter": "%" is not a column of leads', k
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Filter on columns of the table leads.';
+        END IF;
+        IF (pg_catalog.jsonb_typeof(v) = 'array' AND (pg_catalog.jsonb_array_length(v) = 0
+              OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(v) e
+                          WHERE pg_catalog.jsonb_typeof(e) IN ('array', 'object'))))
+           OR pg_catalog.jsonb_typeof(v) = 'object' THEN
+            RAISE EXCEPTION 'option "filter": the value of "%" must be a value or a non-empty array of values', k
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        BEGIN
+            -- the type's name comes from the catalog, the values are bound
+            EXECUTE pg_catalog.format('SELECT $1::text[]::%s[]', coltype)
+              USING @extschema@._gs_export_filter_values(v);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'option "filter": % is not a value of "%" (%)', v, k, coltype
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = pg_catalog.format('Values are compared in the column''s own type, %s.', coltype);
+        END;
+    END LOOP;
+END;
+$$;
+
+/*
+ * A filter's value (a scalar or an array of them) as text[]: strings as
+ * they are, numbers and booleans as JSON writes them, null as NULL.
+ */
+CREATE FUNCTION @extschema@._gs_export_filter_values(p_value jsonb)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.array_agg(e #>> '{}' ORDER BY n)
+      FROM pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof(p_value) = 'array'
+                                                THEN p_value ELSE pg_catalog.jsonb_build_array(p_value) END)
+           WITH ORDINALITY AS x(e, n)
+$$;
+
+/*
  * Check an options object (a job's, or the config's default_options): every
  * key known, every value of the right type and range.  22023 naming the bad
  * key, 22004 for a NULL object.  p_what says whose options they are.
@@ -740,6 +837,8 @@ BEGIN
                     USING ERRCODE = 'invalid_parameter_value',
                           HINT = 'Use an IANA name from pg_timezone_names, such as "America/Sao_Paulo" or "UTC".';
             END IF;
+        ELSIF k = 'filter' THEN
+            PERFORM @extschema@._gs_export_check_filter(v);
         ELSIF k = 'target_table' THEN
             IF pg_catalog.jsonb_typeof(v) <> 'string' OR (v #>> '{}') !~ ident THEN
                 RAISE EXCEPTION 'option "target_table" must be a plain table name: %', v
@@ -799,7 +898,7 @@ BEGIN
         ELSE
             RAISE EXCEPTION 'unknown option "%"', k
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Known options are batch_size, delay_ms, time_zone, target_table, fields, field_mappings, synced_at_column, source_column and source_value.';
+                      HINT = 'Known options are batch_size, delay_ms, time_zone, target_table, fields, field_mappings, synced_at_column, source_column, source_value, filter and changed_since.';
         END IF;
     END LOOP;
 
