@@ -11,7 +11,8 @@ OBJS = \
 	src/source.o \
 	src/payload.o \
 	src/remote.o \
-	src/store.o
+	src/store.o \
+	src/alert.o
 
 EXTENSION = gs_export
 DATA = sql/gs_export--1.0.sql sql/gs_export--1.0--1.1.sql

@@ -246,13 +246,27 @@ typedef struct GsRemoteResult
 	char	   *missing_column; /* for GS_REMOTE_MISSING_COLUMN */
 	int			retry_after_ms; /* from Retry-After, or -1 */
 	int			elapsed_ms;
+	bool		statement_timeout;	/* 500 57014: the remote's statement
+									 * timeout cancelled the upsert (outcome
+									 * GS_REMOTE_RETRY) */
 } GsRemoteResult;
 
 extern void gs_remote_init(void);
 extern char *gs_remote_check_url(const char *url);
+extern char *gs_remote_check_alert_url(const char *url);
+extern char *gs_remote_url_origin(const char *url);
+/* easy is a CURL *; gs_remote_perform returns a CURLcode */
+extern void gs_remote_set_transport(void *easy);
+extern int	gs_remote_perform(void *easy);
 extern void gs_remote_post(const char *project_url, const char *api_key,
 						   const char *table, List *columns, const char *body,
 						   GsRemoteResult *result,
 						   void (*while_waiting) (void *), void *arg);
+
+/*
+ * alert.c: a job completed, failed, or was paused by the remote's trouble:
+ * tell the config's alert_url.  Called after the change committed.
+ */
+extern void gs_alert_job(const pg_uuid_t *job_id, const char *status, const char *reason);
 
 #endif							/* GS_EXPORT_H */

@@ -102,6 +102,8 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	{
 		gs_xact_end();
 		MemoryContextSwitchTo(oldcxt);
+		if (strcmp(outcome, "failed") == 0)
+			gs_alert_job(&job->id, "failed", gs_rows_text(rows, 0, "reason"));
 		return strcmp(outcome, "failed") == 0 ? GS_JOB_FAILED : GS_JOB_NOT_RUNNABLE;
 	}
 
@@ -152,6 +154,7 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	{
 		ereport(LOG,
 				(errmsg("gs_export: job %s failed: %s", job->id_text, reason)));
+		gs_alert_job(&job->id, "failed", reason);
 		return GS_JOB_FAILED;
 	}
 	return GS_JOB_RUN;
@@ -343,8 +346,11 @@ gs_job_next_pass(GsJob *job)
 		return true;
 	}
 	if (strcmp(outcome, "completed") == 0)
+	{
 		ereport(LOG,
 				(errmsg("gs_export: job %s completed: %s", job->id_text, counts)));
+		gs_alert_job(&job->id, "completed", NULL);
+	}
 	return false;
 }
 
@@ -355,6 +361,9 @@ void
 gs_job_stop(GsJob *job, bool pause, const char *reason)
 {
 	gs_job_stop_by_id(&job->id, reason, pause);
+	/* the worker pauses a job this way only for the remote's trouble */
+	if (pause)
+		gs_alert_job(&job->id, "paused", reason);
 }
 
 /*
@@ -388,6 +397,9 @@ gs_job_stop_by_id(const pg_uuid_t *id, const char *reason, bool pause)
 				 errdetail(state == GS_STORE_ABSENT ?
 						   "The extension gs_export is no longer installed." :
 						   "The extension gs_export is not at the library's version.")));
+	/* a pause here is a cancel's, an operator's: no alert */
+	if (!pause)
+		gs_alert_job(id, "failed", reason);
 }
 
 /*

@@ -7,7 +7,10 @@
  *	  (success, retry, bad rows, missing column, fatal).  While a transfer
  *	  runs the process sleeps on its latch and curl's sockets together (one
  *	  WaitEventSet), so that it stops at once on shutdown, cancel or
- *	  postmaster death, and uses no CPU while the remote works.
+ *	  postmaster death, and uses no CPU while the remote works.  The same
+ *	  machinery drives the transfers of other easy handles (alert.c's), and
+ *	  the same transport rules (http/https only, certificates checked, no
+ *	  redirects) apply to them.
  *
  *-------------------------------------------------------------------------
  */
@@ -240,7 +243,7 @@ socket_action(curl_socket_t fd, int ev_bitmask)
  * request (see gs_remote_post).  Postmaster death ends the process.
  */
 static bool
-drive_transfer(curl_off_t body_len, bool upload_only)
+drive_transfer(CURL *easy, curl_off_t body_len, bool upload_only)
 {
 	int			running = 1;
 
@@ -261,7 +264,7 @@ drive_transfer(curl_off_t body_len, bool upload_only)
 		{
 			curl_off_t	sent = 0;
 
-			curl_easy_getinfo(curl_handle, CURLINFO_SIZE_UPLOAD_T, &sent);
+			curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &sent);
 			if (sent >= body_len)
 				return false;
 		}
@@ -318,29 +321,57 @@ drive_transfer(curl_off_t body_len, bool upload_only)
 }
 
 /*
- * The result code of the transfer that just ended.
+ * The result code of the transfer of easy that just ended; easy leaves the
+ * multi handle.
  */
 static CURLcode
-transfer_result(void)
+transfer_result(CURL *easy)
 {
 	CURLMsg    *msg;
 	int			left;
 	CURLcode	rc = CURLE_ABORTED_BY_CALLBACK;
 
 	while ((msg = curl_multi_info_read(multi_handle, &left)) != NULL)
-		if (msg->msg == CURLMSG_DONE && msg->easy_handle == curl_handle)
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy)
 			rc = msg->data.result;
-	curl_multi_remove_handle(multi_handle, curl_handle);
-	transfer_added = false;
+	curl_multi_remove_handle(multi_handle, easy);
+	if (easy == curl_handle)
+		transfer_added = false;
 	return rc;
 }
 
 /*
- * NULL when the URL is one gs_export may use: http or https, a host, an
- * optional port, nothing else.  Otherwise, why not (palloc'd).
+ * The characters a URL of gs_export's may hold: RFC 3986's unreserved and
+ * reserved ones but '#', and '%' (for escapes).  No space, no control
+ * character, none of "<>\^`{|}.  The config guard's regular expressions
+ * (gs_export--1.0--1.1.sql) allow the same.
  */
-char *
-gs_remote_check_url(const char *url)
+static bool
+url_chars_allowed(const char *url)
+{
+	const char *p;
+
+	for (p = url; *p; p++)
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			(c >= '0' && c <= '9') || strchr("-._~!$&'()*+,;=:@%/?[]", c) != NULL)
+			continue;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * NULL when url, the config's column what, is one gs_export may use: http
+ * or https, a host, an optional port, no user name or password, no
+ * fragment; and either nothing more (a project's address: gs_export adds
+ * the path) or, with path_allowed, a path and a query (a webhook's
+ * address).  Otherwise, why not (palloc'd).
+ */
+static char *
+check_url(const char *url, const char *what, bool path_allowed)
 {
 	CURLU	   *u = curl_url();
 	char	   *scheme = NULL;
@@ -350,25 +381,31 @@ gs_remote_check_url(const char *url)
 	char	   *query = NULL;
 	char	   *fragment = NULL;
 	char	   *reason = NULL;
+	char	   *alone = path_allowed ?
+		psprintf("%s must not carry a fragment", what) :
+		psprintf("%s must be the project's address alone, with no path, query or fragment", what);
 
 	if (u == NULL)
 		elog(ERROR, "gs_export: out of memory");
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
-		reason = pstrdup("project_url is not a valid URL");
-	else if (strpbrk(url, "?#") != NULL)
-		reason = pstrdup("project_url must be the project's address alone, with no path, query or fragment");
+	if (path_allowed && !url_chars_allowed(url))
+		reason = psprintf("%s holds a character a URL may not hold (a space, a control character, or one of \"<>\\^`{|})", what);
+	else if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+		reason = psprintf("%s is not a valid URL", what);
+	else if (strpbrk(url, path_allowed ? "#" : "?#") != NULL)
+		reason = alone;
 	else if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 			 (pg_strcasecmp(scheme, "http") != 0 && pg_strcasecmp(scheme, "https") != 0))
-		reason = pstrdup("project_url must be an http or https URL");
+		reason = psprintf("%s must be an http or https URL", what);
 	else if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0')
-		reason = pstrdup("project_url has no host");
+		reason = psprintf("%s has no host", what);
 	else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK)
-		reason = pstrdup("project_url must not carry a user name or password");
-	else if ((curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
-			  strcmp(path, "") != 0 && strcmp(path, "/") != 0) ||
-			 curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
-			 curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_OK)
-		reason = pstrdup("project_url must be the project's address alone, with no path, query or fragment");
+		reason = psprintf("%s must not carry a user name or password", what);
+	else if (curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0) == CURLUE_OK ||
+			 (!path_allowed &&
+			  ((curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK &&
+				strcmp(path, "") != 0 && strcmp(path, "/") != 0) ||
+			   curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK)))
+		reason = alone;
 	curl_free(path);
 	curl_free(query);
 	curl_free(fragment);
@@ -377,6 +414,60 @@ gs_remote_check_url(const char *url)
 	curl_free(user);
 	curl_url_cleanup(u);
 	return reason;
+}
+
+/*
+ * NULL when the URL is one gs_export may use as project_url: http or
+ * https, a host, an optional port, nothing else.  Otherwise, why not
+ * (palloc'd).
+ */
+char *
+gs_remote_check_url(const char *url)
+{
+	return check_url(url, "project_url", false);
+}
+
+/*
+ * The same for alert_url, a webhook's address: a path and a query may
+ * follow the host (Slack's and Teams' incoming webhooks have them).
+ */
+char *
+gs_remote_check_alert_url(const char *url)
+{
+	return check_url(url, "alert_url", true);
+}
+
+/*
+ * The scheme, host and port of a URL, for the log: a webhook's path often
+ * is its secret (Slack's are), so that is all of it the log shows.
+ */
+char *
+gs_remote_url_origin(const char *url)
+{
+	CURLU	   *u = curl_url();
+	char	   *scheme = NULL;
+	char	   *host = NULL;
+	char	   *port = NULL;
+	char	   *origin;
+
+	if (u == NULL)
+		elog(ERROR, "gs_export: out of memory");
+	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+	{
+		if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK)
+			origin = psprintf("%s://%s:%s", scheme, host, port);
+		else
+			origin = psprintf("%s://%s", scheme, host);
+	}
+	else
+		origin = pstrdup("(not a URL)");
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return origin;
 }
 
 /*
@@ -434,6 +525,26 @@ check_interrupts(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	if (!PostmasterIsAlive())
 		return 1;
 	return 0;
+}
+
+/*
+ * The transport rules of every request gs_export makes, on an easy handle
+ * (a CURL *): http and https only, certificates and host names checked
+ * (against gs_export.ca_file when set), no redirects followed, no signals,
+ * and the transfer stopped when the worker must stop.
+ */
+void
+gs_remote_set_transport(void *easy)
+{
+	gs_curl_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	gs_curl_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	gs_curl_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	gs_curl_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (gs_export_ca_file && gs_export_ca_file[0])
+		gs_curl_setopt(easy, CURLOPT_CAINFO, gs_export_ca_file);
+	gs_curl_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	gs_curl_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+	gs_curl_setopt(easy, CURLOPT_XFERINFOFUNCTION, check_interrupts);
 }
 
 /*
@@ -589,9 +700,17 @@ classify_http(GsRemoteResult *result, int body_len)
 		result->missing_column = missing_column_name(message);
 		result->outcome = result->missing_column ? GS_REMOTE_MISSING_COLUMN : GS_REMOTE_FATAL;
 	}
+	else if (status == 500 && strcmp(code, "57014") == 0)
+	{
+		/*
+		 * The remote's statement timeout cancelled the upsert: it may pass,
+		 * but the worker first splits the batch (send_range).
+		 */
+		result->outcome = GS_REMOTE_RETRY;
+		result->statement_timeout = true;
+	}
 	else if (status == 408 || status == 429 || status == 502 || status == 503 ||
-			 status == 504 || status == 544 ||
-			 (status == 500 && strcmp(code, "57014") == 0))
+			 status == 504 || status == 544)
 		result->outcome = GS_REMOTE_RETRY;
 	else if (status == 401 || status == 403 || status == 404 || status == 540)
 		result->outcome = GS_REMOTE_FATAL;
@@ -707,13 +826,7 @@ gs_remote_post(const char *project_url, const char *api_key, const char *table, 
 	errbuf[0] = '\0';
 
 	gs_curl_setopt(curl_handle, CURLOPT_URL, url.data);
-	gs_curl_setopt(curl_handle, CURLOPT_PROTOCOLS_STR, "http,https");
-	gs_curl_setopt(curl_handle, CURLOPT_FOLLOWLOCATION, 0L);
-	gs_curl_setopt(curl_handle, CURLOPT_SSL_VERIFYPEER, 1L);
-	gs_curl_setopt(curl_handle, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (gs_export_ca_file && gs_export_ca_file[0])
-		gs_curl_setopt(curl_handle, CURLOPT_CAINFO, gs_export_ca_file);
-	gs_curl_setopt(curl_handle, CURLOPT_NOSIGNAL, 1L);
+	gs_remote_set_transport(curl_handle);
 	gs_curl_setopt(curl_handle, CURLOPT_TCP_KEEPALIVE, 1L);
 	gs_curl_setopt(curl_handle, CURLOPT_CONNECTTIMEOUT_MS, (long) gs_export_connect_timeout_ms);
 	gs_curl_setopt(curl_handle, CURLOPT_TIMEOUT_MS, (long) gs_export_http_timeout_ms);
@@ -725,8 +838,6 @@ gs_remote_post(const char *project_url, const char *api_key, const char *table, 
 	gs_curl_setopt(curl_handle, CURLOPT_WRITEDATA, &resp);
 	gs_curl_setopt(curl_handle, CURLOPT_HEADERFUNCTION, read_header);
 	gs_curl_setopt(curl_handle, CURLOPT_HEADERDATA, &resp);
-	gs_curl_setopt(curl_handle, CURLOPT_NOPROGRESS, 0L);
-	gs_curl_setopt(curl_handle, CURLOPT_XFERINFOFUNCTION, check_interrupts);
 	gs_curl_setopt(curl_handle, CURLOPT_ERRORBUFFER, errbuf);
 
 	/* A transfer an error cut short is taken out before a new one. */
@@ -745,12 +856,12 @@ gs_remote_post(const char *project_url, const char *api_key, const char *table, 
 		if (mc != CURLM_OK)
 			elog(ERROR, "gs_export: curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
 		transfer_added = true;
-		if (!drive_transfer(body_len, while_waiting != NULL) && while_waiting)
+		if (!drive_transfer(curl_handle, body_len, while_waiting != NULL) && while_waiting)
 		{
 			while_waiting(arg);
-			drive_transfer(body_len, false);
+			drive_transfer(curl_handle, body_len, false);
 		}
-		rc = transfer_result();
+		rc = transfer_result(curl_handle);
 	}
 	PG_CATCH();
 	{
@@ -796,4 +907,56 @@ gs_remote_post(const char *project_url, const char *api_key, const char *table, 
 	 */
 	if (latch_seen && result->outcome != GS_REMOTE_OK)
 		SetLatch(MyLatch);
+}
+
+/*
+ * Run the transfer set up on another easy handle (a CURL *, not the batch
+ * handle: alert.c's) through the same multi handle and WaitEventSet as the
+ * batches, so that it too ends at once on shutdown, cancel or postmaster
+ * death.  Returns its CURLcode.  Not while a batch is at the remote.
+ */
+int
+gs_remote_perform(void *easy)
+{
+	CURLcode	rc;
+	CURLMcode	mc;
+	volatile bool added = false;
+
+	if (multi_handle == NULL)
+		elog(ERROR, "gs_export: gs_remote_init was not called");
+	/* A batch transfer an error cut short is taken out first. */
+	if (transfer_added)
+	{
+		curl_multi_remove_handle(multi_handle, curl_handle);
+		transfer_added = false;
+	}
+	latch_seen = false;
+
+	PG_TRY();
+	{
+		mc = curl_multi_add_handle(multi_handle, easy);
+		if (mc != CURLM_OK)
+			elog(ERROR, "gs_export: curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
+		added = true;
+		drive_transfer(easy, 0, false);
+		rc = transfer_result(easy);
+	}
+	PG_CATCH();
+	{
+		if (added)
+			curl_multi_remove_handle(multi_handle, easy);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (rc == CURLE_ABORTED_BY_CALLBACK)
+	{
+		if (!PostmasterIsAlive())
+			proc_exit(1);
+		CHECK_FOR_INTERRUPTS();
+	}
+	/* whoever set the latch meanwhile is for the caller */
+	if (latch_seen)
+		SetLatch(MyLatch);
+	return (int) rc;
 }

@@ -4,7 +4,9 @@
  *	  The job worker: a dynamic background worker that runs one job.  Batch
  *	  by batch it reads leads (source.c), sends them (remote.c) with retries,
  *	  splitting a batch the remote refuses until each bad lead stands alone,
- *	  records the outcome (job.c), and waits delay_ms on its latch.  A pass
+ *	  and a batch the remote's statement timeout cancels (from then on the
+ *	  job's requests stay that small), records the outcome (job.c), and
+ *	  waits delay_ms on its latch.  A pass
  *	  ends only on an empty read (a read that locks leads before its
  *	  snapshot), never on a short batch.
  *	  While a batch is at the remote, the next one is read, in its own short
@@ -168,11 +170,6 @@ column_listed(List *columns, const char *name)
 }
 
 /*
- * Send leads [from, from + n) of the batch until each has an outcome.
- * Trouble that may pass is retried; a refusal caused by some rows splits
- * the range in two; a column the remote lacks is dropped for good.
- */
-/*
  * Called by remote.c once the current batch is sent.  An error here (say,
  * the owner just lost SELECT on leads) must not cost the batch at the
  * remote its outcome: it is set aside, and the worker meets it again when
@@ -207,11 +204,74 @@ read_ahead(void *arg)
 	pgstat_report_activity(STATE_RUNNING, "gs_export: sending a batch");
 }
 
+/*
+ * The remote's statement timeout cancelled a request of n leads, and then
+ * both its halves went through, each in one request and in time: n leads
+ * were too many at once for the remote.  From now on no request of this
+ * worker holds more than the larger half.  job->batch_size is what
+ * source.c reads with, so later batches are read that small; a batch read
+ * before, or the rest of a split, goes in pieces of that size
+ * (send_range).  It is kept in memory only: a resumed or restarted job
+ * starts again from its batch_size, and finds the size again the same way.
+ *
+ * Only both halves prove it: when one of them timed out too, that half may
+ * hold one lead the remote is slow to write whatever the company (a
+ * trigger of its own, a lock), and the splits that isolate it say nothing
+ * about the size; lowering at each of them would leave the rest of the job
+ * one lead per request.
+ */
+static void
+lower_batch_size(GsJob *job, int n)
+{
+	int			size = n - n / 2;
+
+	if (size >= job->batch_size)
+		return;
+	job->batch_size = size;
+	ereport(LOG,
+			(errmsg("gs_export: job %s: the remote's statement timeout cancelled a request of %d leads, and its halves went through: its requests now hold at most %d leads",
+					job->id_text, n, size)));
+}
+
+/*
+ * Send leads [from, from + n) of the batch until each has an outcome.
+ * Trouble that may pass is retried; a refusal caused by some rows splits
+ * the range in two, and so does the remote's statement timeout (500 57014:
+ * the upsert took too long, so fewer rows at a time; a lone lead that
+ * still takes too long is retried as trouble that may pass, for it is the
+ * remote's load and not the lead); a column the remote lacks is dropped
+ * for good.  *whole, if given, says whether the range went through in one
+ * request that no statement timeout cancelled.
+ */
 static SendResult
 send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
-		   GsLeadOutcome *out, ReadAhead *ahead)
+		   GsLeadOutcome *out, ReadAhead *ahead, bool *whole)
 {
 	int			attempt = 0;
+	bool		timed_out = false;
+
+	if (whole)
+		*whole = false;
+
+	/*
+	 * More leads than a request may now hold (the batch was read before the
+	 * size was lowered, or is the other half of a split): in pieces.
+	 */
+	if (n > job->batch_size)
+	{
+		int			done = 0;
+
+		while (done < n)
+		{
+			int			piece = Min(job->batch_size, n - done);
+
+			if (send_range(job, src, batch, from + done, piece, out, ahead, NULL) == SEND_STOP)
+				return SEND_STOP;
+			ahead = NULL;
+			done += piece;
+		}
+		return SEND_DONE;
+	}
 
 	for (;;)
 	{
@@ -242,6 +302,8 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 			case GS_REMOTE_OK:
 				for (i = from; i < from + n; i++)
 					out[i].ok = true;
+				if (whole)
+					*whole = !timed_out;
 				return SEND_DONE;
 
 			case GS_REMOTE_BAD_ROWS:
@@ -253,9 +315,9 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 					out[from].response_body = res.body;
 					return SEND_DONE;
 				}
-				if (send_range(job, src, batch, from, n / 2, out, NULL) == SEND_STOP)
+				if (send_range(job, src, batch, from, n / 2, out, NULL, NULL) == SEND_STOP)
 					return SEND_STOP;
-				return send_range(job, src, batch, from + n / 2, n - n / 2, out, NULL);
+				return send_range(job, src, batch, from + n / 2, n - n / 2, out, NULL, NULL);
 
 			case GS_REMOTE_MISSING_COLUMN:
 				if (strcmp(res.missing_column, "id") == 0 ||
@@ -273,11 +335,34 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 				return SEND_STOP;
 
 			case GS_REMOTE_RETRY:
+				if (res.statement_timeout && n > 1)
+				{
+					bool		first_whole;
+					bool		second_whole;
+
+					/* the halves, each in time (or split again) */
+					if (send_range(job, src, batch, from, n / 2, out, NULL,
+								   &first_whole) == SEND_STOP ||
+						send_range(job, src, batch, from + n / 2, n - n / 2, out, NULL,
+								   &second_whole) == SEND_STOP)
+						return SEND_STOP;
+					if (first_whole && second_whole)
+						lower_batch_size(job, n);
+					return SEND_DONE;
+				}
+				if (res.statement_timeout)
+					timed_out = true;
 				if (attempt >= gs_export_max_retries)
 				{
-					gs_job_stop(job, true, psprintf("the remote is unavailable (%s) after %d attempts; "
-											   "gs_export_resume() continues from here",
-											   res.error, attempt));
+					if (res.statement_timeout)
+						gs_job_stop(job, true,
+									psprintf("the remote's statement timeout cancelled the upsert of lead %lld even alone (%s) after %d attempts: "
+											 "the remote is overloaded, or slow to write that row; gs_export_resume() continues from here",
+											 (long long) batch->ids[from], res.error, attempt));
+					else
+						gs_job_stop(job, true, psprintf("the remote is unavailable (%s) after %d attempts; "
+												   "gs_export_resume() continues from here",
+												   res.error, attempt));
 					return SEND_STOP;
 				}
 				ereport(DEBUG1,
@@ -383,7 +468,7 @@ run_job(const pg_uuid_t *job_id)
 			ahead.after_ts = batch->last_ts;
 			ahead.after_id = batch->last_id;
 			ahead.batch = NULL;
-			if (send_range(&job, src, batch, 0, batch->nleads, outcomes, &ahead) == SEND_STOP)
+			if (send_range(&job, src, batch, 0, batch->nleads, outcomes, &ahead, NULL) == SEND_STOP)
 				return;
 		}
 

@@ -1,0 +1,541 @@
+/*-------------------------------------------------------------------------
+ *
+ * alert.c
+ *	  Alerts: when a job completes, fails, or is paused by the remote's
+ *	  trouble, its worker POSTs a small JSON document to the config's
+ *	  alert_url (a Slack- or Teams-style incoming webhook, or anything that
+ *	  takes JSON): the job's id, status, reason, counts and days, and a
+ *	  one-line "text".  Sent after the change committed, outside any
+ *	  transaction, once, with its own curl easy handle (the batches' rules:
+ *	  http/https, certificates checked, no redirects), a short timeout and a
+ *	  few retries.  It never throws: the job's row is final already, and a
+ *	  webhook that is down costs the alert, never the job.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "gs_export.h"
+
+/* Attempts at most, and the first wait between two (it doubles). */
+#define GS_ALERT_ATTEMPTS 3
+#define GS_ALERT_RETRY_DELAY_MS 500
+
+/* Longest time one attempt may take, and its connection. */
+#define GS_ALERT_TIMEOUT_MS 5000
+#define GS_ALERT_CONNECT_TIMEOUT_MS 3000
+
+/* Most of the reason in "text", and of an answer quoted in the log. */
+#define GS_ALERT_TEXT_REASON 300
+#define GS_ALERT_BODY_EXCERPT 200
+
+#define gs_alert_setopt(handle, opt, value) \
+	do { \
+		CURLcode rc_ = curl_easy_setopt((handle), (opt), (value)); \
+		if (rc_ != CURLE_OK) \
+			elog(ERROR, "gs_export: curl_easy_setopt(%s) failed: %s", \
+				 #opt, curl_easy_strerror(rc_)); \
+	} while (0)
+
+/*
+ * What the alert says, from _gs_export_alert_info (the extension script,
+ * section 4), copied out of SPI.
+ */
+typedef struct AlertInfo
+{
+	bool		is_current;		/* the change is still the job's state */
+	char	   *status;
+	char	   *reason;			/* keys blanked out, or NULL */
+	int64		total_leads;
+	int64		exported_leads;
+	int64		error_leads;
+	char	   *start_date;		/* YYYY-MM-DD */
+	char	   *end_date;		/* or NULL: down to the oldest lead */
+	char	   *alert_url;		/* NULL: no alerts */
+} AlertInfo;
+
+/* The kept plan of _gs_export_alert_info, for the schema it was made in. */
+static SPIPlanPtr info_plan = NULL;
+static Oid	info_plan_schema = InvalidOid;
+
+/* This process's handle for alerts (never the batches'). */
+static CURL *alert_handle = NULL;
+
+/* The start of the webhook's answer, for the log. */
+typedef struct AlertAnswer
+{
+	StringInfoData body;
+} AlertAnswer;
+
+/*
+ * A text column of the result row as a C string in cxt, or NULL.
+ */
+static char *
+info_text(HeapTuple tuple, TupleDesc tupdesc, const char *column, MemoryContext cxt)
+{
+	int			attno = SPI_fnumber(tupdesc, column);
+	bool		isnull;
+	Datum		d;
+
+	if (attno <= 0)
+		elog(ERROR, "_gs_export_alert_info returned no column \"%s\"", column);
+	d = SPI_getbinval(tuple, tupdesc, attno, &isnull);
+	if (isnull)
+		return NULL;
+	return MemoryContextStrdup(cxt, TextDatumGetCString(d));
+}
+
+static int64
+info_int8(HeapTuple tuple, TupleDesc tupdesc, const char *column)
+{
+	int			attno = SPI_fnumber(tupdesc, column);
+	bool		isnull;
+	Datum		d;
+
+	if (attno <= 0)
+		elog(ERROR, "_gs_export_alert_info returned no column \"%s\"", column);
+	d = SPI_getbinval(tuple, tupdesc, attno, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * Read what the alert says, in a short read-only transaction of its own,
+ * after the change committed.  False when there is nothing to say (the
+ * extension is gone or at another version, the job is gone).
+ */
+static bool
+read_info(const pg_uuid_t *job_id, const char *status, const char *reason,
+		  AlertInfo *info)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	GsStoreState state;
+	bool		found = false;
+
+	memset(info, 0, sizeof(AlertInfo));
+	state = gs_xact_begin("gs_export: reading a job for its alert", false, NULL);
+	if (state == GS_STORE_READY)
+	{
+		Datum		args[3];
+		char		nulls[3] = {' ', ' ', ' '};
+		int			ret;
+
+		args[0] = UUIDPGetDatum(job_id);
+		args[1] = CStringGetTextDatum(status);
+		args[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+		if (reason == NULL)
+			nulls[2] = 'n';
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (info_plan == NULL || info_plan_schema != gs_xact_schema())
+		{
+			Oid			argtypes[3] = {UUIDOID, TEXTOID, TEXTOID};
+			char	   *sql;
+			SPIPlanPtr	plan;
+
+			if (info_plan != NULL)
+				SPI_freeplan(info_plan);
+			info_plan = NULL;
+			sql = psprintf("SELECT * FROM %s($1, $2, $3)",
+						   quote_qualified_identifier(get_namespace_name(gs_xact_schema()),
+													  "_gs_export_alert_info"));
+			plan = SPI_prepare(sql, 3, argtypes);
+			if (plan == NULL)
+				elog(ERROR, "could not prepare _gs_export_alert_info: %s",
+					 SPI_result_code_string(SPI_result));
+			if (SPI_keepplan(plan) != 0)
+				elog(ERROR, "could not keep the plan of _gs_export_alert_info");
+			info_plan = plan;
+			info_plan_schema = gs_xact_schema();
+		}
+		ret = SPI_execute_plan(info_plan, args, nulls, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "_gs_export_alert_info failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[0];
+			TupleDesc	tupdesc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int			attno = SPI_fnumber(tupdesc, "is_current");
+
+			if (attno <= 0)
+				elog(ERROR, "_gs_export_alert_info returned no column \"is_current\"");
+			info->is_current = DatumGetBool(SPI_getbinval(tuple, tupdesc, attno, &isnull)) &&
+				!isnull;
+			info->status = info_text(tuple, tupdesc, "status", caller);
+			info->reason = info_text(tuple, tupdesc, "reason", caller);
+			info->total_leads = info_int8(tuple, tupdesc, "total_leads");
+			info->exported_leads = info_int8(tuple, tupdesc, "exported_leads");
+			info->error_leads = info_int8(tuple, tupdesc, "error_leads");
+			info->start_date = info_text(tuple, tupdesc, "start_date", caller);
+			info->end_date = info_text(tuple, tupdesc, "end_date", caller);
+			info->alert_url = info_text(tuple, tupdesc, "alert_url", caller);
+			found = info->status != NULL;
+		}
+		SPI_finish();
+	}
+	gs_xact_end();
+	MemoryContextSwitchTo(caller);
+	return found;
+}
+
+/*
+ * s (UTF-8) on one line, for "text" and the log: control characters (runs
+ * of them with spaces) as one space, at most max bytes (whole characters), "..."
+ * when cut short.  With ascii_only (a webhook's answer, in no known
+ * encoding), other bytes as '?'.
+ */
+static char *
+one_line(const char *s, int max, bool ascii_only)
+{
+	StringInfoData buf;
+	bool		space = false;
+	int			len;
+
+	initStringInfo(&buf);
+	for (; *s; s++)
+	{
+		unsigned char c = (unsigned char) *s;
+
+		if (c < 0x20 || c == 0x7f || c == ' ')
+		{
+			if (!space && buf.len > 0)
+				appendStringInfoChar(&buf, ' ');
+			space = true;
+			continue;
+		}
+		space = false;
+		appendStringInfoChar(&buf, (ascii_only && c >= 0x80) ? '?' : (char) c);
+	}
+	while (buf.len > 0 && buf.data[buf.len - 1] == ' ')
+		buf.data[--buf.len] = '\0';
+	if (buf.len <= max)
+		return buf.data;
+	len = pg_encoding_mbcliplen(PG_UTF8, buf.data, buf.len, max);
+	return psprintf("%.*s...", len, buf.data);
+}
+
+/* "key": the string, or null */
+static void
+json_string_field(StringInfo buf, const char *key, const char *value)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	if (value)
+		escape_json(buf, value);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+/* "key": the number */
+static void
+json_int8_field(StringInfo buf, const char *key, int64 value)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfo(buf, ": " INT64_FORMAT, value);
+}
+
+/*
+ * The alert's JSON document (one object, UTF-8).  Nothing of the config
+ * goes in it.
+ */
+static char *
+alert_document(const char *job_id, const AlertInfo *info, const char *status)
+{
+	StringInfoData doc;
+	StringInfoData text;
+	const char *days_to = info->end_date ? info->end_date : "the oldest lead";
+	char	   *reason = NULL;
+
+	/* JSON is UTF-8, whatever the database's encoding */
+	if (info->reason)
+		reason = pg_server_to_any(info->reason, strlen(info->reason), PG_UTF8);
+
+	initStringInfo(&text);
+	if (strcmp(status, "completed") == 0)
+		appendStringInfo(&text, "gs_export: job %s completed: " INT64_FORMAT " leads, "
+						 INT64_FORMAT " exported, " INT64_FORMAT " errors (days %s down to %s)",
+						 job_id, info->total_leads, info->exported_leads, info->error_leads,
+						 info->start_date, days_to);
+	else
+		appendStringInfo(&text, "gs_export: job %s %s: %s (" INT64_FORMAT " leads so far, "
+						 INT64_FORMAT " exported, " INT64_FORMAT " errors; days %s down to %s)",
+						 job_id, status,
+						 reason ? one_line(reason, GS_ALERT_TEXT_REASON, false) : "no reason given",
+						 info->total_leads, info->exported_leads, info->error_leads,
+						 info->start_date, days_to);
+
+	initStringInfo(&doc);
+	appendStringInfoChar(&doc, '{');
+	json_string_field(&doc, "job_id", job_id);
+	json_string_field(&doc, "status", status);
+	json_string_field(&doc, "reason", reason);
+	json_int8_field(&doc, "total_leads", info->total_leads);
+	json_int8_field(&doc, "exported_leads", info->exported_leads);
+	json_int8_field(&doc, "error_leads", info->error_leads);
+	json_string_field(&doc, "start_date", info->start_date);
+	json_string_field(&doc, "end_date", info->end_date);
+	json_string_field(&doc, "text", one_line(text.data, 1000, false));
+	appendStringInfoChar(&doc, '}');
+	return doc.data;
+}
+
+/*
+ * curl's write callback: keep the start of the answer, for the log.
+ */
+static size_t
+keep_answer(char *data, size_t size, size_t nmemb, void *arg)
+{
+	AlertAnswer *answer = (AlertAnswer *) arg;
+	size_t		len = size * nmemb;
+
+	if (answer->body.len < GS_ALERT_BODY_EXCERPT)
+		appendBinaryStringInfo(&answer->body, data,
+							   Min(len, (size_t) (GS_ALERT_BODY_EXCERPT - answer->body.len)));
+	return len;
+}
+
+/*
+ * Sleep ms on the latch (a shutdown ends it, and the process).
+ */
+static void
+alert_sleep(long ms)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
+	{
+		long		left = (long) ((end - GetCurrentTimestamp()) / 1000);
+
+		if (left <= 0)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * POST the document to the webhook: up to GS_ALERT_ATTEMPTS attempts, again
+ * only when it surely did not take it (no connection, 429, 5xx), never
+ * after a timeout once connected (it may have it: a second one would be a
+ * duplicate).  Returns a sentence for the log: what became of it.
+ */
+static char *
+post_alert(const char *url, const char *document)
+{
+	struct curl_slist *volatile headers = NULL;
+	char	   *volatile outcome = NULL;
+	char		errbuf[CURL_ERROR_SIZE];
+	AlertAnswer answer;
+	int			attempt;
+
+	if (alert_handle == NULL)
+	{
+		alert_handle = curl_easy_init();
+		if (alert_handle == NULL)
+			elog(ERROR, "gs_export: curl_easy_init failed");
+	}
+	curl_easy_reset(alert_handle);
+	initStringInfo(&answer.body);
+
+	PG_TRY();
+	{
+		struct curl_slist *h = NULL;
+
+		h = curl_slist_append(h, "Content-Type: application/json");
+		if (h)
+			h = curl_slist_append(h, "User-Agent: gs_export/" GS_EXPORT_VERSION);
+		if (h)
+			h = curl_slist_append(h, "Expect:");
+		if (h == NULL)
+			elog(ERROR, "gs_export: out of memory");
+		headers = h;
+
+		gs_alert_setopt(alert_handle, CURLOPT_URL, url);
+		gs_remote_set_transport(alert_handle);
+		gs_alert_setopt(alert_handle, CURLOPT_CONNECTTIMEOUT_MS, (long) GS_ALERT_CONNECT_TIMEOUT_MS);
+		gs_alert_setopt(alert_handle, CURLOPT_TIMEOUT_MS, (long) GS_ALERT_TIMEOUT_MS);
+		gs_alert_setopt(alert_handle, CURLOPT_HTTPHEADER, headers);
+		gs_alert_setopt(alert_handle, CURLOPT_POST, 1L);
+		gs_alert_setopt(alert_handle, CURLOPT_POSTFIELDS, document);
+		gs_alert_setopt(alert_handle, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(document));
+		gs_alert_setopt(alert_handle, CURLOPT_WRITEFUNCTION, keep_answer);
+		gs_alert_setopt(alert_handle, CURLOPT_WRITEDATA, &answer);
+		gs_alert_setopt(alert_handle, CURLOPT_ERRORBUFFER, errbuf);
+		/* one alert, one connection: none is kept for later */
+		gs_alert_setopt(alert_handle, CURLOPT_FORBID_REUSE, 1L);
+
+		for (attempt = 1; attempt <= GS_ALERT_ATTEMPTS; attempt++)
+		{
+			CURLcode	rc;
+			long		status = 0;
+			bool		again;
+
+			resetStringInfo(&answer.body);
+			errbuf[0] = '\0';
+			rc = (CURLcode) gs_remote_perform(alert_handle);
+			if (rc == CURLE_OK)
+			{
+				curl_easy_getinfo(alert_handle, CURLINFO_RESPONSE_CODE, &status);
+				if (status >= 200 && status < 300)
+				{
+					outcome = psprintf("sent (HTTP %ld)", status);
+					break;
+				}
+				again = (status == 429 || status >= 500);
+				outcome = psprintf("HTTP %ld%s%s%s", status,
+								   answer.body.len > 0 ? ": \"" : "",
+								   answer.body.len > 0 ?
+								   one_line(answer.body.data, GS_ALERT_BODY_EXCERPT, true) : "",
+								   answer.body.len > 0 ? "\"" : "");
+			}
+			else
+			{
+				curl_off_t	connected = 0;
+
+				curl_easy_getinfo(alert_handle, CURLINFO_CONNECT_TIME_T, &connected);
+				outcome = psprintf("%s%s%s", curl_easy_strerror(rc),
+								   errbuf[0] ? ": " : "", errbuf);
+				switch (rc)
+				{
+					case CURLE_COULDNT_RESOLVE_HOST:
+					case CURLE_COULDNT_CONNECT:
+					case CURLE_SEND_ERROR:
+					case CURLE_RECV_ERROR:
+					case CURLE_GOT_NOTHING:
+					case CURLE_SSL_CONNECT_ERROR:
+						again = true;
+						break;
+					case CURLE_OPERATION_TIMEDOUT:
+						/* sent, maybe taken: not again */
+						again = (connected == 0);
+						break;
+					default:
+						/* certificates, protocol, out of memory: for good */
+						again = false;
+						break;
+				}
+			}
+			if (!again)
+				break;
+			if (attempt < GS_ALERT_ATTEMPTS)
+			{
+				long		delay = (long) GS_ALERT_RETRY_DELAY_MS << (attempt - 1);
+
+				/* jitter: somewhere between half and all of it */
+				delay = (long) (delay * (0.5 + 0.5 * pg_prng_double(&pg_global_prng_state)));
+				ereport(DEBUG1,
+						(errmsg("gs_export: alert attempt %d failed: %s", attempt, outcome)));
+				alert_sleep(delay);
+			}
+			else
+				outcome = psprintf("%s, after %d attempts", outcome, attempt);
+		}
+	}
+	PG_FINALLY();
+	{
+		/* nothing of this alert stays on the handle */
+		(void) curl_easy_setopt(alert_handle, CURLOPT_HTTPHEADER, NULL);
+		(void) curl_easy_setopt(alert_handle, CURLOPT_ERRORBUFFER, NULL);
+		(void) curl_easy_setopt(alert_handle, CURLOPT_POSTFIELDS, NULL);
+		(void) curl_easy_setopt(alert_handle, CURLOPT_WRITEDATA, NULL);
+		curl_slist_free_all(headers);
+	}
+	PG_END_TRY();
+	return outcome;
+}
+
+/*
+ * Send the alert for one change of the job, if the config has an
+ * alert_url.
+ */
+static void
+send_alert(const pg_uuid_t *job_id, const char *status, const char *reason)
+{
+	AlertInfo	info;
+	char	   *id_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(job_id)));
+	char	   *bad_url;
+	char	   *document;
+	char	   *outcome;
+
+	if (!read_info(job_id, status, reason, &info) || info.alert_url == NULL)
+		return;
+	if (!info.is_current)
+	{
+		/* changed again since (or not by this worker): not this alert's to say */
+		ereport(DEBUG1,
+				(errmsg("gs_export: job %s is no longer %s; no alert", id_text, status)));
+		return;
+	}
+	bad_url = gs_remote_check_alert_url(info.alert_url);
+	if (bad_url != NULL)
+	{
+		ereport(LOG,
+				(errmsg("gs_export: job %s %s, but no alert was sent: %s", id_text, status, bad_url),
+				 errhint("Correct gestao_scouter_config.alert_url.")));
+		return;
+	}
+
+	document = alert_document(id_text, &info, status);
+	pgstat_report_activity(STATE_RUNNING, "gs_export: sending an alert");
+	outcome = post_alert(info.alert_url, document);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	ereport(LOG,
+			(errmsg("gs_export: job %s %s: alert to %s: %s", id_text, status,
+					gs_remote_url_origin(info.alert_url), outcome)));
+}
+
+/*
+ * The job changed to status (completed, failed, or paused by the remote's
+ * trouble), with reason, and that committed: tell alert_url, if the config
+ * has one.  Never throws (but a shutdown ends the process as anywhere):
+ * whatever goes wrong costs the alert only, and is logged.
+ */
+void
+gs_alert_job(const pg_uuid_t *job_id, const char *status, const char *reason)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	MemoryContext cxt;
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "gs_export alert", ALLOCSET_SMALL_SIZES);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		send_alert(job_id, status, reason);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		/* the whole report (SQLSTATE, detail, context) goes to the log */
+		EmitErrorReport();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		ereport(LOG,
+				(errmsg("gs_export: job %s: no alert was sent",
+						DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(job_id))))));
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+}
