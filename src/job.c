@@ -355,11 +355,39 @@ gs_job_next_pass(GsJob *job)
 }
 
 /*
+ * The reason with every occurrence of the key replaced by "[key]": a
+ * reason may quote the remote's answer, and a proxy may echo the request's
+ * headers.  The key goes into no job row and no log line.
+ */
+static const char *
+without_key(const char *reason, const char *key)
+{
+	StringInfoData buf;
+	const char *p = reason;
+	const char *hit;
+	size_t		keylen;
+
+	if (key == NULL || key[0] == '\0' || strstr(reason, key) == NULL)
+		return reason;
+	keylen = strlen(key);
+	initStringInfo(&buf);
+	while ((hit = strstr(p, key)) != NULL)
+	{
+		appendBinaryStringInfo(&buf, p, (int) (hit - p));
+		appendStringInfoString(&buf, "[key]");
+		p = hit + keylen;
+	}
+	appendStringInfoString(&buf, p);
+	return buf.data;
+}
+
+/*
  * Stop the job: paused (if it is running) or failed, with the reason.
  */
 void
 gs_job_stop(GsJob *job, bool pause, const char *reason)
 {
+	reason = without_key(reason, job->api_key);
 	gs_job_stop_by_id(&job->id, reason, pause);
 	/* the worker pauses a job this way only for the remote's trouble */
 	if (pause)

@@ -152,6 +152,22 @@ for my $c (@not_postgrest)
 	check_complete($job, "$what, resumed");
 }
 
+# A proxy that echoes the request's headers: the key it quotes goes into no
+# job row and no log line.
+fresh_remote();
+$remote->faults(fail_next => 1, status => 200,
+	body => "<html>you sent apikey: $GsExportTest::API_KEY</html>");
+my $log_offset = -s $node->logfile;
+my $echo = new_job();
+is(GsExportTest::wait_status($node, $echo, 'completed|failed|paused', 60), 'failed',
+	'a 200 echoing the key: the job failed');
+my $echo_reason = GsExportTest::job($node, $echo)->{pause_reason} // '';
+like($echo_reason, qr/\[key\]/, "the key is blanked out of the reason: $echo_reason");
+unlike($echo_reason, qr/\Q$GsExportTest::API_KEY\E/, 'no key in pause_reason');
+unlike(substr(slurp_file($node->logfile), $log_offset), qr/\Q$GsExportTest::API_KEY\E/,
+	'no key in the server log');
+$node->safe_psql('postgres', "UPDATE gestao_scouter_export_jobs SET status = 'completed' WHERE id = '$echo'");
+
 # PostgREST's own successes still count: 201 for new rows, then 200 when
 # every row already existed (a second job over the same leads).
 fresh_remote();
