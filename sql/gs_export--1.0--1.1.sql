@@ -82,6 +82,51 @@ ALTER TABLE @extschema@.gestao_scouter_config
     ADD COLUMN IF NOT EXISTS target_table text,
     ADD COLUMN IF NOT EXISTS default_options jsonb NOT NULL DEFAULT '{}';
 
+/*
+ * Incremental export (gs_export_sync, section 4).  A sync job is a job like
+ * any other, marked is_sync, whose synced_through is the instant from which
+ * the next sync starts: the changes horizon (_gs_changes_horizon) when it
+ * was created, so that a lead changed while it runs, even by a transaction
+ * open when it was created (whose leads' updated_at is that transaction's
+ * start), is taken by the next one.  The index finds the completed syncs
+ * newer than a mark.  Like the one-active-job index, it belongs to the jobs
+ * table and stays with TabuladorMax's own table after DROP EXTENSION.
+ */
+ALTER TABLE @extschema@.gestao_scouter_export_jobs
+    ADD COLUMN IF NOT EXISTS is_sync boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS synced_through timestamptz;
+
+DO $sync_index$
+BEGIN
+    IF pg_catalog.to_regclass('@extschema@.gestao_scouter_export_jobs_synced_idx') IS NULL THEN
+        CREATE INDEX gestao_scouter_export_jobs_synced_idx
+            ON @extschema@.gestao_scouter_export_jobs (synced_through)
+            WHERE is_sync AND status = 'completed';
+    END IF;
+END
+$sync_index$;
+
+/*
+ * The high-water marks of the syncs, one per scope (the owner and what is
+ * sent: _gs_sync_scope): the greatest synced_through of the completed sync
+ * jobs of that scope, as gs_export_sync last found it.  Kept here, not only
+ * on the job rows, so that the mark only moves forward: deleting or
+ * resetting a completed sync job does not take it back (and make the next
+ * sync send again everything since an older mark).  Internal: read and
+ * written by gs_export_sync as the extension's owner; pg_dump dumps its
+ * rows.
+ */
+CREATE TABLE @extschema@.gs_export_sync_marks (
+    scope           jsonb NOT NULL,
+    synced_through  timestamptz NOT NULL,
+    job_id          uuid,
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- by a hash: a scope (a long field list, a filter) may outgrow a btree entry
+CREATE UNIQUE INDEX gs_export_sync_marks_scope
+    ON @extschema@.gs_export_sync_marks (pg_catalog.md5(scope::text));
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.gs_export_sync_marks', '');
+
 /* ---- 2. One active job -------------------------------------------------- */
 
 
@@ -700,6 +745,7 @@ DECLARE
                              WHERE a.attrelid = pg_catalog.to_regclass('@extschema@.leads')
                                AND a.attnum > 0 AND NOT a.attisdropped);
     remote_names text[] := '{}';
+    instant timestamptz;
 BEGIN
     IF p_options IS NULL THEN
         RAISE EXCEPTION '% must not be null', p_what
@@ -796,10 +842,27 @@ BEGIN
                 RAISE EXCEPTION 'option "source_value" must be a string: %', v
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
+        ELSIF k = 'changed_since' THEN
+            -- a fixed, finite instant: not 'now' or 'today', which would
+            -- mean another instant each time the value is read
+            instant := NULL;
+            IF pg_catalog.jsonb_typeof(v) = 'string'
+               AND (v #>> '{}') !~* '(now|today|tomorrow|yesterday)' THEN
+                BEGIN
+                    instant := (v #>> '{}')::timestamptz;
+                EXCEPTION WHEN data_exception THEN
+                    instant := NULL;
+                END;
+            END IF;
+            IF instant IS NULL OR NOT pg_catalog.isfinite(instant) THEN
+                RAISE EXCEPTION 'option "changed_since" must be a finite timestamp with time zone: %', v
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'A string such as "2025-10-17T00:00:00-03:00"; leads with updated_at at or after that instant are exported.';
+            END IF;
         ELSE
             RAISE EXCEPTION 'unknown option "%"', k
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Known options are batch_size, delay_ms, time_zone, target_table, fields, field_mappings, synced_at_column, source_column and source_value.';
+                      HINT = 'Known options are batch_size, delay_ms, time_zone, target_table, fields, field_mappings, synced_at_column, source_column, source_value and changed_since.';
         END IF;
     END LOOP;
 
@@ -1123,6 +1186,162 @@ BEGIN
     END;
 END;
 $$;
+
+/*
+ * Incremental export (1.1): gs_export_sync.
+ *
+ * A sync is a normal job (gs_export_create's checks, options and worker)
+ * over every lead changed since the last completed sync of the same scope
+ * began, all leads the first time:
+ *   start_date  a day at the end of PostgreSQL's timestamps, end_date
+ *               NULL: no lead is outside the range for being dated later,
+ *               today or in the future (a clock ahead, a bad import), so
+ *               "changed since the mark" is all that selects;
+ *   changed_since  the mark (an ISO 8601 string with its offset), or,
+ *               when the caller gives an earlier one, that: a caller may
+ *               ask for more, never for less;
+ *   is_sync, synced_through  the job is a sync, and the next sync starts
+ *               from _gs_changes_horizon() as it was when this one was
+ *               created (now, or the start of the oldest transaction then
+ *               open): a lead changed while this one runs, or by a
+ *               transaction open when it started and committed later, has
+ *               an updated_at at or after it.
+ *
+ * The mark of a scope is the greatest synced_through of its completed
+ * syncs: a failed, paused or pending (reset) sync moves nothing, and one
+ * that completes late (resumed) takes it no further back than it was.
+ * gs_export_sync_marks remembers it, so that deleting completed syncs does
+ * not move it back either.
+ *
+ * The scope: the job's owner (owner_role and created_by: a job reads the
+ * leads its owner may read) and what is sent (the effective options but
+ * for those that change only the pace or the days).  A sync of another
+ * role, or with other fields, another mapping, table or filter, has its
+ * own mark, so that it sends every lead it would send the first time.
+ * Options that 1.1 does not know of count as part of the scope: a change
+ * of them starts over, which sends more, never less.
+ */
+CREATE FUNCTION @extschema@._gs_sync_scope(p_owner_role name, p_created_by uuid, p_options jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'owner_role', p_owner_role,
+        'created_by', p_created_by,
+        'options', COALESCE(p_options, '{}')
+                   OPERATOR(pg_catalog.-) ARRAY['batch_size', 'delay_ms', 'time_zone', 'changed_since',
+                                                'max_in_flight', 'pace', 'batch_size_max'])
+$$;
+
+/*
+ * gs_export_sync's internal function.  Returns the new job's id, or NULL
+ * when another job is pending, running or paused: a scheduler calls it
+ * blindly.  Only that 55000 becomes NULL; every other error (no config,
+ * bad options, the caller's rights) is raised as gs_export_create raises
+ * it.
+ */
+CREATE FUNCTION @extschema@._gs_export_sync(p_caller oid, p_uid uuid, p_app_admin boolean, p_options jsonb)
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    /*
+     * A day at the end of PostgreSQL's timestamps (294276 AD), with a
+     * margin: its days, and the next, can be counted in every time zone.
+     * The walk starts there, and with no lead that late, costs nothing.
+     */
+    last_day constant date := date '294276-12-29';
+    resolved jsonb;
+    sync_scope jsonb;
+    mark timestamptz;
+    newest record;
+    since timestamptz;
+    opts jsonb;
+    horizon timestamptz;
+    job_id uuid;
+    other uuid;
+    err_detail text;
+    err_hint text;
+BEGIN
+    PERFORM @extschema@._gs_export_check_caller(p_caller);
+    -- gs_export_create's checks of the options (22004, 22023), first
+    resolved := @extschema@._gs_export_resolve_options(p_options);
+    sync_scope := @extschema@._gs_sync_scope((SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = p_caller),
+                                             p_uid, resolved);
+
+    /*
+     * As gs_export_create does, and before the mark is read: no job
+     * becomes active or completes meanwhile (a worker's record waits), and
+     * two syncs are taken one after the other.
+     */
+    LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;
+
+    SELECT m.synced_through INTO mark
+      FROM @extschema@.gs_export_sync_marks m
+     WHERE pg_catalog.md5(m.scope::text) = pg_catalog.md5(sync_scope::text);
+    SELECT j.id, j.synced_through INTO newest
+      FROM @extschema@.gestao_scouter_export_jobs j
+     WHERE j.is_sync AND j.status = 'completed'
+       AND j.synced_through > COALESCE(mark, '-infinity')
+       AND @extschema@._gs_sync_scope(j.owner_role, j.created_by, j.effective_options) = sync_scope
+     ORDER BY j.synced_through DESC
+     LIMIT 1;
+    IF newest.id IS NOT NULL THEN
+        mark := newest.synced_through;
+        INSERT INTO @extschema@.gs_export_sync_marks AS m (scope, synced_through, job_id)
+        VALUES (sync_scope, mark, newest.id)
+        ON CONFLICT ((pg_catalog.md5(scope::text))) DO UPDATE
+           SET synced_through = EXCLUDED.synced_through, job_id = EXCLUDED.job_id,
+               updated_at = pg_catalog.now()
+         WHERE m.synced_through < EXCLUDED.synced_through;
+    END IF;
+
+    since := mark;
+    IF p_options ? 'changed_since' THEN
+        -- LEAST ignores a NULL mark: the first sync starts where asked
+        since := LEAST(since, (p_options ->> 'changed_since')::timestamptz);
+    END IF;
+    opts := p_options;
+    IF since IS NOT NULL THEN
+        opts := opts || pg_catalog.jsonb_build_object('changed_since', since);
+    END IF;
+
+    horizon := @extschema@._gs_changes_horizon();
+    BEGIN
+        job_id := @extschema@._gs_export_create(p_caller, p_uid, p_app_admin, last_day, NULL, opts);
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        /*
+         * NULL for "another job is pending, running or paused" alone: the
+         * 55000 that names the job in the way, which (the table locked
+         * above) is still there.  No config, and the rest: raised.
+         */
+        GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+        SELECT a.id INTO other FROM @extschema@._gs_export_latest_active_job(NULL) a;
+        IF other IS NOT NULL
+           AND (pg_catalog.strpos(err_detail, other::text) > 0 OR pg_catalog.strpos(err_hint, other::text) > 0) THEN
+            RETURN NULL;
+        END IF;
+        RAISE;
+    END;
+
+    UPDATE @extschema@.gestao_scouter_export_jobs
+       SET is_sync = true, synced_through = horizon
+     WHERE id = job_id;
+    RETURN job_id;
+END;
+$$;
+
+/*
+ * The 1.1 API: a C function like gs_export_create (see api.c).  EXECUTE in
+ * section 6.
+ */
+CREATE FUNCTION @extschema@.gs_export_sync(options jsonb DEFAULT '{}')
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'gs_export_sync'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
 
 /* ---- 5. Row level security ---------------------------------------------- */
 
@@ -1557,6 +1776,144 @@ $privileges_app_admins$;
 -- called as any role, by _gs_export_whoami and by row level security
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_app_user() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_config_admin() TO PUBLIC;
+
+/*
+ * gs_export_sync: EXECUTE for gs_export_user and gs_export_admin only, as
+ * gs_export_create (revoked first from whoever else got it: PUBLIC by
+ * default, anon, authenticated and service_role by Supabase's default
+ * privileges).  Its internal functions are closed by $privileges$ above.
+ * gs_export_sync_marks is internal: nobody but its owner (Supabase's
+ * default privileges would give it to anon and authenticated).
+ */
+DO $privileges_sync$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT p.oid::pg_catalog.regprocedure::text AS fn,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
+          FROM pg_catalog.pg_proc p,
+               pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+         WHERE a.grantee <> p.proowner
+           AND p.oid = '@extschema@.gs_export_sync(jsonb)'::pg_catalog.regprocedure
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', r.fn, r.grantee);
+    END LOOP;
+    FOR r IN
+        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
+          FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+         WHERE c.oid = '@extschema@.gs_export_sync_marks'::pg_catalog.regclass
+           AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON @extschema@.gs_export_sync_marks FROM %s', r.grantee);
+    END LOOP;
+END
+$privileges_sync$;
+
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_sync(jsonb) TO gs_export_user, gs_export_admin;
+
+/*
+ * gs_export_grant_access, as above, but the functions it grants are a
+ * list, not names written out: every function of the API, that is, of the
+ * extension, not internal (_gs_*), on which gs_export_user or
+ * gs_export_admin holds EXECUTE.  A function added to the API (sync, reset,
+ * delete, status ...) is granted to those two roles by a GRANT of its own,
+ * and grant_access gives it too, without being written again.
+ *
+ * MERGE NOTE: this replaces the definition above; whoever changes that
+ * one must change this one (better: fold the loop into it and drop this).
+ */
+CREATE OR REPLACE FUNCTION @extschema@.gs_export_grant_access(grantee regrole, admin boolean DEFAULT false,
+                                                              config boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fn text;
+BEGIN
+    IF grantee IS NULL OR admin IS NULL OR config IS NULL THEN
+        RAISE EXCEPTION 'grantee, admin and config must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = grantee) = 'anon' THEN
+        RAISE EXCEPTION 'gs_export is not for anon'
+            USING ERRCODE = 'invalid_grant_operation',
+                  DETAIL = 'anon''s callers have no auth.uid(): they would share each other''s jobs.',
+                  HINT = 'Grant access to authenticated: the app''s signed-in users.';
+    END IF;
+    IF config AND NOT admin
+       AND NOT (SELECT c.relrowsecurity FROM pg_catalog.pg_class c
+                WHERE c.oid = '@extschema@.gestao_scouter_config'::pg_catalog.regclass
+                  AND EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                              WHERE p.polrelid = c.oid AND NOT p.polpermissive
+                                AND p.polname = 'gs_export_config_admins_only')) THEN
+        RAISE EXCEPTION 'gestao_scouter_config has no row level security of gs_export''s'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'Config access for a role would then be access to the keys for all its users.',
+                  HINT = 'ALTER TABLE gestao_scouter_config ENABLE ROW LEVEL SECURITY, or ALTER EXTENSION gs_export UPDATE.';
+    END IF;
+    EXECUTE pg_catalog.format('GRANT %s TO %s',
+                              CASE WHEN admin THEN 'gs_export_admin' ELSE 'gs_export_user' END, grantee);
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %s TO %s', '@extschema@', grantee);
+    FOR fn IN
+        SELECT DISTINCT p.oid::pg_catalog.regprocedure::text
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE a.privilege_type = 'EXECUTE'
+           AND a.grantee IN (SELECT r.oid FROM pg_catalog.pg_roles r
+                              WHERE r.rolname IN ('gs_export_user', 'gs_export_admin'))
+           AND p.proname NOT LIKE '\_%'
+           AND p.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                          WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                            AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                            AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e
+                                               WHERE e.extname = 'gs_export')
+                            AND d.deptype = 'e')
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', fn, grantee);
+    END LOOP;
+    EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.gestao_scouter_export_jobs,'
+                              ' @extschema@.gestao_scouter_export_errors TO %s', grantee);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend
+               WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                 AND objid = '@extschema@.sync_events'::pg_catalog.regclass
+                 AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                 AND deptype = 'e') THEN
+        EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.sync_events TO %s', grantee);
+    END IF;
+    IF admin OR config THEN
+        EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE'
+                                  ' ON @extschema@.gestao_scouter_config TO %s', grantee);
+    END IF;
+END;
+$$;
+
+/*
+ * On an upgrade, the roles that gs_export_grant_access served under 1.0
+ * (those holding EXECUTE on gs_export_create themselves, such as
+ * Supabase's authenticated, which inherits nothing from gs_export_user)
+ * get gs_export_sync too: what grant_access gives now.  Not anon, which
+ * 1.1 refuses.  A fresh install has none.
+ */
+DO $grant_access_sync$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT a.grantee::pg_catalog.regrole::text AS grantee
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid = '@extschema@.gs_export_create(date, date, jsonb)'::pg_catalog.regprocedure
+           AND a.privilege_type = 'EXECUTE'
+           AND a.grantee <> 0
+           AND a.grantee <> p.proowner
+           AND a.grantee NOT IN (SELECT ro.oid FROM pg_catalog.pg_roles ro
+                                  WHERE ro.rolname IN ('gs_export_user', 'gs_export_admin', 'anon'))
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.gs_export_sync(jsonb) TO %s', r.grantee);
+    END LOOP;
+END
+$grant_access_sync$;
 
 /* ---- 7. Live updates ---------------------------------------------------- */
 
