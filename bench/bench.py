@@ -633,6 +633,28 @@ def main():
         " %.3f s); observed by polling: %.3f s"
         % (emp["create_to_completed"], emp["create_to_started"], emp["secs"], emp["wall"]))
 
+    log("== 6. a filter (one lead in five: etapa = 'agendado'), unthrottled, without and with"
+        " an index on etapa")
+    flt_opts = dict(UNTHROTTLED, filter={"etapa": "agendado"})
+    n_f = one(local, "SELECT count(*) FROM leads WHERE etapa = 'agendado'"
+                     " AND updated_at IS NOT NULL")[0]
+    flt = {}
+    for indexed in (False, True):
+        if indexed:
+            run_sql(local, "CREATE INDEX leads_etapa_bench ON leads (etapa)")
+            run_sql(local, "ANALYZE leads")
+        fresh_remote(remote, local)
+        si.reset()
+        r = run_job(local, newest, oldest, flt_opts, timeout_s=max(900, n / 20))
+        if r["leads"] != n_f or r["errors"] != 0:
+            raise RuntimeError("filtered run: %d leads, %d errors, %d expected"
+                               % (r["leads"], r["errors"], n_f))
+        flt[indexed] = r
+        log("   %s: %d of %d leads in %.2f s: %.0f leads/s"
+            % ("with an index on etapa" if indexed else "no index on etapa",
+               r["leads"], n, r["secs"], r["rate"]))
+    run_sql(local, "DROP INDEX leads_etapa_bench")
+
     m = machine(local)
     total_s = time.monotonic() - t_start
     lines = []
@@ -690,6 +712,9 @@ def main():
          mm["VmRSS"], last.get("VmRSS", 0)))
     w("    of which private (RssAnon) peak %d kB, shared (RssShmem) peak %d kB"
       % (mm["RssAnon"], mm["RssShmem"]))
+    w("a filter keeping 1 lead in 5 (%d leads): %.2f s without an index on the column,"
+      " %.2f s with one; unfiltered, all %d leads: %.2f s"
+      % (flt[False]["leads"], flt[False]["secs"], flt[True]["secs"], unt["leads"], unt["secs"]))
     w("empty range (3650 days, no leads): created to completed %.3f s"
       % emp["create_to_completed"])
     w("whole benchmark (after cluster setup): %.0f s" % total_s)

@@ -38,7 +38,16 @@ SELECT o, e.* FROM (VALUES
     ('{"source_value": 3}'),
     ('{"field_mappings": {"nome": "name"}, "synced_at_column": "nome"}'),
     ('{"fields": ["name"], "source_column": "name"}'),
-    ('{"filed_mappings": {}}')) v(o),
+    ('{"filed_mappings": {}}'),
+    ('{"filter": []}'),
+    ('{"filter": {}}'),
+    ('{"filter": {"no_such_column": 1}}'),
+    ('{"filter": {"age": "forty"}}'),
+    ('{"filter": {"age": [40, "x"]}}'),
+    ('{"filter": {"age": []}}'),
+    ('{"filter": {"etapa": {"in": ["A"]}}}'),
+    ('{"filter": {"data_agendamento": "2026-02-30"}}'),
+    ('{"filter": {"ficha_confirmada": "perhaps"}}')) v(o),
     LATERAL expect_error(format('SELECT gs_export_create(%L, NULL, %L)', '2026-01-31', o)) e;
 -- (expect_error rolls back whatever a statement did: nothing to count)
 
@@ -63,7 +72,8 @@ SELECT c.* FROM (VALUES (1, '{}'),
                         (2, '{"fields": ["name", "etapa"]}'),
                         (3, '{"field_mappings": {"nome": "name", "id": "id"}, "target_table": "leads"}'),
                         (4, '{"synced_at_column": null, "source_column": "origem", "source_value": "batch_export"}'),
-                        (5, '{"batch_size": 1.000, "delay_ms": 0e5}')) v(n, o),
+                        (5, '{"batch_size": 1.000, "delay_ms": 0e5}'),
+                        (6, '{"filter": {"etapa": ["A", null], "age": 40, "ficha_confirmada": true}}')) v(n, o),
        LATERAL pg_temp.created_with(o::jsonb) c
  ORDER BY n;
 -- fields of the default mapping, frozen on the job: every fichas column

@@ -373,6 +373,32 @@ END;
 $$;
 
 /*
+ * Which leads a job reads besides its days: the option "filter" as
+ * (column, its type, its values as a text[] literal), every column ANDed,
+ * and "changed_since" ('-infinity' when not given).
+ */
+CREATE FUNCTION @extschema@._gs_job_filter(p_options jsonb,
+    OUT filter_columns text[], OUT filter_types text[], OUT filter_values text[],
+    OUT changed_since timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- a column gone from leads since has a NULL type: the worker stops
+    SELECT pg_catalog.array_agg(f.key ORDER BY f.key) FILTER (WHERE f.key IS NOT NULL),
+           pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY f.key)
+               FILTER (WHERE f.key IS NOT NULL),
+           pg_catalog.array_agg(@extschema@._gs_export_filter_values(f.value)::text ORDER BY f.key)
+               FILTER (WHERE f.key IS NOT NULL),
+           COALESCE((p_options ->> 'changed_since')::timestamptz, '-infinity')
+      FROM (SELECT 1) one
+      LEFT JOIN pg_catalog.jsonb_each(CASE WHEN pg_catalog.jsonb_typeof(p_options -> 'filter') = 'object'
+                                           THEN p_options -> 'filter' END) f ON true
+      LEFT JOIN pg_catalog.pg_attribute a
+             ON a.attrelid = pg_catalog.to_regclass('@extschema@.leads') AND a.attname = f.key
+            AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+
+/*
  * Claim a job for the calling worker.  The claim is a session advisory lock
  * on the job id: a second worker for the same job, however it came to be
  * started, gets outcome 'busy' and goes away.  Outcomes: 'run' (the job is
@@ -389,7 +415,9 @@ CREATE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT ignored_fields text[], OUT project_url text, OUT api_key text,
     OUT target_table text, OUT remote_columns text[], OUT lead_columns text[],
     OUT synced_at_column text, OUT source_column text, OUT source_value text,
-    OUT count_from timestamptz, OUT count_to timestamptz)
+    OUT count_from timestamptz, OUT count_to timestamptz,
+    OUT filter_columns text[], OUT filter_types text[], OUT filter_values text[],
+    OUT changed_since timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -450,6 +478,9 @@ BEGIN
       INTO target_table, remote_columns, lead_columns,
            synced_at_column, source_column, source_value
       FROM @extschema@._gs_job_mapping(COALESCE(j.effective_options, j.options)) m;
+    SELECT f.filter_columns, f.filter_types, f.filter_values, f.changed_since
+      INTO filter_columns, filter_types, filter_values, changed_since
+      FROM @extschema@._gs_job_filter(COALESCE(j.effective_options, j.options)) f;
 
     /* The first claim (of a 1.0 job too) sets the walk's first window. */
     j.changes_since := COALESCE(j.changes_since, @extschema@._gs_changes_horizon());
@@ -725,6 +756,72 @@ $$;
 /* ---- 4. The SQL API's internal functions -------------------------------- */
 
 /*
+ * Check the option "filter": an object {leads column: value, or array of
+ * values}, each value a JSON scalar that reads as the column's type (null
+ * matches NULL).  22023 naming the bad key.  The values are data: the
+ * worker binds them as a parameter, cast to the column's type.
+ */
+CREATE FUNCTION @extschema@._gs_export_check_filter(p_filter jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    v jsonb;
+    coltype text;
+BEGIN
+    IF pg_catalog.jsonb_typeof(p_filter) <> 'object' OR p_filter = '{}' THEN
+        RAISE EXCEPTION 'option "filter" must be a non-empty object of leads column: value or array of values'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'For example: ''{"filter": {"etapa": ["Agendado", "Confirmado"], "commercial_project_id": "…"}}''.';
+    END IF;
+    FOR k, v IN SELECT * FROM pg_catalog.jsonb_each(p_filter) LOOP
+        SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) INTO coltype
+          FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = pg_catalog.to_regclass('@extschema@.leads')
+           AND a.attname = k AND a.attnum > 0 AND NOT a.attisdropped;
+        IF coltype IS NULL THEN
+            RAISE EXCEPTION 'option "filter": "%" is not a column of leads', k
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Filter on columns of the table leads.';
+        END IF;
+        IF (pg_catalog.jsonb_typeof(v) = 'array' AND (pg_catalog.jsonb_array_length(v) = 0
+              OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(v) e
+                          WHERE pg_catalog.jsonb_typeof(e) IN ('array', 'object'))))
+           OR pg_catalog.jsonb_typeof(v) = 'object' THEN
+            RAISE EXCEPTION 'option "filter": the value of "%" must be a value or a non-empty array of values', k
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        BEGIN
+            -- the type's name comes from the catalog, the values are bound
+            EXECUTE pg_catalog.format('SELECT $1::text[]::%s[]', coltype)
+              USING @extschema@._gs_export_filter_values(v);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'option "filter": % is not a value of "%" (%)', v, k, coltype
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = pg_catalog.format('Values are compared in the column''s own type, %s.', coltype);
+        END;
+    END LOOP;
+END;
+$$;
+
+/*
+ * A filter's value (a scalar or an array of them) as text[]: strings as
+ * they are, numbers and booleans as JSON writes them, null as NULL.
+ */
+CREATE FUNCTION @extschema@._gs_export_filter_values(p_value jsonb)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.array_agg(e #>> '{}' ORDER BY n)
+      FROM pg_catalog.jsonb_array_elements(CASE WHEN pg_catalog.jsonb_typeof(p_value) = 'array'
+                                                THEN p_value ELSE pg_catalog.jsonb_build_array(p_value) END)
+           WITH ORDINALITY AS x(e, n)
+$$;
+
+/*
  * Check an options object (a job's, or the config's default_options): every
  * key known, every value of the right type and range.  22023 naming the bad
  * key, 22004 for a NULL object.  p_what says whose options they are.
@@ -786,6 +883,8 @@ BEGIN
                     USING ERRCODE = 'invalid_parameter_value',
                           HINT = 'Use an IANA name from pg_timezone_names, such as "America/Sao_Paulo" or "UTC".';
             END IF;
+        ELSIF k = 'filter' THEN
+            PERFORM @extschema@._gs_export_check_filter(v);
         ELSIF k = 'target_table' THEN
             IF pg_catalog.jsonb_typeof(v) <> 'string' OR (v #>> '{}') !~ ident THEN
                 RAISE EXCEPTION 'option "target_table" must be a plain table name: %', v
@@ -862,7 +961,7 @@ BEGIN
         ELSE
             RAISE EXCEPTION 'unknown option "%"', k
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Known options are batch_size, delay_ms, time_zone, target_table, fields, field_mappings, synced_at_column, source_column, source_value and changed_since.';
+                      HINT = 'Known options are batch_size, delay_ms, time_zone, target_table, fields, field_mappings, synced_at_column, source_column, source_value, filter and changed_since.';
         END IF;
     END LOOP;
 
@@ -1186,6 +1285,305 @@ BEGIN
     END;
 END;
 $$;
+
+/*
+ * Reset, delete and status (1.1).  Each follows the visibility rule of
+ * pause and resume (_gs_export_lock_job): the job's owner, admins, the
+ * app's admins and superusers; anyone else gets 42704, exactly as for a
+ * job that does not exist.
+ */
+
+/*
+ * Internal: the job, if the caller may see it; else 42704, in the words of
+ * _gs_export_lock_job (42501 for a caller outside gs_export, 22004 for a
+ * NULL id, as there).  The row is not locked: status must not wait for a
+ * worker that is recording a batch into it, and reset and delete look
+ * first, before they wait for the job's worker to be gone (a lock on the
+ * row would make that worker wait for them in turn).
+ */
+CREATE FUNCTION @extschema@._gs_export_see_job(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid)
+RETURNS @extschema@.gestao_scouter_export_jobs
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job @extschema@.gestao_scouter_export_jobs;
+BEGIN
+    PERFORM @extschema@._gs_export_check_caller(p_caller);
+    IF p_job_id IS NULL THEN
+        RAISE EXCEPTION 'job_id must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO job FROM @extschema@.gestao_scouter_export_jobs j WHERE j.id = p_job_id;
+    IF NOT FOUND OR NOT @extschema@.gs_export_job_visible_to(p_caller, p_uid, p_app_admin, job.owner_role, job.created_by) THEN
+        RAISE EXCEPTION 'export job % does not exist', p_job_id
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'List your jobs with: SELECT id, status FROM gestao_scouter_export_jobs ORDER BY created_at DESC;';
+    END IF;
+    RETURN job;
+END;
+$$;
+
+/*
+ * Internal: 55000 unless the job is paused, failed or completed.  A pending
+ * or running job has a worker, or is about to get one: it is paused first.
+ * p_done says what would be done to it ("reset", "deleted").
+ */
+CREATE FUNCTION @extschema@._gs_export_check_stopped(p_job_id uuid, p_status text, p_done text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_status NOT IN ('paused', 'failed', 'completed') THEN
+        RAISE EXCEPTION 'export job % cannot be %: it is %', p_job_id, p_done, p_status
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = pg_catalog.format('Pause it first with gs_export_pause(); a paused, failed or completed job can be %s.',
+                                           p_done);
+    END IF;
+END;
+$$;
+
+/*
+ * Internal: make sure that no worker is still at the job.  A pause stops a
+ * worker at the next batch boundary, not at once: a batch that was at the
+ * remote is recorded into the job (counters, position, events, errors)
+ * before the worker goes away.  Its worker holds a session advisory lock on
+ * the job from its claim (_gs_job_claim) until it exits; this takes the
+ * same lock for the transaction, so that reset and delete never change a
+ * job under a worker still recording into it, and no worker can claim it
+ * again before they commit.
+ *
+ * It waits five seconds at the most, then 55000: try again.  It tries
+ * rather than queues for the lock.  A queued wait could close a circle with
+ * the worker when the calling transaction already holds the job's row (a
+ * pause and then a reset, in one transaction): the worker's record would
+ * wait for the row, the deadlock detector would cancel one of the two, and
+ * a worker whose record fails fails its job.  Trying never waits in the
+ * lock manager: at worst the worker waits for the caller's transaction to
+ * end.
+ */
+CREATE FUNCTION @extschema@._gs_export_wait_for_worker(p_job_id uuid, p_done text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    deadline constant timestamptz := pg_catalog.clock_timestamp() + interval '5 seconds';
+BEGIN
+    WHILE NOT pg_catalog.pg_try_advisory_xact_lock(1735617912, pg_catalog.hashtext(p_job_id::text)) LOOP
+        IF pg_catalog.clock_timestamp() >= deadline THEN
+            RAISE EXCEPTION 'export job % cannot be % yet: its worker is still finishing a batch', p_job_id, p_done
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'A batch that was at the remote when the job stopped is recorded before its worker stops.',
+                      HINT = 'The job''s worker is still finishing its last batch: try again in a few seconds.';
+        END IF;
+        PERFORM pg_catalog.pg_sleep(0.05);
+    END LOOP;
+END;
+$$;
+
+/*
+ * gs_export_reset's internal function: a paused, failed or completed job
+ * becomes pending and starts again from its start_date, as if new but for
+ * its id, owner, options (the same fields go to the same table) and
+ * created_at.  Its error rows go; its sync_events stay, the history of
+ * what was sent.  It becomes active, so the one active job rule holds as
+ * for create and resume.
+ */
+CREATE FUNCTION @extschema@._gs_export_reset(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job @extschema@.gestao_scouter_export_jobs;
+    violated text;
+BEGIN
+    job := @extschema@._gs_export_see_job(p_caller, p_uid, p_app_admin, p_job_id);
+    PERFORM @extschema@._gs_export_check_stopped(p_job_id, job.status, 'reset');
+    PERFORM @extschema@._gs_export_wait_for_worker(p_job_id, 'reset');
+
+    LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;
+    job := @extschema@._gs_export_lock_job(p_caller, p_uid, p_app_admin, p_job_id);
+    PERFORM @extschema@._gs_export_check_stopped(p_job_id, job.status, 'reset');
+    PERFORM @extschema@._gs_export_check_no_active(p_job_id);
+    PERFORM @extschema@._gs_export_check_config();
+    BEGIN
+        UPDATE @extschema@.gestao_scouter_export_jobs
+           SET status = 'pending',
+               total_leads = 0, exported_leads = 0, error_leads = 0,
+               processing_date = NULL, last_completed_date = NULL,
+               pause_reason = NULL, paused_at = NULL, ignored_fields = '{}',
+               started_at = NULL, completed_at = NULL,
+               leads_in_range = NULL, recent_leads_per_second = NULL,
+               cursor_updated_at = NULL, cursor_id = NULL, changes_since = NULL,
+               catchup_pass = 0, catchup_lower = NULL,
+               pass_kind = 'range', pass_lower = NULL, pass_upper = NULL,
+               updated_at = pg_catalog.now()
+         WHERE id = p_job_id;
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS violated = CONSTRAINT_NAME;
+        PERFORM @extschema@._gs_export_active_conflict(violated, p_job_id);
+        RAISE;
+    END;
+    DELETE FROM @extschema@.gestao_scouter_export_errors WHERE job_id = p_job_id;
+END;
+$$;
+
+/*
+ * gs_export_delete's internal function: a paused, failed or completed job
+ * and its error rows are deleted (explicitly: TabuladorMax's errors table
+ * may predate the extension without ON DELETE CASCADE); its sync_events
+ * stay.  Once it is gone it stands in no new job's way.
+ */
+CREATE FUNCTION @extschema@._gs_export_delete(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job @extschema@.gestao_scouter_export_jobs;
+BEGIN
+    job := @extschema@._gs_export_see_job(p_caller, p_uid, p_app_admin, p_job_id);
+    PERFORM @extschema@._gs_export_check_stopped(p_job_id, job.status, 'deleted');
+    PERFORM @extschema@._gs_export_wait_for_worker(p_job_id, 'deleted');
+
+    job := @extschema@._gs_export_lock_job(p_caller, p_uid, p_app_admin, p_job_id);
+    PERFORM @extschema@._gs_export_check_stopped(p_job_id, job.status, 'deleted');
+    DELETE FROM @extschema@.gestao_scouter_export_errors WHERE job_id = p_job_id;
+    DELETE FROM @extschema@.gestao_scouter_export_jobs WHERE id = p_job_id;
+END;
+$$;
+
+/*
+ * gs_export_status's internal function: the job's progress, for a UI.
+ * With p_job_id NULL, the most recent job the caller may see.  Its columns
+ * are gs_export_status's, type for type (api.c checks).
+ *
+ *   percent           total_leads over leads_in_range, in percent, rounded
+ *                     to 0.1 and capped at 100; 100 once completed; 0
+ *                     while leads_in_range is unknown (the job has not
+ *                     started) or zero with nothing processed
+ *   leads_per_second  running: the recent rate (recent_leads_per_second)
+ *                     when the worker has one, else the average; otherwise
+ *                     the average, total_leads over the time from
+ *                     started_at to completed_at (completed), paused_at
+ *                     (paused) or the last change (updated_at); NULL for a
+ *                     job that never started
+ *   eta               running, with a rate and leads_in_range known: the
+ *                     leads left at that rate, to the second, never
+ *                     negative; NULL otherwise
+ *
+ * The row is read without a lock, in the caller's snapshot.
+ */
+CREATE FUNCTION @extschema@._gs_export_status(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid,
+    OUT job_id uuid, OUT status text, OUT start_date date, OUT end_date date,
+    OUT processing_date date, OUT last_completed_date date, OUT leads_in_range bigint,
+    OUT total_leads bigint, OUT exported_leads bigint, OUT error_leads bigint,
+    OUT percent numeric, OUT leads_per_second numeric, OUT eta interval,
+    OUT pause_reason text, OUT ignored_fields text[], OUT created_at timestamptz,
+    OUT started_at timestamptz, OUT completed_at timestamptz)
+RETURNS record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j @extschema@.gestao_scouter_export_jobs;
+    stopped_at timestamptz;
+    seconds numeric;
+    rate numeric;
+BEGIN
+    IF p_job_id IS NULL THEN
+        PERFORM @extschema@._gs_export_check_caller(p_caller);
+        SELECT * INTO j
+          FROM @extschema@.gestao_scouter_export_jobs t
+         WHERE @extschema@.gs_export_job_visible_to(p_caller, p_uid, p_app_admin, t.owner_role, t.created_by)
+         ORDER BY t.created_at DESC NULLS LAST, t.id DESC
+         LIMIT 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'there is no export job'
+                USING ERRCODE = 'undefined_object',
+                      DETAIL = 'No export job that you may see exists.',
+                      HINT = 'Start one with gs_export_create().';
+        END IF;
+    ELSE
+        j := @extschema@._gs_export_see_job(p_caller, p_uid, p_app_admin, p_job_id);
+    END IF;
+
+    job_id := j.id;
+    status := j.status;
+    start_date := j.start_date;
+    end_date := j.end_date;
+    processing_date := j.processing_date;
+    last_completed_date := j.last_completed_date;
+    leads_in_range := j.leads_in_range;
+    total_leads := j.total_leads;
+    exported_leads := j.exported_leads;
+    error_leads := j.error_leads;
+    pause_reason := j.pause_reason;
+    ignored_fields := j.ignored_fields;
+    created_at := j.created_at;
+    started_at := j.started_at;
+    completed_at := j.completed_at;
+
+    percent := CASE
+        WHEN j.status = 'completed' THEN 100.0
+        WHEN j.leads_in_range IS NULL THEN 0.0
+        WHEN j.leads_in_range <= 0 THEN CASE WHEN j.total_leads > 0 THEN 100.0 ELSE 0.0 END
+        ELSE LEAST(100.0, pg_catalog.round(100.0 * j.total_leads / j.leads_in_range, 1))
+    END;
+
+    IF j.started_at IS NOT NULL THEN
+        stopped_at := CASE j.status
+                          WHEN 'completed' THEN COALESCE(j.completed_at, j.updated_at)
+                          WHEN 'paused' THEN COALESCE(j.paused_at, j.updated_at)
+                          ELSE j.updated_at
+                      END;
+        seconds := EXTRACT(epoch FROM stopped_at - j.started_at);
+        IF seconds > 0 THEN
+            rate := j.total_leads / seconds;
+        END IF;
+        IF j.status = 'running' AND j.recent_leads_per_second IS NOT NULL THEN
+            rate := j.recent_leads_per_second;
+        END IF;
+    END IF;
+    leads_per_second := pg_catalog.round(rate, 2);
+
+    IF j.status = 'running' AND rate > 0 AND j.leads_in_range IS NOT NULL THEN
+        eta := pg_catalog.make_interval(secs => pg_catalog.round(
+                   GREATEST(j.leads_in_range - j.total_leads, 0) / rate)::double precision);
+    END IF;
+END;
+$$;
+
+/*
+ * The 1.1 API: C functions like gs_export_pause and gs_export_resume (see
+ * api.c).  EXECUTE in section 6.
+ */
+CREATE FUNCTION @extschema@.gs_export_reset(job_id uuid)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gs_export_reset'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.gs_export_delete(job_id uuid)
+RETURNS void
+AS 'MODULE_PATHNAME', 'gs_export_delete'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION @extschema@.gs_export_status(job_id uuid DEFAULT NULL,
+    OUT job_id uuid, OUT status text, OUT start_date date, OUT end_date date,
+    OUT processing_date date, OUT last_completed_date date, OUT leads_in_range bigint,
+    OUT total_leads bigint, OUT exported_leads bigint, OUT error_leads bigint,
+    OUT percent numeric, OUT leads_per_second numeric, OUT eta interval,
+    OUT pause_reason text, OUT ignored_fields text[], OUT created_at timestamptz,
+    OUT started_at timestamptz, OUT completed_at timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'gs_export_status'
+LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp;
 
 /*
  * Incremental export (1.1): gs_export_sync.
@@ -1730,7 +2128,9 @@ BEGIN
                               CASE WHEN admin THEN 'gs_export_admin' ELSE 'gs_export_user' END, grantee);
     EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %s TO %s', '@extschema@', grantee);
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.gs_export_create(date, date, jsonb),'
-                              ' @extschema@.gs_export_pause(uuid, text), @extschema@.gs_export_resume(uuid)'
+                              ' @extschema@.gs_export_pause(uuid, text), @extschema@.gs_export_resume(uuid),'
+                              ' @extschema@.gs_export_reset(uuid), @extschema@.gs_export_delete(uuid),'
+                              ' @extschema@.gs_export_status(uuid)'
                               ' TO %s', grantee);
     EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.gestao_scouter_export_jobs,'
                               ' @extschema@.gestao_scouter_export_errors TO %s', grantee);
@@ -1776,6 +2176,63 @@ $privileges_app_admins$;
 -- called as any role, by _gs_export_whoami and by row level security
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_app_user() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_config_admin() TO PUBLIC;
+
+/*
+ * gs_export_reset, gs_export_delete and gs_export_status: EXECUTE for
+ * gs_export_user and gs_export_admin only, as for the 1.0 API (revoked
+ * first from whoever else got it: PUBLIC by default, anon, authenticated
+ * and service_role by Supabase's default privileges).  Their internal
+ * functions are closed by $privileges$ above.
+ */
+DO $privileges_reset_delete_status$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT p.oid::pg_catalog.regprocedure::text AS fn,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
+          FROM pg_catalog.pg_proc p,
+               pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+         WHERE a.grantee <> p.proowner
+           AND p.oid IN ('@extschema@.gs_export_reset(uuid)'::pg_catalog.regprocedure,
+                         '@extschema@.gs_export_delete(uuid)'::pg_catalog.regprocedure,
+                         '@extschema@.gs_export_status(uuid)'::pg_catalog.regprocedure)
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', r.fn, r.grantee);
+    END LOOP;
+END
+$privileges_reset_delete_status$;
+
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_reset(uuid) TO gs_export_user, gs_export_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_delete(uuid) TO gs_export_user, gs_export_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_status(uuid) TO gs_export_user, gs_export_admin;
+
+/*
+ * On an upgrade, the roles that gs_export_grant_access served under 1.0
+ * (those holding EXECUTE on gs_export_resume themselves, such as Supabase's
+ * authenticated, which inherits nothing from gs_export_user) get the new
+ * functions as well: what they could do, they still can.  A fresh install
+ * has none.
+ */
+DO $grant_access_upgrade$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT a.grantee::pg_catalog.regrole::text AS grantee
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid = '@extschema@.gs_export_resume(uuid)'::pg_catalog.regprocedure
+           AND a.privilege_type = 'EXECUTE'
+           AND a.grantee <> 0
+           AND a.grantee <> p.proowner
+           AND a.grantee NOT IN ('gs_export_user'::pg_catalog.regrole, 'gs_export_admin'::pg_catalog.regrole)
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.gs_export_reset(uuid),'
+                                  ' @extschema@.gs_export_delete(uuid), @extschema@.gs_export_status(uuid)'
+                                  ' TO %s', r.grantee);
+    END LOOP;
+END
+$grant_access_upgrade$;
 
 /*
  * gs_export_sync: EXECUTE for gs_export_user and gs_export_admin only, as

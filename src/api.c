@@ -7,6 +7,8 @@
  *	  search_path, and wakes the launcher when the transaction commits.
  *	  And _gs_export_latest_active_job, which those internal functions use
  *	  to name the active job as the latest committed state has it.
+ *	  Version 1.1 adds gs_export_reset, gs_export_delete and
+ *	  gs_export_status, the same way.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,6 +25,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
+#include "utils/typcache.h"
 #include "utils/uuid.h"
 
 #include "gs_export.h"
@@ -31,6 +34,9 @@ PG_FUNCTION_INFO_V1(gs_export_create);
 PG_FUNCTION_INFO_V1(gs_export_pause);
 PG_FUNCTION_INFO_V1(gs_export_resume);
 PG_FUNCTION_INFO_V1(gs_export_latest_active_job);
+PG_FUNCTION_INFO_V1(gs_export_reset);
+PG_FUNCTION_INFO_V1(gs_export_delete);
+PG_FUNCTION_INFO_V1(gs_export_status);
 
 static bool wake_on_commit = false;
 static bool xact_callback_registered = false;
@@ -233,6 +239,108 @@ gs_export_resume(PG_FUNCTION_ARGS)
 	values[0] = nulls[0] ? (Datum) 0 : PG_GETARG_DATUM(0);
 	(void) call_internal("_gs_export_resume", 1, types, values, nulls, &isnull);
 	PG_RETURN_VOID();
+}
+
+/*
+ * gs_export_reset(job_id uuid)
+ */
+Datum
+gs_export_reset(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {UUIDOID};
+	Datum		values[1];
+	bool		nulls[1];
+	bool		isnull;
+
+	nulls[0] = PG_ARGISNULL(0);
+	values[0] = nulls[0] ? (Datum) 0 : PG_GETARG_DATUM(0);
+	(void) call_internal("_gs_export_reset", 1, types, values, nulls, &isnull);
+	PG_RETURN_VOID();
+}
+
+/*
+ * gs_export_delete(job_id uuid)
+ */
+Datum
+gs_export_delete(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {UUIDOID};
+	Datum		values[1];
+	bool		nulls[1];
+	bool		isnull;
+
+	nulls[0] = PG_ARGISNULL(0);
+	values[0] = nulls[0] ? (Datum) 0 : PG_GETARG_DATUM(0);
+	(void) call_internal("_gs_export_delete", 1, types, values, nulls, &isnull);
+	PG_RETURN_VOID();
+}
+
+/*
+ * gs_export_status(job_id uuid, OUT job_id uuid, OUT status text, ...)
+ *
+ * One row: the internal function's, whose columns are this function's
+ * OUT parameters, type for type.  Its row comes back as an anonymous
+ * record; it is checked against this function's row type and formed again
+ * with it.
+ *
+ * A status changes no job, so the launcher has nothing to look at: the
+ * wake that call_internal arranges is undone, and one that an earlier call
+ * of this transaction arranged (a pause, say) is kept.
+ */
+Datum
+gs_export_status(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {UUIDOID};
+	Datum		args[1];
+	bool		argnulls[1];
+	bool		wake_was_due = wake_on_commit;
+	bool		isnull;
+	Datum		result;
+	TupleDesc	tupdesc;
+	TupleDesc	rowdesc;
+	HeapTupleHeader row;
+	HeapTupleData tuple;
+	Datum	   *values;
+	bool	   *nulls;
+	int			i;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "gs_export: gs_export_status must return a row");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	argnulls[0] = PG_ARGISNULL(0);
+	args[0] = argnulls[0] ? (Datum) 0 : PG_GETARG_DATUM(0);
+	result = call_internal("_gs_export_status", 1, types, args, argnulls, &isnull);
+	wake_on_commit = wake_was_due;
+	if (isnull)
+		elog(ERROR, "gs_export: _gs_export_status returned no row");
+
+	row = DatumGetHeapTupleHeader(result);
+	rowdesc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(row),
+									 HeapTupleHeaderGetTypMod(row));
+	if (rowdesc->natts != tupdesc->natts)
+		elog(ERROR, "gs_export: _gs_export_status returned %d columns, gs_export_status has %d",
+			 rowdesc->natts, tupdesc->natts);
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute from = TupleDescAttr(rowdesc, i);
+		Form_pg_attribute to = TupleDescAttr(tupdesc, i);
+
+		if (from->attisdropped || to->attisdropped || from->atttypid != to->atttypid)
+			elog(ERROR, "gs_export: column %d of _gs_export_status does not match gs_export_status",
+				 i + 1);
+	}
+
+	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = row;
+	values = palloc(sizeof(Datum) * tupdesc->natts);
+	nulls = palloc(sizeof(bool) * tupdesc->natts);
+	heap_deform_tuple(&tuple, rowdesc, values, nulls);
+	ReleaseTupleDesc(rowdesc);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 /*

@@ -145,6 +145,11 @@ typedef struct GsJob
 	char	   *synced_at_column;	/* gets the time of export, or NULL */
 	char	   *source_column;	/* gets source_value, or NULL */
 	char	   *source_value;
+	/* which leads besides the days: columns ANDed, each = one of values */
+	List	   *filter_columns;
+	List	   *filter_types;	/* each column's type, as format_type says */
+	List	   *filter_values;	/* each a text[] literal; NULL matches NULL */
+	TimestampTz changed_since;	/* -infinity: no bound */
 	/* leads_in_range is to be counted, over [count_from, count_to) */
 	bool		count_range;
 	TimestampTz count_from;

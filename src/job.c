@@ -123,12 +123,19 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	job->synced_at_column = gs_rows_text(rows, 0, "synced_at_column");
 	job->source_column = gs_rows_text(rows, 0, "source_column");
 	job->source_value = gs_rows_text(rows, 0, "source_value");
+	job->filter_columns = text_list(rows, "filter_columns");
+	job->filter_types = text_list(rows, "filter_types");
+	job->filter_values = text_list(rows, "filter_values");
+	job->changed_since = DatumGetTimestampTz(gs_rows_value(rows, 0, "changed_since", &isnull));
+	if (list_length(job->filter_types) != list_length(job->filter_columns))
+		reason = pstrdup("a column of the job's filter is no longer a column of leads");
 	job->count_from = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_from", &isnull));
 	job->count_range = !isnull;
 	job->count_to = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_to", &isnull));
 
 	/* The URL is checked as libcurl will read it. */
-	reason = gs_remote_check_url(job->project_url);
+	if (reason == NULL)
+		reason = gs_remote_check_url(job->project_url);
 	if (reason != NULL)
 	{
 		Datum		stop_args[3];

@@ -45,6 +45,9 @@ struct GsSource
 	int			att_updated_at; /* the key and the day, by name */
 	int			att_id;
 	int			att_day;
+	int			nextra;			/* parameters after the query's own */
+	Oid		   *extra_types;
+	Datum	   *extra_values;
 };
 
 /*
@@ -102,6 +105,32 @@ prepare_kept(const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
+ * The conditions of the job's filter and changed_since, for a query whose
+ * own parameters end at $first - 1: changed_since is $first, each filter's
+ * values (a text[] literal, cast to the column's type) one more.  Values
+ * are parameters, never SQL; the types come from the catalog.
+ */
+static void
+append_filter(StringInfo sql, GsJob *job, int first)
+{
+	ListCell   *lc;
+	ListCell   *lt;
+	int			n = first + 1;
+
+	appendStringInfo(sql, " AND l.updated_at >= $%d", first);
+	forboth(lc, job->filter_columns, lt, job->filter_types)
+	{
+		const char *col = quote_identifier(lfirst(lc));
+
+		appendStringInfo(sql,
+						 " AND (l.%s = ANY ($%d::pg_catalog.text::pg_catalog.text[]::%s[])"
+						 "      OR (l.%s IS NULL AND pg_catalog.array_position($%d::pg_catalog.text::pg_catalog.text[], NULL) IS NOT NULL))",
+						 col, n, (char *) lfirst(lt), col, n);
+		n++;
+	}
+}
+
+/*
  * Find the lead columns to send and prepare the batch query.  NULL when
  * the extension is gone (or not at this library's version).
  */
@@ -116,7 +145,9 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 	ListCell   *lr;
 	ListCell   *ll;
 	const char *qualified;
-	Oid			argtypes[5] = {TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID, TEXTOID, INT4OID};
+	Oid		   *argtypes;
+	ListCell   *lv;
+	int			i;
 	Oid			snapshot_types[1] = {INT8ARRAYOID};
 
 	if (gs_xact_begin("gs_export: preparing the leads query", true, &leads) != GS_STORE_READY)
@@ -130,6 +161,18 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 	oldcxt = MemoryContextSwitchTo(cxt);
 	src = palloc0(sizeof(GsSource));
 	src->job = job;
+	/* changed_since, then each filter's values */
+	src->nextra = 1 + list_length(job->filter_values);
+	src->extra_types = palloc(sizeof(Oid) * src->nextra);
+	src->extra_values = palloc(sizeof(Datum) * src->nextra);
+	src->extra_types[0] = TIMESTAMPTZOID;
+	src->extra_values[0] = TimestampTzGetDatum(job->changed_since);
+	i = 1;
+	foreach(lv, job->filter_values)
+	{
+		src->extra_types[i] = TEXTOID;
+		src->extra_values[i++] = CStringGetTextDatum(lfirst(lv));
+	}
 	src->shape_cxt = AllocSetContextCreate(cxt, "gs_export payload shape",
 										   ALLOCSET_SMALL_SIZES);
 	MemoryContextSwitchTo(oldcxt);
@@ -171,11 +214,18 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 					 "       (l.updated_at AT TIME ZONE $4)::pg_catalog.date AS gs_export_day"
 					 "  FROM %s l"
 					 " WHERE (l.updated_at, l.id) < ($1, $2) AND l.updated_at >= $3"
-					 "   AND l.updated_at > '-infinity'::pg_catalog.timestamptz"
-					 " ORDER BY l.updated_at DESC, l.id DESC"
-					 " LIMIT $5",
+					 "   AND l.updated_at > '-infinity'::pg_catalog.timestamptz",
 					 list.data, qualified);
-	src->plan = prepare_kept(sql.data, 5, argtypes);
+	append_filter(&sql, job, 6);
+	appendStringInfoString(&sql, " ORDER BY l.updated_at DESC, l.id DESC LIMIT $5");
+	argtypes = palloc(sizeof(Oid) * (5 + src->nextra));
+	argtypes[0] = TIMESTAMPTZOID;
+	argtypes[1] = INT8OID;
+	argtypes[2] = TIMESTAMPTZOID;
+	argtypes[3] = TEXTOID;
+	argtypes[4] = INT4OID;
+	memcpy(argtypes + 5, src->extra_types, sizeof(Oid) * src->nextra);
+	src->plan = prepare_kept(sql.data, 5 + src->nextra, argtypes);
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql,
@@ -202,8 +252,8 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 	 */
 	if (job->count_range)
 	{
-		Oid			count_types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
-		Datum		count_values[2];
+		Oid		   *count_types = palloc(sizeof(Oid) * (2 + src->nextra));
+		Datum	   *count_values = palloc(sizeof(Datum) * (2 + src->nextra));
 		Datum		args[2];
 		AsOwner		as;
 		bool		isnull;
@@ -215,10 +265,16 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 						 " WHERE l.updated_at >= $1 AND l.updated_at < $2"
 						 "   AND l.updated_at > '-infinity'::pg_catalog.timestamptz",
 						 qualified);
+		append_filter(&sql, job, 3);
+		count_types[0] = TIMESTAMPTZOID;
+		count_types[1] = TIMESTAMPTZOID;
 		count_values[0] = TimestampTzGetDatum(job->count_from);
 		count_values[1] = TimestampTzGetDatum(job->count_to);
+		memcpy(count_types + 2, src->extra_types, sizeof(Oid) * src->nextra);
+		memcpy(count_values + 2, src->extra_values, sizeof(Datum) * src->nextra);
 		as_owner_begin(job, &as);
-		if (SPI_execute_with_args(sql.data, 2, count_types, count_values, NULL, true, 1) != SPI_OK_SELECT)
+		if (SPI_execute_with_args(sql.data, 2 + src->nextra, count_types, count_values,
+								  NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not count the leads of the range");
 		as_owner_end(&as);
 		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -283,7 +339,7 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt,
 {
 	GsJob	   *job = src->job;
 	GsBatch    *batch;
-	Datum		values[5];
+	Datum	   *values = palloc(sizeof(Datum) * (5 + src->nextra));
 	Oid			leads;
 	AsOwner		as;
 	Portal		portal;
@@ -306,6 +362,7 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt,
 	values[2] = TimestampTzGetDatum(job->pass_lower);
 	values[3] = CStringGetTextDatum(job->time_zone);
 	values[4] = Int32GetDatum(job->batch_size);
+	memcpy(values + 5, src->extra_values, sizeof(Datum) * src->nextra);
 
 	oldcxt = MemoryContextSwitchTo(batch_cxt);
 	batch = palloc0(sizeof(GsBatch));
@@ -321,6 +378,19 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	as_owner_begin(job, &as);
+
+	/*
+	 * The keyset walk on (updated_at, id) stays the access path whatever
+	 * the filter: a scan of the whole table and a sort for each batch would
+	 * read every lead once per batch.  (Only for this read: as_owner_end
+	 * restores the settings.)
+	 */
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	portal = SPI_cursor_open(NULL, src->plan, values, NULL, true);
 	while (!full)
 	{
