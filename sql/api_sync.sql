@@ -126,6 +126,18 @@ UPDATE gestao_scouter_export_jobs SET status = 'failed' WHERE id = :'s8';
 SELECT count(*) AS marks FROM gs_export_sync_marks;
 ROLLBACK;
 
+-- The config's default changed_since is the first sync's (no mark yet),
+-- not the next's: the mark wins.
+BEGIN;
+UPDATE gestao_scouter_config SET default_options = '{"changed_since": "2021-06-01T00:00:00Z"}';
+SELECT gs_export_sync() AS c1 \gset
+SELECT options, changed_since FROM sync_job WHERE id = :'c1';
+UPDATE gestao_scouter_export_jobs SET status = 'completed' WHERE id = :'c1';
+SELECT gs_export_sync() AS c2 \gset
+SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz FROM gestao_scouter_export_jobs WHERE id = :'c2')
+     = (SELECT synced_through FROM gestao_scouter_export_jobs WHERE id = :'c1') AS mark_over_config;
+ROLLBACK;
+
 --
 -- Who may call it: as gs_export_create.  The job is the caller's, with a
 -- mark of its own; grant_access grants it.

@@ -1597,7 +1597,8 @@ SET search_path = pg_catalog, pg_temp;
  *               "changed since the mark" is all that selects;
  *   changed_since  the mark (an ISO 8601 string with its offset), or,
  *               when the caller gives an earlier one, that: a caller may
- *               ask for more, never for less;
+ *               ask for more, never for less.  The first time, what the
+ *               caller or else the config's default_options give, if any;
  *   is_sync, synced_through  the job is a sync, and the next sync starts
  *               from _gs_changes_horizon() as it was when this one was
  *               created (now, or the start of the oldest transaction then
@@ -1651,12 +1652,11 @@ DECLARE
      * The walk starts there, and with no lead that late, costs nothing.
      */
     last_day constant date := date '294276-12-29';
-    resolved jsonb;
+    job @extschema@.gestao_scouter_export_jobs;
     sync_scope jsonb;
     mark timestamptz;
     newest record;
-    since timestamptz;
-    opts jsonb;
+    since jsonb;
     horizon timestamptz;
     job_id uuid;
     other uuid;
@@ -1664,18 +1664,38 @@ DECLARE
     err_hint text;
 BEGIN
     PERFORM @extschema@._gs_export_check_caller(p_caller);
-    -- gs_export_create's checks of the options (22004, 22023), first
-    resolved := @extschema@._gs_export_resolve_options(p_options);
-    sync_scope := @extschema@._gs_sync_scope((SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = p_caller),
-                                             p_uid, resolved);
 
     /*
-     * As gs_export_create does, and before the mark is read: no job
-     * becomes active or completes meanwhile (a worker's record waits), and
-     * two syncs are taken one after the other.
+     * As gs_export_create does, but before it, and before the mark is
+     * read: no job becomes active or completes meanwhile (a worker's record
+     * waits), and two syncs are taken one after the other.
      */
     LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;
 
+    horizon := @extschema@._gs_changes_horizon();
+    BEGIN
+        job_id := @extschema@._gs_export_create(p_caller, p_uid, p_app_admin, last_day, NULL, p_options);
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        /*
+         * NULL for "another job is pending, running or paused" alone: the
+         * 55000 that names the job in the way, which (the table locked
+         * above) is still there.  No config, and the rest: raised.
+         */
+        GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+        SELECT a.id INTO other FROM @extschema@._gs_export_latest_active_job(NULL) a;
+        IF other IS NOT NULL
+           AND (pg_catalog.strpos(err_detail, other::text) > 0 OR pg_catalog.strpos(err_hint, other::text) > 0) THEN
+            RETURN NULL;
+        END IF;
+        RAISE;
+    END;
+
+    /*
+     * The mark of the new job's scope: what gs_export_sync_marks keeps,
+     * moved on to the newest completed sync of the scope, if any is newer.
+     */
+    SELECT * INTO job FROM @extschema@.gestao_scouter_export_jobs j WHERE j.id = job_id;
+    sync_scope := @extschema@._gs_sync_scope(job.owner_role, job.created_by, job.effective_options);
     SELECT m.synced_through INTO mark
       FROM @extschema@.gs_export_sync_marks m
      WHERE pg_catalog.md5(m.scope::text) = pg_catalog.md5(sync_scope::text);
@@ -1696,34 +1716,19 @@ BEGIN
          WHERE m.synced_through < EXCLUDED.synced_through;
     END IF;
 
-    since := mark;
-    IF p_options ? 'changed_since' THEN
-        -- LEAST ignores a NULL mark: the first sync starts where asked
-        since := LEAST(since, (p_options ->> 'changed_since')::timestamptz);
-    END IF;
-    opts := p_options;
+    /*
+     * changed_since: the mark, or what the caller asked for if earlier
+     * (checked by gs_export_create); with neither, what the job has (the
+     * config's default_options may give one), or nothing.  An ISO 8601
+     * string with its offset, so that it means one instant in any session.
+     */
+    since := pg_catalog.to_jsonb(LEAST(mark, (p_options ->> 'changed_since')::timestamptz));
     IF since IS NOT NULL THEN
-        opts := opts || pg_catalog.jsonb_build_object('changed_since', since);
+        UPDATE @extschema@.gestao_scouter_export_jobs
+           SET options = options || pg_catalog.jsonb_build_object('changed_since', since),
+               effective_options = effective_options || pg_catalog.jsonb_build_object('changed_since', since)
+         WHERE id = job_id;
     END IF;
-
-    horizon := @extschema@._gs_changes_horizon();
-    BEGIN
-        job_id := @extschema@._gs_export_create(p_caller, p_uid, p_app_admin, last_day, NULL, opts);
-    EXCEPTION WHEN object_not_in_prerequisite_state THEN
-        /*
-         * NULL for "another job is pending, running or paused" alone: the
-         * 55000 that names the job in the way, which (the table locked
-         * above) is still there.  No config, and the rest: raised.
-         */
-        GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
-        SELECT a.id INTO other FROM @extschema@._gs_export_latest_active_job(NULL) a;
-        IF other IS NOT NULL
-           AND (pg_catalog.strpos(err_detail, other::text) > 0 OR pg_catalog.strpos(err_hint, other::text) > 0) THEN
-            RETURN NULL;
-        END IF;
-        RAISE;
-    END;
-
     UPDATE @extschema@.gestao_scouter_export_jobs
        SET is_sync = true, synced_through = horizon
      WHERE id = job_id;
