@@ -16,6 +16,12 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
+# tools/install-deps installs it; elsewhere it may be missing
+my $pkglibdir = `pg_config --pkglibdir`;
+chomp $pkglibdir;
+plan skip_all => "pg_cron is not installed ($pkglibdir/pg_cron.so): apt install postgresql-15-cron"
+  unless -e "$pkglibdir/pg_cron.so";
+
 my $remote = GsExportTest::remote();
 # autovacuum's transactions would lower the changes horizon now and then
 my $node = GsExportTest::local_node('local', cron => 1, conf => "autovacuum = off\n");
