@@ -91,6 +91,51 @@ ALTER TABLE @extschema@.gestao_scouter_config
 ALTER TABLE @extschema@.gestao_scouter_config
     ADD COLUMN IF NOT EXISTS alert_url text;
 
+/*
+ * Incremental export (gs_export_sync, section 4).  A sync job is a job like
+ * any other, marked is_sync, whose synced_through is the instant from which
+ * the next sync starts: the changes horizon (_gs_changes_horizon) when it
+ * was created, so that a lead changed while it runs, even by a transaction
+ * open when it was created (whose leads' updated_at is that transaction's
+ * start), is taken by the next one.  The index finds the completed syncs
+ * newer than a mark.  Like the one-active-job index, it belongs to the jobs
+ * table and stays with TabuladorMax's own table after DROP EXTENSION.
+ */
+ALTER TABLE @extschema@.gestao_scouter_export_jobs
+    ADD COLUMN IF NOT EXISTS is_sync boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS synced_through timestamptz;
+
+DO $sync_index$
+BEGIN
+    IF pg_catalog.to_regclass('@extschema@.gestao_scouter_export_jobs_synced_idx') IS NULL THEN
+        CREATE INDEX gestao_scouter_export_jobs_synced_idx
+            ON @extschema@.gestao_scouter_export_jobs (synced_through)
+            WHERE is_sync AND status = 'completed';
+    END IF;
+END
+$sync_index$;
+
+/*
+ * The high-water marks of the syncs, one per scope (the owner and what is
+ * sent: _gs_sync_scope): the greatest synced_through of the completed sync
+ * jobs of that scope, as gs_export_sync last found it.  Kept here, not only
+ * on the job rows, so that the mark only moves forward: deleting or
+ * resetting a completed sync job does not take it back (and make the next
+ * sync send again everything since an older mark).  Internal: read and
+ * written by gs_export_sync as the extension's owner; pg_dump dumps its
+ * rows.
+ */
+CREATE TABLE @extschema@.gs_export_sync_marks (
+    scope           jsonb NOT NULL,
+    synced_through  timestamptz NOT NULL,
+    job_id          uuid,
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+-- by a hash: a scope (a long field list, a filter) may outgrow a btree entry
+CREATE UNIQUE INDEX gs_export_sync_marks_scope
+    ON @extschema@.gs_export_sync_marks (pg_catalog.md5(scope::text));
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.gs_export_sync_marks', '');
+
 /* ---- 2. One active job -------------------------------------------------- */
 
 
@@ -806,6 +851,7 @@ DECLARE
                              WHERE a.attrelid = pg_catalog.to_regclass('@extschema@.leads')
                                AND a.attnum > 0 AND NOT a.attisdropped);
     remote_names text[] := '{}';
+    instant timestamptz;
 BEGIN
     IF p_options IS NULL THEN
         RAISE EXCEPTION '% must not be null', p_what
@@ -904,6 +950,23 @@ BEGIN
                 RAISE EXCEPTION 'option "source_value" must be a string: %', v
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
+        ELSIF k = 'changed_since' THEN
+            -- a fixed, finite instant: not 'now' or 'today', which would
+            -- mean another instant each time the value is read
+            instant := NULL;
+            IF pg_catalog.jsonb_typeof(v) = 'string'
+               AND (v #>> '{}') !~* '(now|today|tomorrow|yesterday)' THEN
+                BEGIN
+                    instant := (v #>> '{}')::timestamptz;
+                EXCEPTION WHEN data_exception THEN
+                    instant := NULL;
+                END;
+            END IF;
+            IF instant IS NULL OR NOT pg_catalog.isfinite(instant) THEN
+                RAISE EXCEPTION 'option "changed_since" must be a finite timestamp with time zone: %', v
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'A string such as "2025-10-17T00:00:00-03:00"; leads with updated_at at or after that instant are exported.';
+            END IF;
         ELSE
             RAISE EXCEPTION 'unknown option "%"', k
                 USING ERRCODE = 'invalid_parameter_value',
@@ -962,6 +1025,12 @@ BEGIN
     END IF;
     merged := merged || p_options;
     PERFORM @extschema@._gs_export_check_options(merged, 'options');
+    -- changed_since as an instant with its offset, read in the caller's
+    -- time zone (the worker's may differ)
+    IF merged ? 'changed_since' THEN
+        merged := merged || pg_catalog.jsonb_build_object(
+            'changed_since', (merged ->> 'changed_since')::timestamptz);
+    END IF;
     -- whole numbers as integers (1.000 and 0e5 are accepted as 1 and 0)
     merged := merged || pg_catalog.jsonb_build_object(
         'batch_size', (merged ->> 'batch_size')::numeric::integer,
@@ -1601,6 +1670,167 @@ BEGIN
 END;
 $$;
 
+/*
+ * Incremental export (1.1): gs_export_sync.
+ *
+ * A sync is a normal job (gs_export_create's checks, options and worker)
+ * over every lead changed since the last completed sync of the same scope
+ * began, all leads the first time:
+ *   start_date  a day at the end of PostgreSQL's timestamps, end_date
+ *               NULL: no lead is outside the range for being dated later,
+ *               today or in the future (a clock ahead, a bad import), so
+ *               "changed since the mark" is all that selects;
+ *   changed_since  the mark (an ISO 8601 string with its offset), or,
+ *               when the caller gives an earlier one, that: a caller may
+ *               ask for more, never for less.  The first time, what the
+ *               caller or else the config's default_options give, if any;
+ *   is_sync, synced_through  the job is a sync, and the next sync starts
+ *               from _gs_changes_horizon() as it was when this one was
+ *               created (now, or the start of the oldest transaction then
+ *               open): a lead changed while this one runs, or by a
+ *               transaction open when it started and committed later, has
+ *               an updated_at at or after it.
+ *
+ * The mark of a scope is the greatest synced_through of its completed
+ * syncs: a failed, paused or pending (reset) sync moves nothing, and one
+ * that completes late (resumed) takes it no further back than it was.
+ * gs_export_sync_marks remembers it, so that deleting completed syncs does
+ * not move it back either.
+ *
+ * The scope: the job's owner (owner_role and created_by: a job reads the
+ * leads its owner may read) and what is sent (the effective options but
+ * for those that change only the pace or the days).  A sync of another
+ * role, or with other fields, another mapping, table or filter, has its
+ * own mark, so that it sends every lead it would send the first time.
+ * Options that 1.1 does not know of count as part of the scope: a change
+ * of them starts over, which sends more, never less.
+ */
+CREATE FUNCTION @extschema@._gs_sync_scope(p_owner_role name, p_created_by uuid, p_options jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'owner_role', p_owner_role,
+        'created_by', p_created_by,
+        'options', COALESCE(p_options, '{}')
+                   OPERATOR(pg_catalog.-) ARRAY['batch_size', 'delay_ms', 'time_zone', 'changed_since',
+                                                'max_in_flight', 'pace', 'batch_size_max'])
+$$;
+
+/*
+ * gs_export_sync's internal function.  Returns the new job's id, or NULL
+ * when another job is pending, running or paused: a scheduler calls it
+ * blindly.  Only that 55000 becomes NULL; every other error (no config,
+ * bad options, the caller's rights) is raised as gs_export_create raises
+ * it.
+ */
+CREATE FUNCTION @extschema@._gs_export_sync(p_caller oid, p_uid uuid, p_app_admin boolean, p_options jsonb)
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    /*
+     * A day at the end of PostgreSQL's timestamps (294276 AD), with a
+     * margin: its days, and the next, can be counted in every time zone.
+     * The walk starts there, and with no lead that late, costs nothing.
+     */
+    last_day constant date := date '294276-12-29';
+    job @extschema@.gestao_scouter_export_jobs;
+    sync_scope jsonb;
+    mark timestamptz;
+    newest record;
+    since jsonb;
+    horizon timestamptz;
+    job_id uuid;
+    other uuid;
+    err_detail text;
+    err_hint text;
+BEGIN
+    PERFORM @extschema@._gs_export_check_caller(p_caller);
+
+    /*
+     * As gs_export_create does, but before it, and before the mark is
+     * read: no job becomes active or completes meanwhile (a worker's record
+     * waits), and two syncs are taken one after the other.
+     */
+    LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;
+
+    horizon := @extschema@._gs_changes_horizon();
+    BEGIN
+        job_id := @extschema@._gs_export_create(p_caller, p_uid, p_app_admin, last_day, NULL, p_options);
+    EXCEPTION WHEN object_not_in_prerequisite_state THEN
+        /*
+         * NULL for "another job is pending, running or paused" alone: the
+         * 55000 that names the job in the way, which (the table locked
+         * above) is still there.  No config, and the rest: raised.
+         */
+        GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+        SELECT a.id INTO other FROM @extschema@._gs_export_latest_active_job(NULL) a;
+        IF other IS NOT NULL
+           AND (pg_catalog.strpos(err_detail, other::text) > 0 OR pg_catalog.strpos(err_hint, other::text) > 0) THEN
+            RETURN NULL;
+        END IF;
+        RAISE;
+    END;
+
+    /*
+     * The mark of the new job's scope: what gs_export_sync_marks keeps,
+     * moved on to the newest completed sync of the scope, if any is newer.
+     */
+    SELECT * INTO job FROM @extschema@.gestao_scouter_export_jobs j WHERE j.id = job_id;
+    sync_scope := @extschema@._gs_sync_scope(job.owner_role, job.created_by, job.effective_options);
+    SELECT m.synced_through INTO mark
+      FROM @extschema@.gs_export_sync_marks m
+     WHERE pg_catalog.md5(m.scope::text) = pg_catalog.md5(sync_scope::text);
+    SELECT j.id, j.synced_through INTO newest
+      FROM @extschema@.gestao_scouter_export_jobs j
+     WHERE j.is_sync AND j.status = 'completed'
+       AND j.synced_through > COALESCE(mark, '-infinity')
+       AND @extschema@._gs_sync_scope(j.owner_role, j.created_by, j.effective_options) = sync_scope
+     ORDER BY j.synced_through DESC
+     LIMIT 1;
+    IF newest.id IS NOT NULL THEN
+        mark := newest.synced_through;
+        INSERT INTO @extschema@.gs_export_sync_marks AS m (scope, synced_through, job_id)
+        VALUES (sync_scope, mark, newest.id)
+        ON CONFLICT ((pg_catalog.md5(scope::text))) DO UPDATE
+           SET synced_through = EXCLUDED.synced_through, job_id = EXCLUDED.job_id,
+               updated_at = pg_catalog.now()
+         WHERE m.synced_through < EXCLUDED.synced_through;
+    END IF;
+
+    /*
+     * changed_since: the mark, or what the caller asked for if earlier
+     * (checked by gs_export_create); with neither, what the job has (the
+     * config's default_options may give one), or nothing.  An ISO 8601
+     * string with its offset, so that it means one instant in any session.
+     */
+    since := pg_catalog.to_jsonb(LEAST(mark, (p_options ->> 'changed_since')::timestamptz));
+    IF since IS NOT NULL THEN
+        UPDATE @extschema@.gestao_scouter_export_jobs
+           SET options = options || pg_catalog.jsonb_build_object('changed_since', since),
+               effective_options = effective_options || pg_catalog.jsonb_build_object('changed_since', since)
+         WHERE id = job_id;
+    END IF;
+    UPDATE @extschema@.gestao_scouter_export_jobs
+       SET is_sync = true, synced_through = horizon
+     WHERE id = job_id;
+    RETURN job_id;
+END;
+$$;
+
+/*
+ * The 1.1 API: a C function like gs_export_create (see api.c).  EXECUTE in
+ * section 6.
+ */
+CREATE FUNCTION @extschema@.gs_export_sync(options jsonb DEFAULT '{}')
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'gs_export_sync'
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
 /* ---- 5. Row level security ---------------------------------------------- */
 
 /*
@@ -1953,15 +2183,20 @@ GRANT EXECUTE ON FUNCTION @extschema@.gs_export_visible_job_ids() TO PUBLIC;
  * (Supabase's authenticated).  Never for anon: it has no auth.uid(), so
  * every anonymous caller would be the same user, and it must reach neither
  * the jobs nor the keys.  For the extension's owner and superusers, as in
- * 1.0.
+ * 1.0.  The API functions it grants are a list, not names written out:
+ * every function of the extension, not internal (_gs_*), on which
+ * gs_export_user or gs_export_admin holds EXECUTE, so that a function
+ * added to the API is granted by its own GRANT to those two roles only.
  */
 DROP FUNCTION @extschema@.gs_export_grant_access(regrole, boolean);
 CREATE FUNCTION @extschema@.gs_export_grant_access(grantee regrole, admin boolean DEFAULT false,
-                                                   config boolean DEFAULT false)
+                                                              config boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    fn text;
 BEGIN
     IF grantee IS NULL OR admin IS NULL OR config IS NULL THEN
         RAISE EXCEPTION 'grantee, admin and config must not be null'
@@ -1987,11 +2222,23 @@ BEGIN
     EXECUTE pg_catalog.format('GRANT %s TO %s',
                               CASE WHEN admin THEN 'gs_export_admin' ELSE 'gs_export_user' END, grantee);
     EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %s TO %s', '@extschema@', grantee);
-    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.gs_export_create(date, date, jsonb),'
-                              ' @extschema@.gs_export_pause(uuid, text), @extschema@.gs_export_resume(uuid),'
-                              ' @extschema@.gs_export_reset(uuid), @extschema@.gs_export_delete(uuid),'
-                              ' @extschema@.gs_export_status(uuid)'
-                              ' TO %s', grantee);
+    FOR fn IN
+        SELECT DISTINCT p.oid::pg_catalog.regprocedure::text
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE a.privilege_type = 'EXECUTE'
+           AND a.grantee IN (SELECT r.oid FROM pg_catalog.pg_roles r
+                              WHERE r.rolname IN ('gs_export_user', 'gs_export_admin'))
+           AND p.proname NOT LIKE '\_%'
+           AND p.oid IN (SELECT d.objid FROM pg_catalog.pg_depend d
+                          WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                            AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+                            AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e
+                                               WHERE e.extname = 'gs_export')
+                            AND d.deptype = 'e')
+         ORDER BY 1
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', fn, grantee);
+    END LOOP;
     EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.gestao_scouter_export_jobs,'
                               ' @extschema@.gestao_scouter_export_errors TO %s', grantee);
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend
@@ -2093,6 +2340,67 @@ BEGIN
     END LOOP;
 END
 $grant_access_upgrade$;
+
+/*
+ * gs_export_sync: EXECUTE for gs_export_user and gs_export_admin only, as
+ * gs_export_create (revoked first from whoever else got it: PUBLIC by
+ * default, anon, authenticated and service_role by Supabase's default
+ * privileges).  Its internal functions are closed by $privileges$ above.
+ * gs_export_sync_marks is internal: nobody but its owner (Supabase's
+ * default privileges would give it to anon and authenticated).
+ */
+DO $privileges_sync$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT p.oid::pg_catalog.regprocedure::text AS fn,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
+          FROM pg_catalog.pg_proc p,
+               pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+         WHERE a.grantee <> p.proowner
+           AND p.oid = '@extschema@.gs_export_sync(jsonb)'::pg_catalog.regprocedure
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', r.fn, r.grantee);
+    END LOOP;
+    FOR r IN
+        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END AS grantee
+          FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+         WHERE c.oid = '@extschema@.gs_export_sync_marks'::pg_catalog.regclass
+           AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON @extschema@.gs_export_sync_marks FROM %s', r.grantee);
+    END LOOP;
+END
+$privileges_sync$;
+
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_sync(jsonb) TO gs_export_user, gs_export_admin;
+
+/*
+ * On an upgrade, the roles that gs_export_grant_access served under 1.0
+ * (those holding EXECUTE on gs_export_create themselves, such as
+ * Supabase's authenticated, which inherits nothing from gs_export_user)
+ * get gs_export_sync too: what grant_access gives now.  Not anon, which
+ * 1.1 refuses.  A fresh install has none.
+ */
+DO $grant_access_sync$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT a.grantee::pg_catalog.regrole::text AS grantee
+          FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid = '@extschema@.gs_export_create(date, date, jsonb)'::pg_catalog.regprocedure
+           AND a.privilege_type = 'EXECUTE'
+           AND a.grantee <> 0
+           AND a.grantee <> p.proowner
+           AND a.grantee NOT IN (SELECT ro.oid FROM pg_catalog.pg_roles ro
+                                  WHERE ro.rolname IN ('gs_export_user', 'gs_export_admin', 'anon'))
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @extschema@.gs_export_sync(jsonb) TO %s', r.grantee);
+    END LOOP;
+END
+$grant_access_sync$;
 
 /* ---- 7. Live updates ---------------------------------------------------- */
 

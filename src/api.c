@@ -432,3 +432,29 @@ gs_export_latest_active_job(PG_FUNCTION_ARGS)
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
+
+PG_FUNCTION_INFO_V1(gs_export_sync);
+
+/*
+ * gs_export_sync(options jsonb) → uuid, or NULL when another job is active
+ *
+ * The incremental export: a job over the leads changed since the last
+ * completed sync (see _gs_export_sync), created with gs_export_create's
+ * checks, for the calling role.
+ */
+Datum
+gs_export_sync(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {JSONBOID};
+	Datum		values[1];
+	bool		nulls[1];
+	bool		isnull;
+	Datum		result;
+
+	nulls[0] = PG_ARGISNULL(0);
+	values[0] = nulls[0] ? (Datum) 0 : PG_GETARG_DATUM(0);
+	result = call_internal("_gs_export_sync", 1, types, values, nulls, &isnull);
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}

@@ -25,18 +25,26 @@ my $http = HTTP::Tiny->new(timeout => 30);
 
 # A local cluster with gs_export preloaded, TabuladorMax's tables and the
 # extension created.  %opts: conf => extra postgresql.conf lines,
-# tabuladormax => 0 to start from an empty database.
+# tabuladormax => 0 to start from an empty database, cron => 1 to preload
+# pg_cron beside gs_export (Debian: postgresql-15-cron): its jobs run in
+# database postgres, connecting through the node's socket directory
+# (CREATE EXTENSION pg_cron is the test's).
 sub local_node
 {
 	my ($name, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init;
+	my $preload = $opts{cron} ? 'gs_export,pg_cron' : 'gs_export';
+	my $cron = $opts{cron} ? qq{
+cron.database_name = 'postgres'
+cron.host = '${\ $node->host }'
+} : '';
 	$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'gs_export'
+shared_preload_libraries = '$preload'
 gs_export.database = 'postgres'
 gs_export.retry_max_delay_ms = 1000
 log_min_messages = info
-} . ($opts{conf} // ''));
+} . $cron . ($opts{conf} // ''));
 	$node->start;
 	if ($opts{tabuladormax} // 1)
 	{
