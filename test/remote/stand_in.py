@@ -874,6 +874,9 @@ def load_api_role_settings(cur):
     parameters a user may set (context user, or SET granted), values
     lowercased; default_transaction_isolation apart, as the role's
     transaction isolation level."""
+    cur.execute("SELECT current_setting('server_version_num')::int >= 150000")
+    granted = ("OR has_parameter_privilege(current_user::regrole::oid, ps.name, 'set')"
+               if cur.fetchone()[0] else "")
     cur.execute("""
         SELECT r.rolname::text,
                substr(c, 1, strpos(c, '=') - 1),
@@ -883,8 +886,7 @@ def load_api_role_settings(cur):
           CROSS JOIN LATERAL unnest(r.rolconfig) c
           JOIN pg_settings ps ON ps.name = substr(c, 1, strpos(c, '=') - 1)
          WHERE m.member = current_user::regrole::oid
-           AND (ps.context = 'user'
-                OR has_parameter_privilege(current_user::regrole::oid, ps.name, 'set'))""")
+           AND (ps.context = 'user' %s)""" % granted)
     settings, iso = collections.defaultdict(list), {}
     for role, key, value in cur.fetchall():
         if key == "default_transaction_isolation":

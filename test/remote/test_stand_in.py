@@ -1174,6 +1174,9 @@ CREATE FUNCTION public.echo(json) RETURNS json LANGUAGE sql AS $$ SELECT $1 $$;
 CREATE FUNCTION public.total(VARIADIC v int[]) RETURNS int LANGUAGE sql IMMUTABLE
   AS $$ SELECT sum(x)::int FROM unnest(v) x $$;
 CREATE FUNCTION public.two_unnamed(int, int) RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
+CREATE FUNCTION public.shout(text) RETURNS text LANGUAGE sql AS $$ SELECT upper($1) $$;
+CREATE FUNCTION public.keys_of(doc jsonb) RETURNS jsonb LANGUAGE sql
+  AS $$ SELECT jsonb_agg(k ORDER BY k) FROM jsonb_object_keys(doc) k $$;
 """
 
 
@@ -1332,6 +1335,19 @@ class ApiModeTest(StandInCase):
         self.assertJson(a, 200, 9)
         # a function with one unnamed json parameter takes the whole body
         self.assertJson(self.rpc("echo", {"x": [1, 2]}), 200, {"x": [1, 2]})
+        # text/plain for one unnamed text parameter
+        a = self.api("POST", "/rpc/shout", "psiu", headers={"Content-Type": "text/plain"})
+        self.assertJson(a, 200, "PSIU")
+        b = self.assertPgrstError(
+            self.api("POST", "/rpc/add", "x", headers={"Content-Type": "text/plain"}),
+            404, "PGRST202", "Could not find the function public.add in the schema cache")
+        self.assertEqual(b["details"], "Searched for the function public.add with a single "
+                         "unnamed text parameter, but no matches were found in the schema cache.")
+        self.assertIsNone(b["hint"])
+        # Prefer: params=single-object: the body is the one json parameter
+        a = self.rpc("keys_of", {"b": 1, "a": 2}, headers={"Prefer": "params=single-object"})
+        self.assertJson(a, 200, ["a", "b"])
+        self.assertEqual(a.headers["preference-applied"], "params=single-object")
 
     def test_volatility_makes_the_transaction(self):
         self.assertEqual(self.rpc("whoami").json()["read_only"], "on")
