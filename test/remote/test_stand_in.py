@@ -1316,6 +1316,8 @@ class ApiModeTest(StandInCase):
         self.assertJson(self.api("GET", "/rpc/add?a=2&b=5"), 200, 7)
         # repeated values of a variadic parameter make its array
         self.assertJson(self.api("GET", "/rpc/total?v=1&v=2&v=4"), 200, 7)
+        # POST: the array as given, passed as VARIADIC
+        self.assertJson(self.rpc("total", {"v": [1, 2, 4, 8]}), 200, 15)
         # operators filter the result, other values are arguments
         a = self.api("GET", "/rpc/my_notes?select=id,tag&tag=eq.x", jwt=user_jwt(USER_A))
         self.assertJson(a, 200, [{"id": 1, "tag": "x"}])
