@@ -549,7 +549,7 @@ KIND_NAMES = {"r": "table", "p": "table", "v": "view", "m": "materialized view",
 
 RoutineParam = collections.namedtuple("RoutineParam", [
     "name",             # "" for an unnamed parameter
-    "type",             # type::regtype::text
+    "type",             # its regtype, as text
     "type_max_length",  # the same, character -> character varying, bit -> bit varying
     "required",         # no default
     "variadic",
