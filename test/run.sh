@@ -6,6 +6,8 @@
 #      temporary instance with shared_preload_libraries = 'gs_export'.
 #   2. The remote stand-in's own tests (test/remote).
 #   3. TAP tests of the workers (test/t/*.pl, PostgreSQL::Test::Cluster).
+#   4. Node: the SQL API through Supabase RPC with supabase-js
+#      (test/node/*.test.mjs; its npm packages come from tools/install-deps).
 # Set GS_TEST_OUT to keep the output somewhere known.
 set -uo pipefail
 
@@ -45,10 +47,19 @@ if ! (cd "$top/test" &&
 	failed+=(tap)
 fi
 
+echo "== Node: the SQL API through Supabase RPC (supabase-js) =="
+if [ ! -d "$top/test/node/node_modules/@supabase/supabase-js" ]; then
+	echo "test/node has no node_modules: run tools/install-deps (npm ci in test/node)"
+	failed+=(node)
+elif ! (cd "$top" && PG_CONFIG="$PG_CONFIG" node --test --test-reporter=spec test/node/ 2>&1); then
+	failed+=(node)
+fi
+
+suites=4
 echo "output in $out"
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "FAILED: ${failed[*]}"
-	echo "suites: $((3 - ${#failed[@]})) passed, ${#failed[@]} failed"
+	echo "suites: $((suites - ${#failed[@]})) passed, ${#failed[@]} failed"
 	exit 1
 fi
-echo "suites: 3 passed, 0 failed"
+echo "suites: $suites passed, 0 failed"

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""stand_in.py -- a PostgREST-12.2-compatible stand-in for gs_export's remote.
+"""stand_in.py -- a PostgREST-12.2-compatible stand-in for gs_export's remote,
+and for the API of gs_export's own database (TabuladorMax's, on Supabase).
 
 gs_export sends batches of leads to gestao-scouter's `public.fichas` table
 (or, with a job's target_table, to another table such as gestao-scouter's
@@ -16,11 +17,17 @@ PostgreSQL database that holds the real tables (test/remote/fichas.sql):
   sent to the database in the same SQL shape PostgREST 12.2.12 builds
   (src/PostgREST/Query/QueryBuilder.hs, SqlFragment.hs, Statements.hs), its
   201/200 rule, its error bodies and its SQLSTATE -> HTTP status mapping
-  (src/PostgREST/Error.hs); a modest `GET` (plain select/filters/order/limit).
+  (src/PostgREST/Error.hs); `GET` / `HEAD` on tables (see READS below).
   Errors that come from the data (bad values, CHECK, NOT NULL, duplicate id
   in one batch...) are produced by the real database, never pre-validated
   here.  What this server does not implement answers 501 with a body whose
   code is "STANDIN501", so that a test never passes by accident.
+
+The same server is the other half of PostgREST 12.2, the one an application
+talks to through supabase-js, in API MODE (--jwt-secret, below): in front of
+gs_export's own database it serves `POST /rest/v1/rpc/gs_export_create` and
+the other functions, and reads of the jobs, errors and events tables, as a
+signed-in user of the app.
 
 On top, fault switches and a request log for tests, under /_control/
 (no api key; JSON in, JSON out), also reachable on a separate control port
@@ -34,6 +41,13 @@ reject, the project's tests lie.  Run it with Debian's /usr/bin/python3
         --dsn 'host=/tmp/sock port=5433 dbname=remote user=postgres' \
         --api-key KEY --port-file /tmp/stand_in.port \
         [--schema-file test/remote/fichas.sql [--schema-file ...] --init-schema]
+
+or, in API mode, in front of an application's database:
+
+    /usr/bin/python3 test/remote/stand_in.py --port 0 --port-file /tmp/api.port \
+        --dsn 'host=/tmp/sock port=5432 dbname=postgres user=authenticator' \
+        --api-key "$ANON_KEY" --jwt-secret "$JWT_SECRET" --anon-role anon \
+        [--schemas public,graphql_public] [--extra-search-path public,extensions]
 
 It prints `stand_in listening on 127.0.0.1:PORT` (and `stand_in control on
 127.0.0.1:CPORT`) on stdout once it accepts connections, and writes PORT to
@@ -115,21 +129,104 @@ Semantics worth knowing:
     unique constraint is the database's 400 42P10, an unknown one its
     400 42703.
 
+API MODE (--jwt-secret SECRET, checked against src/PostgREST/Auth.hs,
+App.hs, Query.hs, Plan.hs, Plan/CallPlan.hs, Query/QueryBuilder.hs,
+Query/SqlFragment.hs, Query/Statements.hs, Response.hs, Error.hs, Cors.hs,
+SchemaCache.hs, Config/Database.hs of v12.2.12, and the jose, fuzzyset and
+wai-cors versions it is built with):
+  * Every bearer token ("Bearer" in any case) is a JWT, verified as
+    PostgREST verifies it with the secret as its one key: HS256 / HS384 /
+    HS512; exp, iat and nbf with 30 s of skew.  401 PGRST301 with jose's
+    message ("JWT expired", "JWSError JWSInvalidSignature", "JWSError
+    (CompactDecodeError Invalid number of parts: Expected 3 parts; got N)",
+    "JWSError JWSNoSignatures" for alg none, "JWTIssuedAtFuture",
+    "JWTNotYetValid") and WWW-Authenticate: Bearer error="invalid_token", ....
+    The role is the `role` claim, else --anon-role, else 401 PGRST302
+    "Anonymous access is disabled".  No token: --anon-role, claims {}.
+  * Each request is one transaction of the DSN's login role (connect as a
+    role that is no superuser, e.g. Supabase's `authenticator`, NOINHERIT,
+    granted anon and authenticated) with, in one statement: search_path
+    (the request's schema, then --extra-search-path), the role's own ALTER
+    ROLE settings (as PostgREST's queryRoleSettings reads them), role =
+    the request's role (SET LOCAL ROLE), request.jwt.claims (the token's
+    claims, role included: auth.uid() works), request.method, request.path,
+    request.headers, request.cookies, timezone, and the function's hoisted
+    settings (statement_timeout, plan_filter.statement_cost_limit,
+    default_transaction_isolation SET on it).  "Authenticated" (42501 ->
+    403 rather than 401) means: the role is not --anon-role.
+  * RPC: POST /rpc/<function> with a JSON object of named arguments (an
+    empty body is {}), form bodies, text/plain / xml / octet-stream bodies
+    for a function of one unnamed text / xml / bytea parameter, a JSON body
+    for one of one unnamed json / jsonb parameter, `Prefer:
+    params=single-object`; GET / HEAD /rpc/<function>?name=value (values that
+    are no operator expression are arguments; a variadic one repeated makes
+    an array; always a read-only transaction); OPTIONS (Allow:
+    OPTIONS,POST for a volatile function, else OPTIONS,GET,HEAD,POST).
+    The function is found as Plan.findProc finds it among every function of
+    the exposed schemas (the schema cache: SchemaCache.allFunctions, loaded
+    at start, reload_schema and SIGUSR1; EXECUTE is checked by the database
+    when it is called, 42501): by name, and by the argument names against
+    its required and optional parameters.  None: 404 PGRST202 with
+    PostgREST's message, details and fuzzy "Perhaps you meant..." hint;
+    several: 300 PGRST203.  It is called with named arguments taken from
+    json_to_record of the body (only those given: the others keep their
+    defaults), in a read-only transaction unless POST and VOLATILE.  A
+    scalar result is the bare JSON value (200), void is 204 with no body, a
+    composite (a table's row type, or OUT / TABLE parameters) an object,
+    SETOF an array; select (plain columns), filters, order, limit, offset
+    and Prefer: count=exact apply to the result (12.2 returns only the
+    selected columns from the call, so a filter on another one fails with
+    42703, as in 12.2).  Content-Range as PostgREST sets it (0-0/* for a
+    single row); Content-Profile with more than one exposed schema.
+  * Errors of the database: Error.pgErrorStatus, e.g. 22023 / 22004 /
+    42704 / P0001 -> 400, 55000 -> 500, 42501 -> 401 (anon, with
+    WWW-Authenticate: Bearer) or 403, 23505 -> 409, 42883 -> 404, 25006 ->
+    405, PTnnn -> nnn; the body {code: SQLSTATE, message, details, hint}.
+  * The gateway's apikey check stays (the anon key is a JWT of role anon);
+    without --jwt-secret none of the above applies: the remote's mode.
+
+READS (GET / HEAD on a table or view, and the result of a call): select of
+plain columns or *; filters eq, neq, gt, gte, lt, lte, like, ilike (* for
+%), in.(...), is.null/true/false/unknown, each with not.; order (asc, desc,
+nullsfirst, nullslast); limit, offset; Prefer: count=exact (Content-Range
+with the total, 206 for part of it); Accept application/json or
+application/vnd.pgrst.object+json (supabase-js .single(): 406 PGRST116
+unless exactly one row, the transaction rolled back); Content-Location.
+
+CORS (PostgREST's Cors.hs, wai-cors, any origin), for a request with an
+Origin: a preflight (OPTIONS with Access-Control-Request-Method among GET,
+POST, PATCH, PUT, DELETE, OPTIONS, HEAD) answers 200 with
+Access-Control-Allow-Origin: *, -Allow-Methods, -Allow-Headers
+(Authorization, the headers asked for, Accept, Accept-Language,
+Content-Language) when some were asked for, -Max-Age: 86400 -- before the
+gateway's key check, which a browser's preflight could not pass, and
+taking no fault; any other answer (gateway's and faults' included) gets
+Access-Control-Allow-Origin: * and Access-Control-Expose-Headers.  An
+OPTIONS that is no such preflight is PostgREST's own (Allow header).
+
 Known differences from PostgREST 12.2 (all on paths gs_export does not use):
   * PGRST100 (query-string parse errors): the message is PostgREST's, the
     `details` wording of parsec is approximated.  CSV parse errors: message
-    approximated.  JWT errors: any bearer token other than the configured
-    key(s) is treated as a badly signed JWT (PGRST301), message approximated.
+    approximated.  JWT errors without --jwt-secret: any bearer token other
+    than the configured key(s) is treated as a badly signed JWT
+    (PGRST301).  With it: jose's messages for a malformed header or claims
+    set (bad base64, bad JSON, a claim of the wrong type) are approximated;
+    the secret is always a plain string (no JWK, no base64 secret, no
+    jwt-aud, role claim key .role); tokens are not cached.
   * Views: their primary key, which PostgREST infers from the view's
     definition, is not inferred; a POST whose answer depends on it (a
     resolution without on_conflict, return=headers-only) answers 501.
-  * /rpc/* answers 404 PGRST202 without looking for functions; the OpenAPI
-    root, PUT/PATCH/DELETE/OPTIONS, POST with filters/order/limit or a
-    select list, Accept of CSV / vnd.pgrst.object / nulls=stripped, the
-    Range header and count= on GET answer 501 STANDIN501.
+  * RPC: no embedding, no aggregates, no and= / or=, no casts or aliases
+    in select, no operators but those of READS, no count=planned /
+    estimated, no Range header (all 501 STANDIN501); the schema cache's
+    order of overloaded functions in PGRST203 and ties in the fuzzy hint
+    may differ.  The OpenAPI root, PUT/PATCH/DELETE on tables, POST with
+    filters/order/limit or a select list, Accept of CSV / nulls=stripped /
+    plan, the Range header and count=planned/estimated answer 501
+    STANDIN501.
   * `Prefer: tx=` is accepted and ignored (as with Supabase's settings);
     `max-affected` is ignored for inserts, as in 12.2.
-  * Response headers: no Content-Location on GET; Server says postgrest.
+  * Response headers: Server says postgrest.
 """
 
 import argparse
@@ -137,8 +234,11 @@ import base64
 import collections
 import csv
 import decimal
+import hashlib
+import hmac
 import io
 import json
+import math
 import os
 import re
 import signal
@@ -399,9 +499,11 @@ class Relation:
     schema, as PostgREST 12.2's schema cache holds it (SchemaCache.hs,
     tablesSqlQuery): its columns and primary key."""
 
-    __slots__ = ("schema", "name", "kind", "columns", "pk_cols", "rows_as_sent")
+    __slots__ = ("schema", "name", "kind", "columns", "pk_cols", "rows_as_sent",
+                 "insertable", "updatable", "deletable")
 
-    def __init__(self, schema, name, kind, columns, pk_cols, rows_as_sent):
+    def __init__(self, schema, name, kind, columns, pk_cols, rows_as_sent,
+                 insertable=True, updatable=True, deletable=True):
         self.schema = schema
         self.name = name
         self.kind = kind            # pg_class.relkind: r p v m f
@@ -418,6 +520,11 @@ class Relation:
         # load: a trigger created since is seen after a reload.  Never true
         # of a view (its _RETURN rule).
         self.rows_as_sent = rows_as_sent
+        # tableInsertable / tableUpdatable / tableDeletable: what OPTIONS
+        # answers in its Allow header.
+        self.insertable = insertable
+        self.updatable = updatable
+        self.deletable = deletable
 
     @property
     def is_view(self):
@@ -440,6 +547,88 @@ KIND_NAMES = {"r": "table", "p": "table", "v": "view", "m": "materialized view",
               "f": "foreign table"}
 
 
+RoutineParam = collections.namedtuple("RoutineParam", [
+    "name",             # "" for an unnamed parameter
+    "type",             # its regtype, as text
+    "type_max_length",  # the same, character -> character varying, bit -> bit varying
+    "required",         # no default
+    "variadic",
+])
+
+
+class Routine:
+    """A function of an exposed schema, as PostgREST 12.2's schema cache
+    holds it (SchemaCache.allFunctions / SchemaCache/Routine.hs): every
+    function (prokind f) of the exposed schemas whatever the privileges
+    (EXECUTE is the database's business when it is called), but trigger
+    functions and those with unnamed parameters it cannot call."""
+
+    __slots__ = ("schema", "name", "params", "ret_schema", "ret_name", "setof",
+                 "composite", "composite_alias", "volatility", "has_variadic",
+                 "iso_level", "settings")
+
+    def __init__(self, schema, name, params, ret_schema, ret_name, setof, composite,
+                 composite_alias, volatility, has_variadic, iso_level, settings):
+        self.schema = schema
+        self.name = name
+        self.params = params                # [RoutineParam]
+        self.ret_schema = ret_schema
+        self.ret_name = ret_name            # the composite's table, or the type
+        self.setof = setof
+        self.composite = composite          # a composite type, or OUT/INOUT/TABLE params
+        self.composite_alias = composite_alias  # a domain over the return type
+        self.volatility = volatility        # "i", "s" or "v"
+        self.has_variadic = has_variadic
+        self.iso_level = iso_level          # default_transaction_isolation SET on it
+        self.settings = settings            # [(name, value)] hoisted settings SET on it
+
+    @property
+    def returns_scalar(self):
+        return not self.setof and not self.composite
+
+    @property
+    def returns_setof_scalar(self):
+        return self.setof and not self.composite
+
+    @property
+    def returns_single(self):
+        return not self.setof
+
+    @property
+    def returns_single_composite(self):
+        return not self.setof and self.composite
+
+    @property
+    def returns_void(self):
+        return (self.returns_scalar and self.ret_schema == "pg_catalog"
+                and self.ret_name == "void")
+
+    @property
+    def table_name(self):
+        """Routine.funcTableName: the composite's name, else None."""
+        return self.ret_name if self.composite else None
+
+    def sort_key(self):
+        # Routine's Ord instance: fewer parameters first.
+        return (len(self.params), [tuple(p) for p in self.params])
+
+    def signature(self):
+        """As AmbiguousRpc lists it: schema.name(a => type, ...)."""
+        return "%s.%s(%s)" % (self.schema, self.name,
+                              ", ".join("%s => %s" % (p.name, p.type) for p in self.params))
+
+
+# PostgREST's db-hoisted-tx-settings default: a function's SET of one of
+# these (a regular expression match on "name=value") is applied with the
+# request's settings.
+HOISTED_TX_SETTINGS = ["statement_timeout", "plan_filter.statement_cost_limit",
+                       "default_transaction_isolation"]
+
+ISOLATION_LEVELS = {"read committed": "READ COMMITTED",
+                    "repeatable read": "REPEATABLE READ",
+                    "serializable": "SERIALIZABLE"}
+
+
 class SchemaCache:
     """What PostgREST's schema cache knows: the relations of the exposed
     schemas (EXPOSED_SCHEMAS), the timezones, the impersonated role's
@@ -448,11 +637,19 @@ class SchemaCache:
     # At most this many upsert statements are kept (see insert_sql).
     MAX_STATEMENTS = 64
 
-    def __init__(self, relations, timezones, role_settings):
+    def __init__(self, relations, timezones, role_settings, routines=None,
+                 api_role_settings=None, api_role_iso=None):
         # relations: dict (schema, name) -> Relation
         self.relations = relations
         self.timezones = timezones
+        # --db-role's ALTER ROLE settings (the remote's mode)
         self.role_settings = role_settings
+        # routines: dict (schema, name) -> [Routine], fewest parameters first
+        self.routines = routines or {}
+        # API mode (--jwt-secret): every role's settings and isolation
+        # level, as PostgREST's queryRoleSettings reads them.
+        self.api_role_settings = api_role_settings or {}
+        self.api_role_iso = api_role_iso or {}
         # The SQL text of the upserts built so far: (InsertSpec, as_bytea)
         # -> str.  Bound to this cache: a reload starts afresh.
         self.statements = {}
@@ -495,8 +692,8 @@ class SchemaCache:
         return text
 
     @classmethod
-    def load(cls, conn, db_role):
-        schemas = list(EXPOSED_SCHEMAS)
+    def load(cls, conn, db_role, schemas=None, api_mode=False):
+        schemas = list(schemas or EXPOSED_SCHEMAS)
         with conn.cursor() as cur:
             # The relations: relkind r v m f p, partitions left out (as in
             # tablesSqlQuery); with rows_as_sent.
@@ -507,7 +704,10 @@ class SchemaCache:
                        AND NOT EXISTS (SELECT FROM pg_trigger t
                                         WHERE t.tgrelid = c.oid AND t.tgenabled <> 'D'
                                           AND t.tgtype & 1 = 1 AND t.tgtype & 66 <> 0
-                                          AND t.tgtype & 20 <> 0)
+                                          AND t.tgtype & 20 <> 0),
+                       c.relkind IN ('r', 'p') OR pg_relation_is_updatable(c.oid, true) & 8 = 8,
+                       c.relkind IN ('r', 'p') OR pg_relation_is_updatable(c.oid, true) & 4 = 4,
+                       c.relkind IN ('r', 'p') OR pg_relation_is_updatable(c.oid, true) & 16 = 16
                   FROM pg_class c
                   JOIN pg_namespace n ON n.oid = c.relnamespace
                  WHERE n.nspname = ANY (%s)
@@ -562,6 +762,10 @@ class SchemaCache:
             pks = {(s, r): list(p) for s, r, p in cur.fetchall()}
             cur.execute("SELECT name FROM pg_timezone_names")
             tzs = {r[0] for r in cur.fetchall()}
+            routines = load_routines(cur, schemas)
+            api_settings, api_iso = ({}, {})
+            if api_mode:
+                api_settings, api_iso = load_api_role_settings(cur)
             role_settings = []
             if db_role:
                 # PostgREST applies the impersonated role's settings
@@ -582,11 +786,114 @@ class SchemaCache:
         for schema, rel, name, typ, default in cols:
             columns[(schema, rel)][name] = (typ, default)
         relations = {}
-        for schema, rel, kind, rows_as_sent in rels:
+        for schema, rel, kind, rows_as_sent, ins, upd, dele in rels:
             qi = (schema, rel)
             relations[qi] = Relation(schema, rel, kind, columns.get(qi, {}),
-                                     pks.get(qi, []), bool(rows_as_sent))
-        return cls(relations, tzs, role_settings)
+                                     pks.get(qi, []), bool(rows_as_sent),
+                                     bool(ins), bool(upd), bool(dele))
+        return cls(relations, tzs, role_settings, routines, api_settings, api_iso)
+
+
+def load_routines(cur, schemas):
+    """The functions of the exposed schemas, as SchemaCache.funcsSqlQuery
+    describes them: parameters from proargnames / proargtypes / proargmodes
+    taken position by position (input parameters only), required when
+    before the first default; the return type through domains to its base;
+    composite when it is a composite type or there are OUT / INOUT / TABLE
+    parameters; callable unless it has several unnamed parameters, or one
+    whose first parameter is not bytea, json, jsonb, text or xml."""
+    cur.execute("""
+        WITH RECURSIVE to_base(oid, base) AS (
+            SELECT t.oid, t.oid FROM pg_type t WHERE t.typbasetype = 0
+          UNION ALL
+            SELECT d.oid, b.base FROM pg_type d JOIN to_base b ON d.typbasetype = b.oid
+        ),
+        params AS (
+            SELECT p.oid,
+                   json_agg(json_build_array(
+                       coalesce(a.name, ''),
+                       a.type::regtype::text,
+                       CASE a.type
+                         WHEN 'bit'::regtype THEN 'bit varying'
+                         WHEN 'bit[]'::regtype THEN 'bit varying[]'
+                         WHEN 'character'::regtype THEN 'character varying'
+                         WHEN 'character[]'::regtype THEN 'character varying[]'
+                         ELSE a.type::regtype::text END,
+                       a.pos <= p.pronargs - p.pronargdefaults,
+                       coalesce(a.mode = 'v', false)) ORDER BY a.pos) AS list,
+                   count(*) - count(a.name) AS unnamed,
+                   (array_agg(a.type ORDER BY a.pos))[1] AS first_type
+              FROM pg_proc p,
+                   unnest(p.proargnames, p.proargtypes, p.proargmodes)
+                     WITH ORDINALITY AS a(name, type, mode, pos)
+             WHERE a.type IS NOT NULL
+             GROUP BY p.oid
+        )
+        SELECT n.nspname::text, p.proname::text, coalesce(pa.list, '[]'::json),
+               rn.nspname::text, coalesce(rc.relname, rt.typname)::text,
+               p.proretset,
+               rt.typtype = 'c' OR coalesce(p.proargmodes::text[] && '{t,b,o}', false),
+               b.oid <> b.base,
+               p.provolatile::text,
+               p.provariadic <> 0,
+               (SELECT lower(split_part(split_part(c, '=', 2), ',', 1))
+                  FROM unnest(p.proconfig) c
+                 WHERE c LIKE 'default_transaction_isolation%%' LIMIT 1),
+               (SELECT coalesce(json_agg(json_build_array(
+                          substr(c, 1, strpos(c, '=') - 1), substr(c, strpos(c, '=') + 1))), '[]')
+                  FROM unnest(p.proconfig) c WHERE c ~ ANY (%s))
+          FROM pg_proc p
+          JOIN pg_namespace n ON n.oid = p.pronamespace
+          LEFT JOIN params pa ON pa.oid = p.oid
+          JOIN to_base b ON b.oid = p.prorettype
+          JOIN pg_type rt ON rt.oid = b.base
+          JOIN pg_namespace rn ON rn.oid = rt.typnamespace
+          LEFT JOIN pg_class rc ON rc.oid = rt.typrelid
+         WHERE n.nspname = ANY (%s)
+           AND p.prokind = 'f'
+           AND rt.oid <> 'trigger'::regtype
+           AND (pa.oid IS NULL OR pa.unnamed = 0
+                OR (pa.unnamed = 1 AND pa.first_type IN ('bytea'::regtype, 'json'::regtype,
+                                                         'jsonb'::regtype, 'text'::regtype,
+                                                         'xml'::regtype)))""",
+                (HOISTED_TX_SETTINGS, schemas))
+    routines = collections.defaultdict(list)
+    for (schema, name, params, rschema, rname, setof, composite, alias, vol, variadic,
+         iso, settings) in cur.fetchall():
+        routines[(schema, name)].append(Routine(
+            schema, name, [RoutineParam(*p) for p in params], rschema, rname, setof,
+            composite, alias, vol, variadic, iso, [tuple(kv) for kv in settings]))
+    for procs in routines.values():
+        procs.sort(key=Routine.sort_key)
+    return dict(routines)
+
+
+def load_api_role_settings(cur):
+    """PostgREST's queryRoleSettings: the settings (ALTER ROLE ... SET, for
+    every database) of the roles the login role is a direct member of, of
+    parameters a user may set (context user, or SET granted), values
+    lowercased; default_transaction_isolation apart, as the role's
+    transaction isolation level."""
+    cur.execute("SELECT current_setting('server_version_num')::int >= 150000")
+    granted = ("OR has_parameter_privilege(current_user::regrole::oid, ps.name, 'set')"
+               if cur.fetchone()[0] else "")
+    cur.execute("""
+        SELECT r.rolname::text,
+               substr(c, 1, strpos(c, '=') - 1),
+               lower(substr(c, strpos(c, '=') + 1))
+          FROM pg_auth_members m
+          JOIN pg_roles r ON r.oid = m.roleid
+          CROSS JOIN LATERAL unnest(r.rolconfig) c
+          JOIN pg_settings ps ON ps.name = substr(c, 1, strpos(c, '=') - 1)
+         WHERE m.member = current_user::regrole::oid
+           AND (ps.context = 'user' %s)""" % granted)
+    settings, iso = collections.defaultdict(list), {}
+    for role, key, value in cur.fetchall():
+        if key == "default_transaction_isolation":
+            iso[role] = value
+        else:
+            settings[role].append((key, value))
+    return dict(settings), iso
 
 
 # ---------------------------------------------------------------------------
@@ -760,6 +1067,221 @@ def raise_pgrst_reply(message, details):
 
 
 # ---------------------------------------------------------------------------
+# JWTs, as PostgREST 12.2 checks them (PostgREST.Auth with the jose library)
+# ---------------------------------------------------------------------------
+
+# jose's default validation settings: the algorithms a signature may use.
+# "none" is not among them: a token that uses it has no signature to check.
+JWT_ALGS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+JWT_OTHER_ALGS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
+                  "PS256", "PS384", "PS512", "EdDSA", "ES256K"}
+# PostgREST sets jose's allowed clock skew to 30 seconds.
+JWT_SKEW_S = 30
+
+
+class JwtError(Exception):
+    """A token PostgREST refuses: 401 PGRST301 with this message."""
+
+
+def _b64url(part):
+    """Unpadded base64url, as JOSE's compact serialisation uses."""
+    if "=" in part or re.search(r"[^A-Za-z0-9_-]", part) or len(part) % 4 == 1:
+        raise ValueError("invalid base64url")
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def _numeric_date(claims, key):
+    v = claims.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float, decimal.Decimal)):
+        raise JwtError('JWTClaimsSetDecodeError "Error in $[\'%s\']: expected '
+                       'NumericDate, encountered %s"' % (key, type(v).__name__))
+    return float(v)
+
+
+def verify_jwt(token, secret, now=None):
+    """The claims of `token` (a dict), verified as PostgREST 12.2 verifies
+    them (Auth.parseToken: jose's verifyClaimsAt with a 30 s skew, the
+    secret as one symmetric key), or JwtError with PostgREST's message.
+    The order is jose's: decode the compact form, decode the claims set,
+    check the signature, then exp, iat, nbf.  Messages for malformed
+    headers and claims sets are approximations of jose's."""
+    if now is None:
+        now = time.time()
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise JwtError("JWSError (CompactDecodeError Invalid number of parts: "
+                       "Expected 3 parts; got %d)" % len(parts))
+    try:
+        header = json.loads(_b64url(parts[0]))
+        payload = _b64url(parts[1])
+        signature = _b64url(parts[2])
+    except (ValueError, UnicodeDecodeError):
+        raise JwtError("JWSError (CompactDecodeError Base64Error)")
+    if not isinstance(header, dict) or not isinstance(header.get("alg"), str):
+        raise JwtError('JWSError (JSONDecodeError "Error in $: key \\"alg\\" not found")')
+    alg = header["alg"]
+    if alg not in JWT_ALGS and alg not in JWT_OTHER_ALGS and alg != "none":
+        raise JwtError('JWSError (JSONDecodeError "Error in $.alg: unknown algorithm")')
+    try:
+        claims = json.loads(payload, parse_float=decimal.Decimal,
+                            parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError):
+        raise JwtError('JWTClaimsSetDecodeError "Error in $: not valid JSON"')
+    if not isinstance(claims, dict):
+        raise JwtError('JWTClaimsSetDecodeError "Error in $: expected Object"')
+    for key in ("iss", "sub", "jti"):
+        if key in claims and claims[key] is not None and not isinstance(claims[key], str):
+            raise JwtError('JWTClaimsSetDecodeError "Error in $[\'%s\']: expected '
+                           'StringOrURI"' % key)
+    aud = claims.get("aud")
+    if aud is not None and not isinstance(aud, str) and not (
+            isinstance(aud, list) and all(isinstance(a, str) for a in aud)):
+        raise JwtError('JWTClaimsSetDecodeError "Error in $[\'aud\']: expected Audience"')
+    exp = _numeric_date(claims, "exp")
+    iat = _numeric_date(claims, "iat")
+    nbf = _numeric_date(claims, "nbf")
+    if alg == "none":
+        # Not an allowed algorithm: jose checks no signature, and with the
+        # AllValidated policy no signature at all is an error.
+        raise JwtError("JWSError JWSNoSignatures")
+    if alg not in JWT_ALGS:
+        # An asymmetric algorithm with a symmetric key never verifies.
+        raise JwtError("JWSError JWSInvalidSignature")
+    mac = hmac.new(secret, (parts[0] + "." + parts[1]).encode("ascii"), JWT_ALGS[alg])
+    if not hmac.compare_digest(mac.digest(), signature):
+        raise JwtError("JWSError JWSInvalidSignature")
+    if exp is not None and not now < exp + JWT_SKEW_S:
+        raise JwtError("JWT expired")          # PostgREST's own wording
+    if iat is not None and iat > now + JWT_SKEW_S:
+        raise JwtError("JWTIssuedAtFuture")
+    if nbf is not None and not now >= nbf - JWT_SKEW_S:
+        raise JwtError("JWTNotYetValid")
+    return claims
+
+
+def sign_jwt(claims, secret, alg="HS256"):
+    """An HS256/384/512 token (for tests and tools/: the stand-in itself
+    only verifies)."""
+    def enc(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode("ascii")
+    head = enc(jdump({"alg": alg, "typ": "JWT"}))
+    body = enc(jdump(claims))
+    sig = hmac.new(secret, (head + "." + body).encode("ascii"), JWT_ALGS[alg]).digest()
+    return head + "." + body + "." + enc(sig)
+
+
+# ---------------------------------------------------------------------------
+# The hint of PGRST202: PostgREST's fuzzy search (Error.noRpcHint, with the
+# fuzzyset 0.2.4 package: cosine similarity of 3-grams, else 2-grams, of the
+# names lowercased and stripped of all but letters, digits, spaces and
+# commas; the 50 best rescored by normalised Levenshtein similarity of the
+# lowercased names; 0.33 at least)
+# ---------------------------------------------------------------------------
+
+def _fuzzy_grams(value, size):
+    s = "-" + "".join(c for c in value.lower() if c.isalnum() or c.isspace() or c == ",") + "-"
+    counts = {}
+    for i in range(len(s) - size + 1):
+        g = s[i:i + size]
+        counts[g] = counts.get(g, 0) + 1
+    return counts
+
+
+def _levenshtein_similarity(a, b):
+    """text-metrics' levenshteinNorm: 1 - distance / the longer length."""
+    if not a and not b:
+        return 1.0
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return 1.0 - prev[-1] / max(len(a), len(b))
+
+
+def fuzzy_get_one(candidates, query, min_score=0.33):
+    """Data.FuzzySet.getOne (fromList candidates) query, or None."""
+    exact = {}
+    for c in candidates:
+        exact.setdefault(c.lower(), c)
+    key = query.lower()
+    if key in exact:
+        return exact[key]
+    entries = list(exact)
+    for size in (3, 2):
+        qv = _fuzzy_grams(key, size)
+        qn = math.sqrt(sum(v * v for v in qv.values()))
+        scored = []
+        for e in entries:
+            ev = _fuzzy_grams(e, size)
+            dot = sum(n * ev[g] for g, n in qv.items() if g in ev)
+            if dot:
+                en = math.sqrt(sum(v * v for v in ev.values()))
+                scored.append((dot / (qn * en), e))
+        scored.sort(key=lambda x: -x[0])
+        rescored = sorted(((_levenshtein_similarity(key, e), e) for _, e in scored[:50]),
+                          key=lambda x: -x[0])
+        found = [e for s, e in rescored if s >= min_score]
+        if found:
+            return exact[found[0]]
+    return None
+
+
+# ---------------------------------------------------------------------------
+# CORS, as PostgREST 12.2 answers it (PostgREST.Cors: wai-cors 0.2.7 with
+# any origin, the methods below, the Authorization header plus whatever
+# the preflight asks for, these exposed headers, a day's max age; failures
+# ignored, i.e. left to the application)
+# ---------------------------------------------------------------------------
+
+CORS_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS", "HEAD"]
+CORS_SIMPLE_HEADERS = ["Accept", "Accept-Language", "Content-Language"]
+CORS_EXPOSED = ("Content-Encoding, Content-Location, Content-Range, Content-Type, "
+                "Date, Location, Server, Transfer-Encoding, Range-Unit")
+_HEADER_NAME_CHARS = set(chr(c) for c in range(33, 127)) - set('()<>@,;:\\"/[]?={}')
+
+
+def cors_preflight(headers):
+    """The headers of wai-cors' 200 answer to a preflight, or None when it
+    is no preflight wai-cors accepts (then PostgREST answers the OPTIONS
+    itself).  `headers`: (lowercased name, value) pairs."""
+    def get(name):
+        for k, v in headers:
+            if k == name:
+                return v
+        return None
+    method = get("access-control-request-method")
+    if method is None or method not in CORS_METHODS:
+        return None
+    out = [("Access-Control-Allow-Origin", "*"),
+           ("Access-Control-Allow-Methods", ", ".join(CORS_METHODS))]
+    requested = get("access-control-request-headers")
+    if requested is not None:
+        # PostgREST's policy allows Authorization and every name asked for
+        # (split on commas, stripped); wai-cors adds the simple headers the
+        # list lacks, compared case-insensitively, and answers the list.
+        asked = [h.strip(" \t") for h in requested.split(",")] if requested else []
+        allowed = ["Authorization"] + asked
+        lower = {a.lower() for a in allowed}
+        allowed += [h for h in CORS_SIMPLE_HEADERS if h.lower() not in lower]
+        # wai-cors parses the request's list (names of visible ASCII but
+        # separators, blanks around them) and refuses names not allowed:
+        # with this policy every parsed name is allowed.
+        out.append(("Access-Control-Allow-Headers", ", ".join(allowed)))
+    out.append(("Access-Control-Max-Age", "86400"))
+    return out
+
+
+def cors_actual_headers():
+    """What wai-cors adds to the answer of a request with an Origin."""
+    return [("Access-Control-Allow-Origin", "*"),
+            ("Access-Control-Expose-Headers", CORS_EXPOSED)]
+
+
+# ---------------------------------------------------------------------------
 # The PostgREST part: one request in, one Reply out
 # ---------------------------------------------------------------------------
 
@@ -774,6 +1296,8 @@ class RequestContext:
         self.headers = headers        # list of (lowercased name, value)
         self.body = body
         self.relation = None          # (schema, name) of the target table
+        self.schema = None            # the request's schema (iSchema)
+        self.negotiated = True        # iNegotiatedByProfile
         self.log_table = None         # the table of the path, for the log
         self.role = "anon"
         self.authed = False
@@ -847,6 +1371,7 @@ class Preferences:
         # db-tx-end override is off on Supabase: tx=... is accepted, ignored.
         self.missing = first({"missing=default", "missing=null"})
         self.handling = first({"handling=strict", "handling=lenient"})
+        self.parameters = first({"params=single-object"})
         tz = None
         for p in prefs:
             if p.startswith("timezone="):
@@ -863,6 +1388,25 @@ class Preferences:
                         and not (p.startswith("timezone=") and self.timezone is not None)
                         and not p.startswith("max-affected=")]
         self.max_affected = max_aff
+        m = re.match(r"^max-affected=(\d+)$", max_aff or "")
+        self.max_affected_n = int(m.group(1)) if m else None
+
+    def applied(self, parameters=False, count=False, handling=False, timezone=False,
+                max_affected=False):
+        """prefAppliedHeader for reads and calls: the preferences given
+        among those named, in PostgREST's order."""
+        vals = []
+        if parameters and self.parameters:
+            vals.append("params=" + self.parameters)
+        if count and self.count:
+            vals.append("count=" + self.count)
+        if handling and self.handling:
+            vals.append("handling=" + self.handling)
+        if timezone and self.timezone:
+            vals.append("timezone=" + self.timezone)
+        if max_affected and self.handling == "strict" and self.max_affected_n is not None:
+            vals.append("max-affected=%d" % self.max_affected_n)
+        return ", ".join(vals) if vals else None
 
     def applied_for_create(self, resolution_applies):
         vals = []
@@ -910,32 +1454,41 @@ class PostgREST:
         method = ctx.method
         # getResource
         if segs == []:
-            if method in ("GET", "HEAD"):
-                return not_implemented("the OpenAPI root (GET /rest/v1/)")
-            if method == "OPTIONS":
-                return not_implemented("OPTIONS")
-            return error_reply(405, "PGRST117", "Unsupported HTTP method: " + method)
-        if len(segs) == 2 and segs[0] == "rpc":
-            if method not in ("GET", "HEAD", "POST", "OPTIONS"):
-                return error_reply(405, "PGRST101",
-                                   "Cannot use the %s method on RPC" % method)
-            return error_reply(
-                404, "PGRST202",
-                "Could not find the function public.%s in the schema cache" % segs[1],
-                "Searched for the function public.%s, but no matches were found "
-                "in the schema cache." % segs[1])
-        if len(segs) != 1:
+            kind, name = "schema", None
+        elif len(segs) == 1:
+            kind, name = "relation", segs[0]
+        elif len(segs) == 2 and segs[0] == "rpc":
+            kind, name = "routine", segs[1]
+        else:
             return Reply(404, {})
-        table = segs[0]
         # getSchema: Content-Profile for writes, Accept-Profile for reads.
+        schemas = self.app.schemas
         prof_hdr = "content-profile" if method in ("POST", "PUT", "PATCH", "DELETE") \
             else "accept-profile"
         profile = ctx.header(prof_hdr)
-        if profile is not None and profile not in EXPOSED_SCHEMAS:
+        if profile is not None and profile not in schemas:
             return error_reply(406, "PGRST106",
                                "The schema must be one of the following: "
-                               + ", ".join(EXPOSED_SCHEMAS))
-        schema = profile or EXPOSED_SCHEMAS[0]
+                               + ", ".join(schemas))
+        schema = profile or schemas[0]
+        ctx.schema = schema
+        # With more than one exposed schema the schema counts as negotiated
+        # (and the answer names it in Content-Profile).
+        ctx.negotiated = profile is not None or len(schemas) != 1
+        # getAction
+        if kind == "routine":
+            if method not in ("GET", "HEAD", "POST", "OPTIONS"):
+                return error_reply(405, "PGRST101",
+                                   "Cannot use the %s method on RPC" % method)
+            return self.rpc(ctx, cache, schema, name)
+        if kind == "schema":
+            if method == "OPTIONS":
+                parse_read_query(ctx.params, False)
+                return respond_info("OPTIONS,GET,HEAD")
+            if method in ("GET", "HEAD"):
+                return not_implemented("the OpenAPI root (GET /rest/v1/)")
+            return error_reply(405, "PGRST117", "Unsupported HTTP method: " + method)
+        table = name
         # The relation of the schema cache, or None: PostgREST looks it up
         # by its qualified name, exactly as spelled in the path.
         rel = cache.relation(schema, table)
@@ -944,23 +1497,47 @@ class PostgREST:
             return self.post(ctx, cache, rel)
         if method in ("GET", "HEAD"):
             return self.get(ctx, cache, rel)
-        if method in ("PUT", "PATCH", "DELETE", "OPTIONS"):
+        if method == "OPTIONS":
+            parse_read_query(ctx.params, False)
+            if rel is None:
+                return Reply(404, {})
+            allow = ["OPTIONS,GET,HEAD"]
+            if rel.insertable:
+                allow.append("POST")
+            if rel.insertable and rel.updatable and rel.pk_cols:
+                allow.append("PUT")
+            if rel.updatable:
+                allow.append("PATCH")
+            if rel.deletable:
+                allow.append("DELETE")
+            return respond_info(",".join(allow))
+        if method in ("PUT", "PATCH", "DELETE"):
             return not_implemented(method + " on tables")
         return error_reply(405, "PGRST117", "Unsupported HTTP method: " + method)
 
-    # -- auth (PostgREST.Auth with the gateway's key as the only JWT) ------
+    # -- auth --------------------------------------------------------------
 
     def _authenticate(self, ctx):
+        """Auth.middleware: the bearer token's claims and role, or a 401.
+        With --jwt-secret (API mode) every token is a JWT checked with the
+        secret, and its role claim is the request's role (--anon-role
+        without a token or a role claim).  Without it (the remote's mode),
+        the gateway's keys are the only tokens: the anon key is anon, the
+        service role key service_role, anything else a badly signed JWT."""
         auth = ctx.header("authorization")
         token = ""
         if auth:
-            scheme, _, rest = auth.strip().partition(" ")
-            if scheme.lower() == "bearer":
-                token = rest.strip()
+            # Wai.extractBearerAuth: "bearer" in any case, then the rest.
+            m = re.match(r"^(\S*)\s*(.*)$", auth, re.S)
+            if m and m.group(1).lower() == "bearer":
+                token = m.group(2)
+        opts = self.app.opts
+        if opts.jwt_secret is not None:
+            self._authenticate_jwt(ctx, token)
+            return
         if token == "":
             ctx.role, ctx.authed, ctx.claims = "anon", False, {"role": "anon"}
             return
-        opts = self.app.opts
         if token == opts.api_key:
             role = "anon"
         elif opts.service_role_key and token == opts.service_role_key:
@@ -973,14 +1550,164 @@ class PostgREST:
                        "Expected 3 parts; got %d)" % len(parts))
             else:
                 msg = "JWSError JWSInvalidSignature"
-            raise StandInError(error_reply(
-                401, "PGRST301", msg, headers=[(
-                    "WWW-Authenticate",
-                    'Bearer error="invalid_token", error_description=%s'
-                    % json.dumps(msg))]))
+            raise StandInError(jwt_error_reply(msg))
         claims = _jwt_claims(token) or {}
         claims["role"] = role
         ctx.role, ctx.authed, ctx.claims = role, role != "anon", claims
+
+    def _authenticate_jwt(self, ctx, token):
+        opts = self.app.opts
+        if token == "":
+            claims = {}
+        else:
+            try:
+                claims = verify_jwt(token, opts.jwt_secret.encode("utf-8"))
+            except JwtError as e:
+                raise StandInError(jwt_error_reply(str(e)))
+        role = claims.get("role")
+        if role is not None:
+            role = role if isinstance(role, str) else jdump(role).decode("utf-8")
+        elif opts.anon_role:
+            role = opts.anon_role
+        else:
+            raise StandInError(error_reply(401, "PGRST302", "Anonymous access is disabled",
+                                           headers=[("WWW-Authenticate", "Bearer")]))
+        claims = dict(claims)
+        claims["role"] = role
+        ctx.role, ctx.claims = role, claims
+        # App.postgrestResponse: authenticated = the role is not the anon role
+        ctx.authed = role != opts.anon_role
+
+    # -- POST /rpc/<function>, GET / HEAD / OPTIONS /rpc/<function> ------------
+
+    def rpc(self, ctx, cache, schema, name):
+        method = ctx.method
+        inv_post = method == "POST"
+        rq = parse_read_query(ctx.params, not inv_post)
+        prefs = Preferences(ctx.header_all("prefer"), cache.timezones)
+        ct = ctx.header("content-type")
+        ckind, cmime = decode_media_type(ct) if ct is not None else ("json", "application/json")
+        # getPayload: only a POST has one.
+        raw, form = None, None
+        if inv_post:
+            body = ctx.body
+            if ckind == "json":
+                if rq.columns is not None:
+                    keys, raw = set(rq.columns), body      # RawJSON: not parsed
+                elif body == b"":
+                    keys, raw = set(), body
+                else:
+                    try:
+                        parsed = parse_json_strict(body)
+                    except ValueError:
+                        return error_reply(400, "PGRST102", "Empty or invalid json")
+                    except RecursionError:
+                        return not_implemented("JSON nested this deep")
+                    keys, raw = self._payload_attributes(parsed, body)
+            elif ckind == "urlencoded":
+                form = urllib.parse.parse_qsl(body.decode("utf-8", "replace"),
+                                              keep_blank_values=True)
+                keys = {k for k, _ in form}
+            elif ckind in ("plain", "xml", "octet"):
+                keys, raw = set(), body
+            elif ckind == "csv":
+                keys, raw = self._csv_payload(body)
+            else:
+                return error_reply(400, "PGRST102", "Content-Type not acceptable: " + cmime)
+        else:
+            keys = {k for k, _ in rq.rpc_args}
+        single_object = prefs.parameters == "single-object"
+        proc = find_proc(cache, schema, name, keys, single_object, ckind, inv_post)
+        if method == "OPTIONS":
+            # RoutineInfoPlan: no query, an Allow header.
+            return respond_info("OPTIONS,POST" if proc.volatility == "v"
+                                else "OPTIONS,GET,HEAD,POST")
+        # The arguments (CallPlan.callParams, and callReadPlan's args).
+        if single_object or (len(proc.params) == 1 and proc.params[0].name == ""):
+            call_params = ("one", proc.params[0])
+        else:
+            call_params = ("keys", [p for p in proc.params if p.name in keys])
+        if not inv_post:
+            args = jdump(json_rpc_params(proc, rq.rpc_args))
+        elif form is not None:
+            args = jdump(json_rpc_params(proc, form))
+        else:
+            args = raw
+        handler, media = self._negotiate_handler(ctx, head=method == "HEAD")
+        if isinstance(handler, Reply):
+            return handler
+        if prefs.invalid and prefs.handling == "strict":
+            return invalid_prefs_reply(prefs)
+        if prefs.count not in (None, "exact"):
+            return not_implemented("Prefer: count=%s" % prefs.count)
+        read_only = not inv_post or proc.volatility != "v"
+        alias = proc.table_name or proc.name
+        stmt, params = call_statement(proc, call_params, args, rq, alias, handler,
+                                      prefs.count == "exact")
+        max_aff = prefs.max_affected_n if prefs.handling == "strict" else None
+
+        def run(cur):
+            cur.execute(stmt, params)
+            row = cur.fetchone()
+            page_total = row[1]
+            if media == "object" and page_total != 1:
+                raise Rollback(singular_error(page_total))
+            if max_aff is not None and page_total > max_aff:
+                raise Rollback(error_reply(
+                    400, "PGRST124", "Query result exceeds max-affected preference constraint",
+                    "The query affects %d rows" % page_total))
+            return row
+
+        iso = proc.iso_level
+        row = self.app.run_transaction(ctx, run, prefs=prefs, read_only=read_only,
+                                       iso_level=ISOLATION_LEVELS.get(iso) if iso else None,
+                                       func_settings=proc.settings)
+        if isinstance(row, Reply):
+            return row
+        total, page_total, body_text, guc_headers, guc_status = row[:5]
+        status, content_range = range_status(rq.offset or 0, page_total, total)
+        headers = [("Content-Range", content_range)]
+        applied = prefs.applied(parameters=True, count=True, handling=True,
+                                timezone=True, max_affected=True)
+        if applied:
+            headers.append(("Preference-Applied", applied))
+        if proc.returns_void:
+            status, out = 204, b""
+        else:
+            headers += self._content_type_headers(ctx, media)
+            out = b"" if method == "HEAD" else (body_text or "").encode("utf-8")
+            if status == 416:
+                out = range_error_body(rq.offset or 0, total)
+        reply = Reply(status, out, headers)
+        return override_status_headers(reply, guc_status, guc_headers)
+
+    def _content_type_headers(self, ctx, media):
+        """Response.contentTypeHeaders: the media type, and the schema when
+        it was negotiated."""
+        mime = ("application/vnd.pgrst.object+json; charset=utf-8" if media == "object"
+                else JSON_CT)
+        out = [("Content-Type", mime)]
+        if ctx.negotiated:
+            out.append(("Content-Profile", ctx.schema))
+        return out
+
+    def _negotiate_handler(self, ctx, head=False):
+        """Plan.negotiateContent for reads and calls: (handler, media) with
+        handler "json" (json_agg), "single" (the first element, for
+        application/vnd.pgrst.object+json) or "none" (HEAD), or a Reply."""
+        accept = ctx.header("accept")
+        mts = parse_accept(accept) if accept is not None else [("any", "*/*")]
+        for kind, mime in mts:
+            if kind in ("json", "any"):
+                return ("none" if head else "json"), "json"
+            if kind == "object":
+                return ("none" if head else "single"), "object"
+            if kind in ("csv", "array_strip", "geojson", "plain", "xml", "octet",
+                        "plan", "openapi"):
+                return not_implemented("Accept: " + mime), None
+        return error_reply(406, "PGRST107",
+                           "None of these media types are available: "
+                           + ", ".join(m for _, m in mts)), None
 
     # -- POST: insert / upsert ---------------------------------------------
 
@@ -1130,7 +1857,8 @@ class PostgREST:
             # contentTypeHeaders: with more than one exposed schema the
             # schema counts as negotiated, and is named.
             headers.append(("Content-Type", JSON_CT))
-            headers.append(("Content-Profile", ctx.relation[0]))
+            if ctx.negotiated:
+                headers.append(("Content-Profile", ctx.relation[0]))
             out = (body_text or "[]").encode("utf-8")
         reply = Reply(status, out, headers)
         reply = override_status_headers(reply, guc_status, guc_headers)
@@ -1209,122 +1937,539 @@ class PostgREST:
                            "None of these media types are available: "
                            + ", ".join(m for _, m in mts))
 
-    # -- GET / HEAD: a plain read ------------------------------------------
+    # -- GET / HEAD: a read ------------------------------------------------
 
     def get(self, ctx, cache, rel):
-        select = "*"
-        filters = []
-        order = []
-        limit = offset = None
-        for k, v in ctx.params:
-            if k == "select":
-                select = v
-            elif k == "order":
-                order.append(v)
-            elif k == "limit":
-                limit = v
-            elif k == "offset":
-                offset = v
-            else:
-                filters.append((k, v))
+        rq = parse_read_query(ctx.params, False)
         if ctx.header("range") is not None:
             return not_implemented("the Range header")
         prefs = Preferences(ctx.header_all("prefer"), cache.timezones)
-        if prefs.count:
-            return not_implemented("Prefer: count= on GET")
-        neg = self._negotiate(ctx)
-        if neg is not None:
-            return neg
+        if prefs.count not in (None, "exact"):
+            return not_implemented("Prefer: count=%s" % prefs.count)
+        handler, media = self._negotiate_handler(ctx, head=ctx.method == "HEAD")
+        if isinstance(handler, Reply):
+            return handler
+        if prefs.invalid and prefs.handling == "strict":
+            return invalid_prefs_reply(prefs)
         # 12.2 does not check reads against its schema cache (v13's
         # PGRST205 does): the query goes to the database, which refuses a
         # relation it does not have (42P01) and reads one that the cache
         # does not know yet.
         schema, name = ctx.relation
         tbl = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
-        ident_re = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-        # select: plain column names or *
-        items = []
-        for s in (select.split(",") if select.strip() else ["*"]):
-            s = s.strip()
-            if s == "*":
-                items.append(sql.SQL("{}.*").format(tbl))
-            elif ident_re.match(s):
-                items.append(sql.SQL("{}.{}").format(tbl, sql.Identifier(s)))
-            else:
-                return not_implemented("select=%s (only plain columns)" % select)
-        where, params = [], []
-        ops = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<",
-               "lte": "<=", "like": "LIKE", "ilike": "ILIKE"}
-        for col, expr in filters:
-            if not ident_re.match(col):
-                return not_implemented("the filter %s=%s" % (col, expr))
-            op, _, val = expr.partition(".")
-            colsql = sql.SQL("{}.{}").format(tbl, sql.Identifier(col))
-            if op in ops:
-                if op in ("like", "ilike"):
-                    val = val.replace("*", "%")
-                where.append(sql.SQL("{} %s %%s" % ops[op]).format(colsql))
-                params.append(val)
-            elif op == "is" and val in ("null", "true", "false"):
-                where.append(sql.SQL("{} IS %s" % val.upper()).format(colsql))
-            elif op == "in" and val.startswith("(") and val.endswith(")"):
-                # An untyped array literal, which the database types from
-                # the column (PostgREST sends it the same way).
-                elems = _parse_in_list(val[1:-1])
-                where.append(sql.SQL("{} = ANY (%s)").format(colsql))
-                params.append("{%s}" % ",".join(
-                    '"%s"' % e.replace("\\", "\\\\").replace('"', '\\"')
-                    for e in elems))
-            else:
-                return not_implemented("the filter %s=%s" % (col, expr))
-        order_sql = []
-        for o in order:
-            for term in o.split(","):
-                parts = term.strip().split(".")
-                if not parts or not ident_re.match(parts[0]):
-                    return not_implemented("order=%s" % o)
-                piece = sql.SQL("{}.{}").format(tbl, sql.Identifier(parts[0]))
-                for mod in parts[1:]:
-                    m = {"asc": "ASC", "desc": "DESC", "nullsfirst": "NULLS FIRST",
-                         "nullslast": "NULLS LAST"}.get(mod)
-                    if m is None:
-                        return not_implemented("order=%s" % o)
-                    piece = sql.SQL("{} %s" % m).format(piece)
-                order_sql.append(piece)
-        q = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), tbl)
-        if where:
-            q = q + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
-        if order_sql:
-            q = q + sql.SQL(" ORDER BY ") + sql.SQL(", ").join(order_sql)
-        for word, val in (("LIMIT", limit), ("OFFSET", offset)):
-            if val is not None:
-                if not re.match(r"^\d+$", val):
-                    return error_reply(400, "PGRST100",
-                                       '"failed to parse %s parameter (%s)" (line 1, column 1)'
-                                       % (word.lower(), val),
-                                       "unexpected %r expecting digit" % val[:1])
-                q = q + sql.SQL(" %s %d" % (word, int(val)))
-        full = sql.SQL(
-            "WITH pgrst_source AS ( {} ) SELECT pg_catalog.count(_postgrest_t), "
-            "coalesce(json_agg(_postgrest_t), '[]')::text, "
-            "nullif(current_setting('response.headers', true), ''), "
-            "nullif(current_setting('response.status', true), '') "
-            "FROM ( SELECT * FROM pgrst_source ) _postgrest_t").format(q)
+        select_q, select_p = read_query_sql(tbl, tbl, rq)
+        count_q = count_p = None
+        if prefs.count == "exact":
+            count_q, count_p = count_query_sql(tbl, tbl, rq)
+        full, params = result_statement(select_q, select_p, count_q, count_p,
+                                        body_sql(handler, None), single=False)
 
         def run(cur):
             cur.execute(full, params)
-            return cur.fetchone()
+            row = cur.fetchone()
+            if media == "object" and row[1] != 1:
+                raise Rollback(singular_error(row[1]))
+            return row
 
         row = self.app.run_transaction(ctx, run, prefs=prefs, read_only=True)
         if isinstance(row, Reply):
             return row
-        n, body_text, guc_headers, guc_status = row
-        lower = int(offset) if offset else 0
-        rng = "%d-%d/*" % (lower, lower + n - 1) if n > 0 else "*/*"
-        headers = [("Content-Range", rng), ("Content-Type", JSON_CT),
-                   ("Content-Profile", schema)]
-        reply = Reply(200, body_text.encode("utf-8"), headers)
+        total, n, body_text, guc_headers, guc_status = row[:5]
+        status, content_range = range_status(rq.offset or 0, n, total)
+        headers = [("Content-Range", content_range),
+                   ("Content-Location", "/" + name + (("?" + rq.canonical)
+                                                      if rq.canonical else ""))]
+        headers += self._content_type_headers(ctx, media)
+        applied = prefs.applied(count=True, handling=True, timezone=True)
+        if applied:
+            headers.append(("Preference-Applied", applied))
+        out = (body_text or "").encode("utf-8")
+        if status == 416:
+            out = range_error_body(rq.offset or 0, total)
+        elif ctx.method == "HEAD":
+            out = b""
+        reply = Reply(status, out, headers)
         return override_status_headers(reply, guc_status, guc_headers)
+
+
+# ---------------------------------------------------------------------------
+# Reads and calls: the query string, the function, the statements
+# ---------------------------------------------------------------------------
+
+class Rollback(Exception):
+    """Raised inside a transaction: roll it back and answer `reply`
+    (PostgREST's SQL.condemn, e.g. for PGRST116)."""
+
+    def __init__(self, reply):
+        super().__init__(reply.status)
+        self.reply = reply
+
+
+def respond_info(allow):
+    """Response.respondInfo: the answer to OPTIONS without CORS preflight."""
+    return Reply(200, b"", [("Access-Control-Allow-Origin", "*"), ("Allow", allow)])
+
+
+def jwt_error_reply(msg):
+    return error_reply(401, "PGRST301", msg, headers=[(
+        "WWW-Authenticate",
+        'Bearer error="invalid_token", error_description=%s' % json.dumps(msg))])
+
+
+def invalid_prefs_reply(prefs):
+    return error_reply(400, "PGRST122", "Invalid preferences given with handling=strict",
+                       "Invalid preferences: " + ", ".join(prefs.invalid))
+
+
+def singular_error(n):
+    return error_reply(406, "PGRST116",
+                       "JSON object requested, multiple (or no) rows returned",
+                       "The result contains %d rows" % n)
+
+
+def range_status(lower, page_total, total):
+    """RangeQuery.rangeStatusHeader: the status and the Content-Range."""
+    upper = lower + page_total - 1
+    rng = "%d-%d" % (lower, upper) if (total != 0 and lower <= upper) else "*"
+    head = "%s/%s" % (rng, "*" if total is None else total)
+    if total is None:
+        return 200, head
+    if lower > total:
+        return 416, head
+    if 1 + upper - lower < total:
+        return 206, head
+    return 200, head
+
+
+def range_error_body(lower, total):
+    return jdump(pgrst_body("PGRST103", "Requested range not satisfiable",
+                            "An offset of %d was requested, but there are only %d rows."
+                            % (lower, total or 0)))
+
+
+ReadQuery = collections.namedtuple("ReadQuery", [
+    "select",       # [column name or "*"]
+    "filters",      # [(column, negated, op, value)]
+    "order",        # [(column, "ASC"/"DESC"/None, "NULLS FIRST"/"NULLS LAST"/None)]
+    "limit",        # int or None
+    "offset",       # int or None
+    "rpc_args",     # [(name, value)]: GET /rpc/f?name=value
+    "columns",      # columns= (names) or None
+    "canonical",    # QueryParams.qsCanonical
+])
+
+# Every operator PostgREST 12.2 knows; the stand-in runs the first group.
+READ_OPS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=",
+            "like": "LIKE", "ilike": "ILIKE"}
+OTHER_OPS = {"match", "imatch", "isdistinct", "fts", "plfts", "phfts", "wfts", "cs", "cd",
+             "ov", "sl", "sr", "nxr", "nxl", "adj"}
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+def _qp_error(what, value, pos=0, expecting='"not" or operator (eq, gt, ...)'):
+    unexpected = '"%s"' % value[pos] if pos < len(value) else "end of input"
+    return StandInError(error_reply(
+        400, "PGRST100",
+        '"failed to parse %s (%s)" (line 1, column %d)' % (what, value, pos + 1),
+        "unexpected %s expecting %s" % (unexpected, expecting)))
+
+
+def _url_encode(text):
+    """Network.HTTP.Base.urlEncode: UTF-8, all but [A-Za-z0-9-_.~] escaped."""
+    return urllib.parse.quote(text, safe="-_.~")
+
+
+def canonical_query(params):
+    """QueryParams.qsCanonical: the parameters sorted by name (stably), as
+    urlEncodeVars renders them (values of one name joined by commas)."""
+    ordered = sorted(params, key=lambda kv: kv[0])
+    out, done = [], set()
+    for k, _ in ordered:
+        if k in done:
+            continue
+        done.add(k)
+        vals = [_url_encode(v) for kk, v in ordered if kk == k]
+        out.append(_url_encode(k) + "=" + ",".join(vals))
+    return "&".join(out)
+
+
+def parse_read_query(params, is_rpc_read):
+    """QueryParams.parse, for the features the stand-in implements: select
+    of plain columns, filters eq/neq/gt/gte/lt/lte/like/ilike/in/is (with
+    not.), order, limit, offset, columns; on GET /rpc/ a parameter whose
+    value is no operator expression is an argument.  Anything else PostgREST
+    would accept answers 501; what it would refuse, PGRST100."""
+    select = None
+    filters, order, rpc_args = [], [], []
+    limit = offset = columns = None
+    for k, v in params:
+        last = k.split(".")[-1]
+        if k == "select":
+            if select is None:
+                select = v
+            continue
+        if k == "columns":
+            if columns is None:
+                columns = parse_columns(v, "columns")
+            continue
+        if k == "on_conflict":
+            continue
+        if last in ("order", "limit", "offset", "and", "or"):
+            if k != last:
+                raise StandInError(not_implemented("%s on an embedded resource" % last))
+            if last in ("and", "or"):
+                raise StandInError(not_implemented("the %s= filter" % last))
+            if last == "order":
+                order += _parse_order(v)
+            else:
+                # readMaybe: a value that is no integer is ignored.
+                if re.match(r"^-?\d+$", v.strip()):
+                    n = int(v)
+                    if n < 0:
+                        raise StandInError(not_implemented("a negative %s" % last))
+                    if last == "limit":
+                        limit = n
+                    else:
+                        offset = n
+            continue
+        f = _parse_filter(k, v, is_rpc_read)
+        if f is None:
+            rpc_args.append((k, v))
+        else:
+            filters.append(f)
+    items = []
+    for s in (select.split(",") if select is not None and select.strip() else ["*"]):
+        s = s.strip()
+        if s != "*" and not _IDENT_RE.match(s):
+            raise StandInError(not_implemented("select=%s (only plain columns)" % select))
+        items.append(s)
+    return ReadQuery(items, filters, order, limit, offset, rpc_args, columns,
+                     canonical_query(params))
+
+
+def _parse_filter(key, value, is_rpc_read):
+    """(column, negated, op, value), or None for an RPC argument."""
+    rest, negated = value, False
+    if rest.startswith("not."):
+        negated, rest = True, rest[4:]
+    op, dot, val = rest.partition(".")
+    base = op.split("(")[0]
+    known = base in READ_OPS or base in OTHER_OPS or base in ("in", "is")
+    if not dot or not known:
+        if is_rpc_read:
+            return None
+        pos = 0
+        if negated:
+            pos = 4
+        raise _qp_error("filter", value, pos)
+    if base == "is" and val not in ("null", "true", "false", "unknown"):
+        if is_rpc_read:
+            return None
+        raise _qp_error("filter", value, len(value) - len(val),
+                        'null or trilean value (unknown, true, false)')
+    if op != base or base in OTHER_OPS:
+        raise StandInError(not_implemented("the filter %s=%s" % (key, value)))
+    if not _IDENT_RE.match(key):
+        raise StandInError(not_implemented("the filter %s=%s (embedded or JSON paths)"
+                                           % (key, value)))
+    if base == "in":
+        if not (val.startswith("(") and val.endswith(")")):
+            if is_rpc_read:
+                return None
+            raise _qp_error("filter", value, len(value) - len(val), '"("')
+        val = _parse_in_list(val[1:-1]) if len(val) > 2 else []
+    return (key, negated, base, val)
+
+
+def _parse_order(text):
+    out = []
+    for term in text.split(","):
+        parts = term.strip().split(".")
+        if not parts or not _IDENT_RE.match(parts[0]):
+            raise StandInError(not_implemented("order=%s" % text))
+        direction = nulls = None
+        for mod in parts[1:]:
+            if mod in ("asc", "desc") and direction is None and nulls is None:
+                direction = mod.upper()
+            elif mod in ("nullsfirst", "nullslast") and nulls is None:
+                nulls = "NULLS FIRST" if mod == "nullsfirst" else "NULLS LAST"
+            else:
+                raise _qp_error("order", text, 0, '"asc", "desc", "nullsfirst" or "nullslast"')
+        out.append((parts[0], direction, nulls))
+    return out
+
+
+def _where_sql(qi, rq):
+    where, params = [], []
+    for col, negated, op, val in rq.filters:
+        colsql = sql.SQL("{}.{}").format(qi, sql.Identifier(col))
+        if op in READ_OPS:
+            if op in ("like", "ilike"):
+                val = val.replace("*", "%")
+            piece = sql.SQL("{} %s %%s" % READ_OPS[op]).format(colsql)
+            params.append(val)
+        elif op == "is":
+            piece = sql.SQL("{} IS %s" % val.upper()).format(colsql)
+        else:
+            # in: an untyped array literal, which the database types from
+            # the column (PostgREST sends it the same way).
+            piece = sql.SQL("{} = ANY (%s)").format(colsql)
+            params.append("{%s}" % ",".join(
+                '"%s"' % e.replace("\\", "\\\\").replace('"', '\\"') for e in val))
+        if negated:
+            piece = sql.SQL("NOT {}").format(piece)
+        where.append(piece)
+    return where, params
+
+
+def read_query_sql(src, qi, rq):
+    """QueryBuilder.readPlanToQuery for one relation without embedding:
+    SELECT <qi>.<columns> FROM <src> WHERE ... ORDER BY ... LIMIT ... OFFSET."""
+    items = [sql.SQL("{}.*").format(qi) if s == "*"
+             else sql.SQL("{}.{}").format(qi, sql.Identifier(s)) for s in rq.select]
+    q = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(items), src)
+    where, params = _where_sql(qi, rq)
+    if where:
+        q = q + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+    if rq.order:
+        terms = []
+        for col, direction, nulls in rq.order:
+            t = sql.SQL("{}.{}").format(qi, sql.Identifier(col))
+            if direction:
+                t = t + sql.SQL(" " + direction)
+            if nulls:
+                t = t + sql.SQL(" " + nulls)
+            terms.append(t)
+        q = q + sql.SQL(" ORDER BY ") + sql.SQL(", ").join(terms)
+    if rq.limit is not None or rq.offset is not None:
+        q = q + sql.SQL(" LIMIT %s OFFSET %d" % (
+            "ALL" if rq.limit is None else str(rq.limit), rq.offset or 0))
+    return q, params
+
+
+def count_query_sql(src, qi, rq):
+    """QueryBuilder.readPlanToCountQuery: SELECT 1 FROM <src> WHERE ..."""
+    q = sql.SQL("SELECT 1 FROM {}").format(src)
+    where, params = _where_sql(qi, rq)
+    if where:
+        q = q + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
+    return q, params
+
+
+def body_sql(handler, proc):
+    """SqlFragment.handlerF for the JSON handlers (asJsonF, asJsonSingleF)."""
+    if handler == "none":
+        return sql.SQL("''::text")
+    scalar = proc is not None and proc.returns_scalar
+    if handler == "single":
+        col = "_postgrest_t.pgrst_scalar" if scalar else "_postgrest_t"
+        return sql.SQL("coalesce(json_agg(%s)->0, 'null')" % col)
+    if proc is not None and proc.returns_single_composite:
+        return sql.SQL("coalesce(json_agg(_postgrest_t)->0, 'null')")
+    if scalar:
+        return sql.SQL("coalesce(json_agg(_postgrest_t.pgrst_scalar)->0, 'null')")
+    if proc is not None and proc.returns_setof_scalar:
+        return sql.SQL("coalesce(json_agg(_postgrest_t.pgrst_scalar), '[]')")
+    return sql.SQL("coalesce(json_agg(_postgrest_t), '[]')")
+
+
+def result_statement(select_q, select_p, count_q, count_p, body, single):
+    """Statements.prepareRead: the read in the pgrst_source CTE, then one
+    row: total_result_set, page_total, body, response.headers,
+    response.status."""
+    parts = [sql.SQL("WITH pgrst_source AS ( "), select_q, sql.SQL(" ) ")]
+    params = list(select_p)
+    if count_q is not None:
+        parts += [sql.SQL(", pgrst_source_count AS ("), count_q, sql.SQL(") ")]
+        params += count_p
+        total = sql.SQL("(SELECT pg_catalog.count(*) FROM pgrst_source_count)")
+    else:
+        total = sql.SQL("null::bigint")
+    parts += [sql.SQL("SELECT "), total, sql.SQL(" AS total_result_set, "),
+              sql.SQL("1" if single else "pg_catalog.count(_postgrest_t)"),
+              sql.SQL(" AS page_total, ("), body, sql.SQL(")::text AS body, "),
+              sql.SQL("nullif(current_setting('response.headers', true), '') AS response_headers, "
+                      "nullif(current_setting('response.status', true), '') AS response_status, "
+                      "'' AS response_inserted "
+                      "FROM ( SELECT * FROM pgrst_source ) _postgrest_t")]
+    return sql.Composed(parts), params
+
+
+def find_proc(cache, schema, name, keys, single_object, content_kind, inv_post):
+    """Plan.findProc: the function called, by name and argument names, or a
+    StandInError (PGRST202, PGRST203)."""
+    procs = cache.routines.get((schema, name), [])
+    matched, fallback = [], []
+    for p in procs:
+        if _matches_params(p, keys, single_object, content_kind, inv_post):
+            matched.append(p)
+        elif len(p.params) == 1 and inv_post and (content_kind, p.params[0].type) in (
+                ("json", "json"), ("json", "jsonb"), ("plain", "text"), ("xml", "xml"),
+                ("octet", "bytea")):
+            fallback.append(p)
+    if len(matched) == 1:
+        return matched[0]
+    if matched or len(fallback) > 1:
+        ambiguous = matched or fallback
+        raise StandInError(error_reply(
+            300, "PGRST203",
+            "Could not choose the best candidate function between: "
+            + ", ".join(p.signature() for p in ambiguous),
+            None, "Try renaming the parameters or the function itself in the database "
+                  "so function overloading can be resolved"))
+    if len(fallback) == 1:
+        return fallback[0]
+    raise StandInError(no_rpc_reply(cache, schema, name, keys, single_object,
+                                    content_kind, inv_post, procs))
+
+
+def _matches_params(p, keys, single_object, content_kind, inv_post):
+    params = p.params
+    if single_object:
+        return len(params) == 1 and params[0].type in ("json", "jsonb")
+    if not params:
+        return not keys and not (inv_post and content_kind in ("octet", "plain", "xml"))
+    req = {q.name for q in params if q.required}
+    opt = {q.name for q in params if not q.required}
+    if not opt:
+        return keys == req
+    if not req:
+        return keys <= opt
+    return keys - opt == req
+
+
+def no_rpc_reply(cache, schema, name, keys, single_object, content_kind, inv_post,
+                 overloads):
+    """Error.hs, NoRpc: 404 PGRST202 with PostgREST's message, details and
+    hint."""
+    func = schema + "." + name
+    arg_keys = sorted(keys)
+    prms = ", ".join(arg_keys)
+
+    def fmt(p):
+        return " without parameters" if not arg_keys else p
+
+    only_single = single_object or (inv_post and content_kind in ("plain", "xml", "octet"))
+    message = ("Could not find the function " + func
+               + ("" if only_single else fmt("(" + prms + ")")) + " in the schema cache")
+    prms_det = " with parameter" + ("s " if len(arg_keys) > 1 else " ") + prms
+    if single_object:
+        det = " with a single json/jsonb parameter"
+    elif inv_post and content_kind == "plain":
+        det = " with a single unnamed text parameter"
+    elif inv_post and content_kind == "xml":
+        det = " with a single unnamed xml parameter"
+    elif inv_post and content_kind == "octet":
+        det = " with a single unnamed bytea parameter"
+    elif inv_post and content_kind == "json":
+        det = fmt(prms_det) + " or with a single unnamed json/jsonb parameter"
+    else:
+        det = fmt(prms_det)
+    details = "Searched for the function " + func + det + \
+        ", but no matches were found in the schema cache."
+    hint = None
+    if not only_single:
+        def list_text(names):
+            return "(" + ", ".join(sorted(names)) + ")"
+        if not overloads:
+            best = fuzzy_get_one([n for (s, n) in cache.routines if s == schema], name)
+        else:
+            best = fuzzy_get_one([list_text(q.name for q in ov.params) for ov in overloads],
+                                 list_text(arg_keys))
+            best = None if best is None else name + best
+        if best is not None:
+            hint = "Perhaps you meant to call the function " + schema + "." + best
+    return error_reply(404, "PGRST202", message, details, hint)
+
+
+def json_rpc_params(proc, pairs):
+    """CallPlan.jsonRpcParams: query-string (or form) arguments as a JSON
+    object of strings; a variadic parameter given several times becomes an
+    array; otherwise the last value of a name wins."""
+    variadic = {p.name for p in proc.params if p.variadic}
+    out = {}
+    for k, v in pairs:
+        if k in variadic:
+            out.setdefault(k, []).append(v)
+        else:
+            out[k] = v
+    return out
+
+
+def call_statement(proc, call_params, args, rq, alias, handler, count):
+    """QueryBuilder.callPlanToQuery inside Statements.prepareCall: the call
+    in the pgrst_source CTE, its arguments from json_to_record of the body
+    (named notation), the read of its result, one row out."""
+    fn = sql.SQL("{}.{}").format(sql.Identifier(proc.schema), sql.Identifier(proc.name))
+    scalar = proc.returns_scalar or proc.returns_setof_scalar
+
+    def call_it(arg):
+        if scalar:
+            return sql.SQL("(SELECT {}({}) pgrst_scalar) pgrst_call").format(fn, arg)
+        return sql.SQL("{}({}) pgrst_call").format(fn, arg)
+
+    params = []
+    mode, what = call_params
+    if mode == "one":
+        if what.type == "bytea":
+            arg = sql.SQL("%s")
+            params.append(psycopg2.Binary(args or b""))
+        else:
+            arg = sql.SQL("%s::" + what.type.replace("%", "%%"))
+            params.append(body_param(args or b"", b"\x00" in (args or b"")))
+        from_call = sql.SQL("FROM ") + call_it(arg)
+    elif not what:
+        from_call = sql.SQL("FROM ") + call_it(sql.SQL(""))
+    else:
+        payload = args or b""
+        is_object = payload.lstrip(b" \t\n\r")[:1] == b"{"
+        to_rec = "json_to_record" if is_object else "json_to_recordset"
+        names = sql.SQL(", ").join(sql.Identifier(p.name) for p in what)
+        typed = sql.SQL(", ").join(
+            sql.SQL("{} " + p.type_max_length.replace("{", "{{").replace("}", "}}")
+                    .replace("%", "%%")).format(sql.Identifier(p.name)) for p in what)
+        named = sql.SQL(", ").join(
+            sql.SQL("{}{} := pgrst_body.{}").format(
+                sql.SQL("VARIADIC " if p.variadic else ""),
+                sql.Identifier(p.name), sql.Identifier(p.name)) for p in what)
+        as_bytea = b"\x00" in payload or not is_utf8(payload)
+        placeholder = sql.SQL("convert_from(%s::bytea, 'UTF8')::json" if as_bytea
+                              else "%s::json")
+        params.append(body_param(payload, as_bytea))
+        from_call = sql.Composed([
+            sql.SQL("FROM (SELECT "), placeholder, sql.SQL(" AS json_data) pgrst_payload, "),
+            sql.SQL("LATERAL (SELECT "), names,
+            sql.SQL(" FROM %s(pgrst_payload.json_data) AS _(" % to_rec), typed,
+            sql.SQL(") LIMIT 1) pgrst_body , LATERAL "), call_it(named)])
+    if scalar:
+        returned = sql.SQL("pgrst_call.pgrst_scalar")
+    elif rq.select == ["*"] or "*" in rq.select:
+        returned = sql.SQL("{}.*").format(sql.Identifier("pgrst_call"))
+    else:
+        returned = sql.SQL(", ").join(
+            sql.SQL("{}.{}").format(sql.Identifier("pgrst_call"), sql.Identifier(c))
+            for c in sorted(set(rq.select)))
+    call_q = sql.SQL("SELECT {} ").format(returned) + from_call
+    qi = sql.Identifier(alias)
+    src = sql.SQL("{} AS {}").format(sql.Identifier("pgrst_source"), qi)
+    select_q, select_p = read_query_sql(src, qi, rq)
+    parts = [sql.SQL("WITH pgrst_source AS ("), call_q, sql.SQL(") ")]
+    if count:
+        count_q, count_p = count_query_sql(src, qi, rq)
+        parts += [sql.SQL(", pgrst_source_count AS ("), count_q, sql.SQL(") ")]
+        params += count_p
+        total = sql.SQL("(SELECT pg_catalog.count(*) FROM pgrst_source_count)")
+    else:
+        total = sql.SQL("null::bigint")
+    parts += [sql.SQL("SELECT "), total, sql.SQL(" AS total_result_set, "),
+              sql.SQL("1" if proc.returns_single else "pg_catalog.count(_postgrest_t)"),
+              sql.SQL(" AS page_total, ("), body_sql(handler, proc), sql.SQL(")::text AS body, "),
+              sql.SQL("nullif(current_setting('response.headers', true), '') AS response_headers, "
+                      "nullif(current_setting('response.status', true), '') AS response_status, "
+                      "'' AS response_inserted FROM ("), select_q,
+              sql.SQL(") _postgrest_t")]
+    params += select_p
+    return sql.Composed(parts), params
 
 
 def _parse_in_list(text):
@@ -1929,6 +3074,10 @@ class App:
         self.down_timer = None
         self.down_lock = threading.Lock()
         self.pool = Pool(opts.dsn, opts.pool_size, opts.pool_timeout)
+        # PostgREST's db-schemas (the first is the default) and
+        # db-extra-search-path.
+        self.schemas = list(opts.schemas)
+        self.extra_search_path = list(opts.extra_search_path)
         self.cache = None
         self.cache_lock = threading.Lock()
         self.postgrest = PostgREST(self)
@@ -1957,7 +3106,8 @@ class App:
     def reload_schema(self):
         conn = psycopg2.connect(self.opts.dsn)
         try:
-            cache = SchemaCache.load(conn, self.opts.db_role)
+            cache = SchemaCache.load(conn, self.opts.db_role, self.schemas,
+                                     api_mode=self.opts.jwt_secret is not None)
         finally:
             conn.close()
         with self.cache_lock:
@@ -1976,9 +3126,12 @@ class App:
 
     # -- database ----------------------------------------------------------
 
-    def run_transaction(self, ctx, fn, prefs, read_only):
+    def run_transaction(self, ctx, fn, prefs, read_only, iso_level=None,
+                        func_settings=()):
         """Run fn(cursor) in one transaction, with PostgREST's per-request
-        settings first.  Returns fn's result or an error Reply."""
+        settings first.  Returns fn's result or an error Reply.  The
+        isolation level: iso_level (a function's), else in API mode the
+        role's, else READ COMMITTED."""
         try:
             conn = self.pool.acquire()
         except PoolTimeout:
@@ -1989,14 +3142,24 @@ class App:
                                "Database connection error. Retrying the connection.",
                                str(e))
         discard = False
+        if iso_level is None and self.opts.jwt_secret is not None and self.cache is not None:
+            iso_level = ISOLATION_LEVELS.get(self.cache.api_role_iso.get(ctx.role, ""))
         try:
             with conn.cursor() as cur:
-                if read_only:
-                    cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED READ ONLY")
-                self._set_locals(cur, ctx, prefs)
+                if read_only or iso_level:
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL %s %s" % (
+                        iso_level or "READ COMMITTED",
+                        "READ ONLY" if read_only else "READ WRITE"))
+                self._set_locals(cur, ctx, prefs, func_settings)
                 result = fn(cur)
             conn.commit()
             return result
+        except Rollback as r:
+            try:
+                conn.rollback()
+            except psycopg2.Error:
+                discard = True
+            return r.reply
         except psycopg2.Error as e:
             try:
                 conn.rollback()
@@ -2013,20 +3176,33 @@ class App:
         finally:
             self.pool.release(conn, discard)
 
-    def _set_locals(self, cur, ctx, prefs):
+    def _set_locals(self, cur, ctx, prefs, func_settings=()):
         """Query.setPgLocals: search_path, role settings, role, claims,
-        request.method/path/headers/cookies, timezone, in one statement."""
+        request.method/path/headers/cookies, timezone, the function's
+        hoisted settings, in one statement."""
         # The request's schema first (iSchema: the default one, or the
         # profile's), then db-extra-search-path.
-        schema = ctx.relation[0] if ctx.relation else EXPOSED_SCHEMAS[0]
+        schema = ctx.schema or (ctx.relation[0] if ctx.relation else self.schemas[0])
         settings = [("search_path",
-                     ", ".join('"%s"' % s for s in [schema] + EXTRA_SEARCH_PATH))]
+                     ", ".join('"%s"' % s.replace('"', '""')
+                               for s in [schema] + self.extra_search_path))]
         cache = self.cache
-        if self.opts.db_role and ctx.role == "anon":
+        if self.opts.jwt_secret is not None:
+            # API mode: every request switches to its role, after that
+            # role's settings (so that GRANT SET ON PARAMETER to the login
+            # role works), as PostgREST 12.2 does.
             if cache is not None:
-                settings += cache.role_settings
-            settings.append(("role", self.opts.db_role))
-        settings.append(("request.jwt.claims", json.dumps(ctx.claims)))
+                settings += cache.api_role_settings.get(ctx.role, [])
+            settings.append(("role", ctx.role))
+            settings.append(("request.jwt.claims",
+                             json.dumps(ctx.claims, sort_keys=True, separators=(",", ":"),
+                                        ensure_ascii=False, default=_json_default)))
+        else:
+            if self.opts.db_role and ctx.role == "anon":
+                if cache is not None:
+                    settings += cache.role_settings
+                settings.append(("role", self.opts.db_role))
+            settings.append(("request.jwt.claims", json.dumps(ctx.claims)))
         settings.append(("request.method", ctx.method))
         settings.append(("request.path", ctx.raw_path))
         hdrs = {}
@@ -2037,6 +3213,7 @@ class App:
         settings.append(("request.cookies", "{}"))
         if prefs is not None and prefs.timezone:
             settings.append(("timezone", prefs.timezone))
+        settings += list(func_settings)
         with self.lock:
             st = self.faults.statement_timeout_ms
         if st is not None:
@@ -2077,6 +3254,14 @@ class App:
         # /rpc/... and other paths.
         table = segments[0] if len(segments) == 1 else None
         ctx.log_table = table
+        # CORS (PostgREST's, outermost): a preflight that wai-cors accepts
+        # is answered before anything else -- before the gateway's key
+        # check too, as a browser sends no key with it -- and takes no
+        # fault; every other answer to a request with an Origin gets the
+        # CORS headers, whoever gives it.
+        origin = ctx.header("origin")
+        preflight = (cors_preflight(headers)
+                     if origin is not None and method == "OPTIONS" else None)
 
         with self.lock:
             self.seq += 1
@@ -2100,11 +3285,15 @@ class App:
                 tstats["requests"] += 1
             # Take this request's faults, in a fixed order.
             delay = f.delay_ms
-            if f.delay_next > 0:
+            if preflight is not None:
+                delay = 0
+            elif f.delay_next > 0:
                 f.delay_next -= 1
                 delay = f.delay_next_ms
             action = None
-            if f.drop_next > 0:
+            if preflight is not None:
+                pass
+            elif f.drop_next > 0:
                 f.drop_next -= 1
                 action = "drop"
             elif f.paused_project:
@@ -2115,7 +3304,7 @@ class App:
                 fail = (f.fail_status, f.fail_body, f.fail_body_set,
                         f.fail_retry_after, f.fail_retry_after_set, dict(f.fail_headers))
             drop_after = False
-            if action is None and f.drop_after_commit_next > 0:
+            if action is None and preflight is None and f.drop_after_commit_next > 0:
                 f.drop_after_commit_next -= 1
                 drop_after = True
             gw_limit = f.gateway_timeout_over_ms
@@ -2123,7 +3312,9 @@ class App:
         if delay:
             time.sleep(delay / 1000.0)
 
-        if action == "drop":
+        if preflight is not None:
+            reply = Reply(200, b"", preflight)
+        elif action == "drop":
             reply = Reply(0)
             reply.drop = True
         elif action == "paused":
@@ -2153,9 +3344,11 @@ class App:
         fault = action
         if drop_after:
             fault = "drop_after_commit"
-        if not reply.drop and gw_limit and elapsed_ms > gw_limit:
+        if not reply.drop and gw_limit and elapsed_ms > gw_limit and preflight is None:
             reply = Reply(544, GATEWAY_BODIES[544])
             fault = "gateway_timeout"
+        if origin is not None and method != "OPTIONS" and not reply.drop:
+            reply.headers += cors_actual_headers()
         # The log's rows and ids of a request that processing did not note
         # (a fault, a refusal, an error): parse its body now.
         ctx.body_rows()
@@ -2440,9 +3633,22 @@ def parse_args(argv):
                         "default: fichas.sql)")
     p.add_argument("--init-schema", action="store_true",
                    help="drop and create the schema files' objects before serving")
-    p.add_argument("--db-role", default=None,
-                   help="role to SET LOCAL for anon requests (as PostgREST does); "
-                        "default: stay the DSN's user")
+    p.add_argument("--db-role", "--anon-role", dest="db_role", default=None,
+                   help="PostgREST's db-anon-role: the role of requests without a "
+                        "token (or whose JWT has no role claim).  Without --jwt-secret: "
+                        "SET LOCAL for requests with the anon key or no token, other "
+                        "requests stay the DSN's user")
+    p.add_argument("--jwt-secret", default=None,
+                   help="API mode: every bearer token is a JWT that must be signed "
+                        "with this secret (HS256/384/512, at least 32 characters), and "
+                        "each request runs SET LOCAL ROLE to its role claim, with "
+                        "request.jwt.claims set; connect with a login role that is no "
+                        "superuser (authenticator, NOINHERIT)")
+    p.add_argument("--schemas", default=",".join(EXPOSED_SCHEMAS),
+                   help="PostgREST's db-schemas, comma-separated; the first is the "
+                        "default (default: %(default)s, as on Supabase)")
+    p.add_argument("--extra-search-path", default=",".join(EXTRA_SEARCH_PATH),
+                   help="PostgREST's db-extra-search-path (default: %(default)s)")
     p.add_argument("--pool-size", type=int, default=10)
     p.add_argument("--pool-timeout", type=float, default=10.0,
                    help="seconds to wait for a pool connection (then 504 PGRST003)")
@@ -2461,6 +3667,14 @@ def parse_args(argv):
         p.error("--host must be a loopback address")
     if opts.control_port is not None and opts.control_port < 0:
         opts.control_port = None
+    opts.schemas = [x.strip() for x in opts.schemas.split(",") if x.strip()]
+    if not opts.schemas:
+        p.error("--schemas needs at least one schema")
+    opts.extra_search_path = [x.strip() for x in opts.extra_search_path.split(",")
+                              if x.strip()]
+    if opts.jwt_secret is not None and len(opts.jwt_secret) < 32:
+        p.error("--jwt-secret must be at least 32 characters (as Supabase's are)")
+    opts.anon_role = opts.db_role
     if not opts.schema_file:
         opts.schema_file = [os.path.join(HERE, "fichas.sql")]
     return opts
