@@ -180,24 +180,36 @@ call_internal(const char *function, int nargs, Oid *argtypes,
 }
 
 /*
+ * Call the internal function with this call's arguments (fcinfo's, of the
+ * given types), as call_internal does.
+ */
+static Datum
+call_with_args(FunctionCallInfo fcinfo, const char *function, int nargs,
+			   Oid *types, bool *isnull)
+{
+	Datum		values[8];
+	bool		nulls[8];
+	int			i;
+
+	Assert(nargs <= 8);
+	for (i = 0; i < nargs; i++)
+	{
+		nulls[i] = PG_ARGISNULL(i);
+		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	return call_internal(function, nargs, types, values, nulls, isnull);
+}
+
+/*
  * gs_export_create(start_date date, end_date date, options jsonb) → uuid
  */
 Datum
 gs_export_create(PG_FUNCTION_ARGS)
 {
 	Oid			types[3] = {DATEOID, DATEOID, JSONBOID};
-	Datum		values[3];
-	bool		nulls[3];
 	bool		isnull;
-	Datum		result;
-	int			i;
+	Datum		result = call_with_args(fcinfo, "_gs_export_create", 3, types, &isnull);
 
-	for (i = 0; i < 3; i++)
-	{
-		nulls[i] = PG_ARGISNULL(i);
-		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
-	}
-	result = call_internal("_gs_export_create", 3, types, values, nulls, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
@@ -210,17 +222,9 @@ Datum
 gs_export_pause(PG_FUNCTION_ARGS)
 {
 	Oid			types[2] = {UUIDOID, TEXTOID};
-	Datum		values[2];
-	bool		nulls[2];
 	bool		isnull;
-	int			i;
 
-	for (i = 0; i < 2; i++)
-	{
-		nulls[i] = PG_ARGISNULL(i);
-		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
-	}
-	(void) call_internal("_gs_export_pause", 2, types, values, nulls, &isnull);
+	(void) call_with_args(fcinfo, "_gs_export_pause", 2, types, &isnull);
 	PG_RETURN_VOID();
 }
 
@@ -231,13 +235,9 @@ Datum
 gs_export_resume(PG_FUNCTION_ARGS)
 {
 	Oid			types[1] = {UUIDOID};
-	Datum		values[1];
-	bool		nulls[1];
 	bool		isnull;
 
-	nulls[0] = PG_ARGISNULL(0);
-	values[0] = nulls[0] ? (Datum) 0 : PG_GETARG_DATUM(0);
-	(void) call_internal("_gs_export_resume", 1, types, values, nulls, &isnull);
+	(void) call_with_args(fcinfo, "_gs_export_resume", 1, types, &isnull);
 	PG_RETURN_VOID();
 }
 
@@ -248,13 +248,9 @@ Datum
 gs_export_reset(PG_FUNCTION_ARGS)
 {
 	Oid			types[1] = {UUIDOID};
-	Datum		values[1];
-	bool		nulls[1];
 	bool		isnull;
 
-	nulls[0] = PG_ARGISNULL(0);
-	values[0] = nulls[0] ? (Datum) 0 : PG_GETARG_DATUM(0);
-	(void) call_internal("_gs_export_reset", 1, types, values, nulls, &isnull);
+	(void) call_with_args(fcinfo, "_gs_export_reset", 1, types, &isnull);
 	PG_RETURN_VOID();
 }
 
@@ -265,13 +261,9 @@ Datum
 gs_export_delete(PG_FUNCTION_ARGS)
 {
 	Oid			types[1] = {UUIDOID};
-	Datum		values[1];
-	bool		nulls[1];
 	bool		isnull;
 
-	nulls[0] = PG_ARGISNULL(0);
-	values[0] = nulls[0] ? (Datum) 0 : PG_GETARG_DATUM(0);
-	(void) call_internal("_gs_export_delete", 1, types, values, nulls, &isnull);
+	(void) call_with_args(fcinfo, "_gs_export_delete", 1, types, &isnull);
 	PG_RETURN_VOID();
 }
 
@@ -446,14 +438,9 @@ Datum
 gs_export_sync(PG_FUNCTION_ARGS)
 {
 	Oid			types[1] = {JSONBOID};
-	Datum		values[1];
-	bool		nulls[1];
 	bool		isnull;
-	Datum		result;
+	Datum		result = call_with_args(fcinfo, "_gs_export_sync", 1, types, &isnull);
 
-	nulls[0] = PG_ARGISNULL(0);
-	values[0] = nulls[0] ? (Datum) 0 : PG_GETARG_DATUM(0);
-	result = call_internal("_gs_export_sync", 1, types, values, nulls, &isnull);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
