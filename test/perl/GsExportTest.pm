@@ -23,6 +23,12 @@ our $API_KEY = 'gs-test-anon-key-5f1c2e';
 my $json = JSON::PP->new->canonical->allow_nonref;
 my $http = HTTP::Tiny->new(timeout => 30);
 
+# Every stand-in a test started is stopped when the test ends, even one it
+# did not stop itself: END runs before global destruction, where DESTROY
+# may find IPC::Run's objects already gone and leave the server running.
+our @all_remotes;
+END { $_->stop for grep { $_->{handle} } @all_remotes; }
+
 # A local cluster with gs_export preloaded, TabuladorMax's tables and the
 # extension created.  %opts: conf => extra postgresql.conf lines,
 # tabuladormax => 0 to start from an empty database, cron => 1 to preload
@@ -92,8 +98,10 @@ sub remote
 		control_port => slurp_file("$dir/control_port") + 0,
 		log => "$dir/stand_in.log",
 	}, 'GsExportTest::Remote';
+	push @all_remotes, $self;
 	return $self;
 }
+
 
 # Point the local node at the remote.
 sub configure

@@ -94,4 +94,5 @@ $node->safe_psql('nort', 'CREATE EXTENSION gs_export');
 is($node->safe_psql('nort', 'SELECT count(*) FROM pg_publication'), '0',
 	'without it, no publication is made');
 
+$remote->stop;
 done_testing();

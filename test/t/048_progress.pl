@@ -69,4 +69,5 @@ is(GsExportTest::wait_status($node, $job3, 'completed|failed'), 'completed', "al
 my $j3 = GsExportTest::job($node, $job3);
 is("$j3->{leads_in_range}/$j3->{total_leads}", '200/200', "alice's range counts only the leads she may read");
 
+$remote->stop;
 done_testing();

@@ -123,4 +123,5 @@ is("$j->{total_leads}/$j->{exported_leads}/$j->{error_leads}", '300/299/1', 'lea
 is($node->safe_psql('postgres', "SELECT lead_snapshot::text FROM gestao_scouter_export_errors WHERE job_id = '$job'"),
 	'{"id": 7, "name": "lead 7"}', "its snapshot is what bob read of it, no more");
 
+$remote->stop;
 done_testing();

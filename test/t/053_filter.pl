@@ -69,4 +69,5 @@ ok(@plans > 0, 'the worker\'s batch reads are in the log: ' . scalar(@plans));
 is(scalar(grep { !/Index Scan Backward using leads_updated_at_id_idx/ } @plans), 0,
 	'every batch read walks the (updated_at, id) index, never a scan of the table and a sort');
 
+$remote->stop;
 done_testing();
