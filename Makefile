@@ -26,4 +26,4 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Every object depends on the shared header (PGXS tracks no headers).
-$(OBJS): src/gs_export.h
+$(OBJS): src/gs_export.h src/gs_curl.h

@@ -15,8 +15,6 @@
  */
 #include "postgres.h"
 
-#include <curl/curl.h>
-
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
@@ -30,6 +28,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "gs_curl.h"
 #include "gs_export.h"
 
 /* Attempts at most, and the first wait between two (it doubles). */
@@ -43,14 +42,6 @@
 /* Most of the reason in "text", and of an answer quoted in the log. */
 #define GS_ALERT_TEXT_REASON 300
 #define GS_ALERT_BODY_EXCERPT 200
-
-#define gs_alert_setopt(handle, opt, value) \
-	do { \
-		CURLcode rc_ = curl_easy_setopt((handle), (opt), (value)); \
-		if (rc_ != CURLE_OK) \
-			elog(ERROR, "gs_export: curl_easy_setopt(%s) failed: %s", \
-				 #opt, curl_easy_strerror(rc_)); \
-	} while (0)
 
 /*
  * What the alert says, from _gs_export_alert_info (the extension script,
@@ -372,19 +363,19 @@ post_alert(const char *url, const char *document)
 			elog(ERROR, "gs_export: out of memory");
 		headers = h;
 
-		gs_alert_setopt(alert_handle, CURLOPT_URL, url);
+		gs_curl_setopt(alert_handle, CURLOPT_URL, url);
 		gs_remote_set_transport(alert_handle);
-		gs_alert_setopt(alert_handle, CURLOPT_CONNECTTIMEOUT_MS, (long) GS_ALERT_CONNECT_TIMEOUT_MS);
-		gs_alert_setopt(alert_handle, CURLOPT_TIMEOUT_MS, (long) GS_ALERT_TIMEOUT_MS);
-		gs_alert_setopt(alert_handle, CURLOPT_HTTPHEADER, headers);
-		gs_alert_setopt(alert_handle, CURLOPT_POST, 1L);
-		gs_alert_setopt(alert_handle, CURLOPT_POSTFIELDS, document);
-		gs_alert_setopt(alert_handle, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(document));
-		gs_alert_setopt(alert_handle, CURLOPT_WRITEFUNCTION, keep_answer);
-		gs_alert_setopt(alert_handle, CURLOPT_WRITEDATA, &answer);
-		gs_alert_setopt(alert_handle, CURLOPT_ERRORBUFFER, errbuf);
+		gs_curl_setopt(alert_handle, CURLOPT_CONNECTTIMEOUT_MS, (long) GS_ALERT_CONNECT_TIMEOUT_MS);
+		gs_curl_setopt(alert_handle, CURLOPT_TIMEOUT_MS, (long) GS_ALERT_TIMEOUT_MS);
+		gs_curl_setopt(alert_handle, CURLOPT_HTTPHEADER, headers);
+		gs_curl_setopt(alert_handle, CURLOPT_POST, 1L);
+		gs_curl_setopt(alert_handle, CURLOPT_POSTFIELDS, document);
+		gs_curl_setopt(alert_handle, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(document));
+		gs_curl_setopt(alert_handle, CURLOPT_WRITEFUNCTION, keep_answer);
+		gs_curl_setopt(alert_handle, CURLOPT_WRITEDATA, &answer);
+		gs_curl_setopt(alert_handle, CURLOPT_ERRORBUFFER, errbuf);
 		/* one alert, one connection: none is kept for later */
-		gs_alert_setopt(alert_handle, CURLOPT_FORBID_REUSE, 1L);
+		gs_curl_setopt(alert_handle, CURLOPT_FORBID_REUSE, 1L);
 
 		for (attempt = 1; attempt <= GS_ALERT_ATTEMPTS; attempt++)
 		{

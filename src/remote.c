@@ -16,7 +16,6 @@
  */
 #include "postgres.h"
 
-#include <curl/curl.h>
 #include <json-c/json.h>
 
 #include "mb/pg_wchar.h"
@@ -28,11 +27,8 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "gs_curl.h"
 #include "gs_export.h"
-
-#if LIBCURL_VERSION_NUM < 0x075500
-#error "gs_export needs libcurl 7.85.0 or newer (CURLOPT_PROTOCOLS_STR)"
-#endif
 
 /* Most of an answer's body that is kept (error bodies are small). */
 #define GS_MAX_BODY (64 * 1024)
@@ -85,14 +81,6 @@ typedef struct GsResponse
 	StringInfoData body;
 	int			retry_after_ms;
 } GsResponse;
-
-#define gs_curl_setopt(handle, opt, value) \
-	do { \
-		CURLcode rc_ = curl_easy_setopt((handle), (opt), (value)); \
-		if (rc_ != CURLE_OK) \
-			elog(ERROR, "gs_export: curl_easy_setopt(%s) failed: %s", \
-				 #opt, curl_easy_strerror(rc_)); \
-	} while (0)
 
 #define gs_curl_multi_setopt(handle, opt, value) \
 	do { \
