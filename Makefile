@@ -11,6 +11,7 @@ OBJS = \
 	src/source.o \
 	src/payload.o \
 	src/remote.o \
+	src/pace.o \
 	src/store.o \
 	src/alert.o
 

@@ -418,6 +418,7 @@ $$;
 CREATE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT outcome text, OUT reason text,
     OUT batch_size integer, OUT delay_ms integer, OUT time_zone text,
+    OUT max_in_flight integer, OUT pace text, OUT batch_size_max integer,
     OUT owner_oid oid, OUT owner_claims text,
     OUT pass_kind text, OUT pass_lower timestamptz,
     OUT cursor_updated_at timestamptz, OUT cursor_id bigint,
@@ -450,6 +451,11 @@ BEGIN
     delay_ms := COALESCE(j.delay_ms, (SELECT s.setting::integer FROM pg_catalog.pg_settings s
                                        WHERE s.name = 'gs_export.batch_delay_ms'));
     time_zone := COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone'));
+    /* the pace (a 1.0 job has none: one batch of batch_size at a time) */
+    max_in_flight := COALESCE((j.effective_options ->> 'max_in_flight')::integer, 1);
+    pace := COALESCE(j.effective_options ->> 'pace', 'fixed');
+    batch_size_max := GREATEST(COALESCE((j.effective_options ->> 'batch_size_max')::integer, 5000),
+                               batch_size);
     owner_oid := pg_catalog.to_regrole(pg_catalog.quote_ident(
                      COALESCE(j.owner_role, (SELECT r.rolname FROM pg_catalog.pg_extension e
                                                JOIN pg_catalog.pg_roles r ON r.oid = e.extowner
@@ -553,6 +559,13 @@ DECLARE
     n_ok bigint;
     n_err bigint;
     running boolean;
+    /*
+     * recent_leads_per_second: the leads per second since the last record,
+     * averaged with a weight that fades over this many seconds, so that
+     * batches recorded in quick succession (several were in flight) do
+     * not make it jump.
+     */
+    rate_seconds constant float8 := 5;
 BEGIN
     INSERT INTO @extschema@.sync_events
            (event_type, direction, lead_id, status, error_message, sync_duration_ms, job_id)
@@ -585,10 +598,13 @@ BEGIN
            exported_leads = j.exported_leads + n_ok,
            error_leads = j.error_leads + n_err,
            cursor_updated_at = p_last_updated_at, cursor_id = p_last_id,
-           recent_leads_per_second = pg_catalog.round(
-               COALESCE(0.7 * j.recent_leads_per_second, 0)
-               + CASE WHEN j.recent_leads_per_second IS NULL THEN 1 ELSE 0.3 END
-                 * (n_ok + n_err) / GREATEST(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - j.updated_at), 0.001),
+           recent_leads_per_second = pg_catalog.round((
+               SELECT CASE WHEN j.recent_leads_per_second IS NULL THEN (n_ok + n_err) / r.dt
+                           ELSE r.keep * j.recent_leads_per_second::float8
+                                + (1 - r.keep) * (n_ok + n_err) / r.dt END
+                 FROM (SELECT d.dt, pg_catalog.exp(-d.dt / rate_seconds) AS keep
+                         FROM (SELECT GREATEST(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - j.updated_at)::float8,
+                                               0.001) AS dt) d) r)::numeric,
                3),
            processing_date = CASE WHEN j.pass_kind = 'range'
                                   THEN LEAST(GREATEST(p_last_day, j.end_date), j.start_date)
@@ -884,6 +900,26 @@ BEGIN
                           HINT = CASE k WHEN 'batch_size' THEN 'batch_size goes from 1 to 10000.'
                                         ELSE 'delay_ms goes from 0 to 60000.' END;
             END IF;
+        ELSIF k IN ('max_in_flight', 'batch_size_max') THEN
+            IF pg_catalog.jsonb_typeof(v) <> 'number' THEN
+                RAISE EXCEPTION 'option "%" must be a whole number', k
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            n := v::text::numeric;
+            IF n <> pg_catalog.trunc(n)
+               OR (k = 'max_in_flight' AND (n < 1 OR n > 16))
+               OR (k = 'batch_size_max' AND (n < 1 OR n > 10000)) THEN
+                RAISE EXCEPTION 'option "%" is out of range: %', k, v
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = CASE k WHEN 'max_in_flight' THEN 'max_in_flight goes from 1 to 16.'
+                                        ELSE 'batch_size_max goes from 1 to 10000.' END;
+            END IF;
+        ELSIF k = 'pace' THEN
+            IF v IS DISTINCT FROM '"fixed"' AND v IS DISTINCT FROM '"adaptive"' THEN
+                RAISE EXCEPTION 'option "pace" must be "fixed" or "adaptive": %', v
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = '"fixed" sends batches of batch_size, max_in_flight at a time; "adaptive" finds the pace the remote sustains, up to batch_size_max and max_in_flight.';
+            END IF;
         ELSIF k = 'time_zone' THEN
             IF pg_catalog.jsonb_typeof(v) <> 'string'
                OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_timezone_names
@@ -970,9 +1006,18 @@ BEGIN
         ELSE
             RAISE EXCEPTION 'unknown option "%"', k
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Known options are batch_size, delay_ms, time_zone, target_table, fields, field_mappings, synced_at_column, source_column, source_value, filter and changed_since.';
+                      HINT = 'Known options are batch_size, delay_ms, max_in_flight, pace, batch_size_max, time_zone, target_table, fields, field_mappings, synced_at_column, source_column, source_value, filter and changed_since.';
         END IF;
     END LOOP;
+
+    IF pg_catalog.jsonb_typeof(p_options -> 'batch_size') = 'number'
+       AND pg_catalog.jsonb_typeof(p_options -> 'batch_size_max') = 'number'
+       AND (p_options ->> 'batch_size_max')::numeric < (p_options ->> 'batch_size')::numeric THEN
+        RAISE EXCEPTION 'option "batch_size_max" (%) is less than "batch_size" (%)',
+                        p_options -> 'batch_size_max', p_options -> 'batch_size'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'batch_size is where an adaptive pace starts, batch_size_max the most it grows to.';
+    END IF;
 
     FOREACH k IN ARRAY ARRAY['synced_at_column', 'source_column'] LOOP
         IF pg_catalog.jsonb_typeof(p_options -> k) = 'string' THEN
@@ -1015,6 +1060,8 @@ BEGIN
         'delay_ms', (SELECT s.setting::integer FROM pg_catalog.pg_settings s
                       WHERE s.name = 'gs_export.batch_delay_ms'),
         'time_zone', pg_catalog.current_setting('TimeZone'),
+        'max_in_flight', 1,
+        'pace', 'fixed',
         'target_table', COALESCE(cfg.target_table, 'fichas'),
         'synced_at_column', 'last_sync_at',
         'source_column', 'sync_source',
@@ -1024,6 +1071,12 @@ BEGIN
         merged := merged - 'fields' - 'field_mappings';
     END IF;
     merged := merged || p_options;
+    -- an adaptive pace grows from batch_size up to batch_size_max: unless
+    -- given, the most is the default or batch_size, whichever is larger
+    IF NOT (COALESCE(cfg.default_options, '{}') ? 'batch_size_max' OR p_options ? 'batch_size_max') THEN
+        merged := merged || pg_catalog.jsonb_build_object(
+            'batch_size_max', GREATEST(5000, (merged ->> 'batch_size')::numeric));
+    END IF;
     PERFORM @extschema@._gs_export_check_options(merged, 'options');
     -- changed_since as an instant with its offset, read in the caller's
     -- time zone (the worker's may differ)
@@ -1034,7 +1087,9 @@ BEGIN
     -- whole numbers as integers (1.000 and 0e5 are accepted as 1 and 0)
     merged := merged || pg_catalog.jsonb_build_object(
         'batch_size', (merged ->> 'batch_size')::numeric::integer,
-        'delay_ms', (merged ->> 'delay_ms')::numeric::integer);
+        'delay_ms', (merged ->> 'delay_ms')::numeric::integer,
+        'max_in_flight', (merged ->> 'max_in_flight')::numeric::integer,
+        'batch_size_max', (merged ->> 'batch_size_max')::numeric::integer);
     IF NOT (merged ? 'fields' OR merged ? 'field_mappings') THEN
         merged := merged || pg_catalog.jsonb_build_object(
             'fields', pg_catalog.to_jsonb(@extschema@._gs_export_default_fields()));

@@ -126,8 +126,11 @@ typedef struct GsJob
 	pg_uuid_t	id;
 	char	   *id_text;
 	MemoryContext cxt;			/* lives as long as the job's worker */
-	int			batch_size;
+	int			batch_size;		/* what source.c reads with (pace.c sets it) */
 	int			delay_ms;
+	int			max_in_flight;	/* requests at the remote at once */
+	bool		adaptive;		/* pace "adaptive" (else "fixed") */
+	int			batch_size_max; /* the most an adaptive pace grows to */
 	char	   *time_zone;
 	Oid			owner;			/* role whose privileges read the leads */
 	char	   *owner_claims;	/* under Supabase, the owner's JWT claims */
@@ -246,10 +249,22 @@ typedef struct GsRemoteResult
 	char	   *missing_column; /* for GS_REMOTE_MISSING_COLUMN */
 	int			retry_after_ms; /* from Retry-After, or -1 */
 	int			elapsed_ms;
+	bool		timed_out;		/* gs_export.http_timeout_ms passed */
 	bool		statement_timeout;	/* 500 57014: the remote's statement
 									 * timeout cancelled the upsert (outcome
 									 * GS_REMOTE_RETRY) */
 } GsRemoteResult;
+
+/* Most requests at the remote at once (max_in_flight's upper bound). */
+#define GS_MAX_REQUESTS 16
+
+typedef enum GsRemoteWait
+{
+	GS_WAIT_ANSWER,				/* a request has its result */
+	GS_WAIT_LATCH,				/* the latch was set */
+	GS_WAIT_TIMEOUT				/* the time is up (or, upload_only, no body
+								 * is still being sent) */
+} GsRemoteWait;
 
 extern void gs_remote_init(void);
 extern char *gs_remote_check_url(const char *url);
@@ -258,10 +273,60 @@ extern char *gs_remote_url_origin(const char *url);
 /* easy is a CURL *; gs_remote_perform returns a CURLcode */
 extern void gs_remote_set_transport(void *easy);
 extern int	gs_remote_perform(void *easy);
-extern void gs_remote_post(const char *project_url, const char *api_key,
-						   const char *table, List *columns, const char *body,
-						   GsRemoteResult *result,
-						   void (*while_waiting) (void *), void *arg);
+extern void gs_remote_start(const char *project_url, const char *api_key,
+							const char *table, List *columns,
+							const char *body, size_t body_len, void *tag);
+extern int	gs_remote_in_flight(void);
+extern bool gs_remote_uploading(void);
+extern GsRemoteWait gs_remote_wait(long timeout_ms, bool upload_only,
+								   GsRemoteResult *result, void **tag);
+extern void gs_remote_abandon_all(void);
+
+/*
+ * pace.c: how many leads a request holds (batch) and how many requests
+ * may be at the remote at once (window), fixed or adaptive.
+ */
+typedef enum GsPacePhase
+{
+	GS_PACE_GROW_BATCH,
+	GS_PACE_GROW_WINDOW,
+	GS_PACE_STEADY
+} GsPacePhase;
+
+typedef struct GsPace
+{
+	const char *job_id;			/* for the log */
+	bool		adaptive;
+	int			window_max;		/* max_in_flight */
+	int			batch_cap;		/* batch_size_max (adaptive), batch_size
+								 * (fixed); lowered for good by statement
+								 * timeouts */
+	int			window;			/* now */
+	int			batch;			/* now */
+	TimestampTz hold_until;		/* Retry-After: no request before */
+	uint64		epoch;			/* changes of window or batch */
+	/* adaptive */
+	GsPacePhase phase;
+	int			window_ceiling; /* 0, or more were refused (429) ... */
+	TimestampTz window_ceiling_until;	/* ... until then */
+	int			batch_ceiling;	/* 0, or larger were too much ... */
+	TimestampTz batch_ceiling_until;	/* ... until then */
+	TimestampTz round_start;
+	int			round_answers;
+	int64		round_rows;
+	double		round_ms;		/* the answers' elapsed times, summed */
+	int			round_max_ms;
+	double		last_rate;		/* leads/s before the change on trial */
+	double		last_row_ms;
+	int			steady_rounds;
+	double		steady_row_ms;	/* latency per lead when it settled */
+	bool		settled_once;
+} GsPace;
+
+extern void gs_pace_init(GsPace *pace, const GsJob *job);
+extern void gs_pace_answer(GsPace *pace, const GsRemoteResult *res, int rows,
+						   int window, uint64 epoch);
+extern void gs_pace_lower_batch(GsPace *pace, int n);
 
 /*
  * alert.c: a job completed, failed, or was paused by the remote's trouble:

@@ -109,6 +109,9 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 
 	job->batch_size = DatumGetInt32(gs_rows_value(rows, 0, "batch_size", &isnull));
 	job->delay_ms = DatumGetInt32(gs_rows_value(rows, 0, "delay_ms", &isnull));
+	job->max_in_flight = DatumGetInt32(gs_rows_value(rows, 0, "max_in_flight", &isnull));
+	job->adaptive = strcmp(gs_rows_text(rows, 0, "pace"), "adaptive") == 0;
+	job->batch_size_max = DatumGetInt32(gs_rows_value(rows, 0, "batch_size_max", &isnull));
 	job->time_zone = gs_rows_text(rows, 0, "time_zone");
 	job->owner = DatumGetObjectId(gs_rows_value(rows, 0, "owner_oid", &isnull));
 	job->owner_claims = gs_rows_text(rows, 0, "owner_claims");

@@ -1,16 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * remote.c
- *	  The HTTP client of gs_export: one libcurl handle per worker process,
- *	  reused across batches (keep-alive), that POSTs a batch to the remote's
- *	  fichas as PostgREST expects it, and says what the answer means
- *	  (success, retry, bad rows, missing column, fatal).  While a transfer
- *	  runs the process sleeps on its latch and curl's sockets together (one
- *	  WaitEventSet), so that it stops at once on shutdown, cancel or
- *	  postmaster death, and uses no CPU while the remote works.  The same
- *	  machinery drives the transfers of other easy handles (alert.c's), and
- *	  the same transport rules (http/https only, certificates checked, no
- *	  redirects) apply to them.
+ *	  The HTTP client of gs_export: requests that POST a batch to the
+ *	  remote's table as PostgREST expects it, up to GS_MAX_REQUESTS of them
+ *	  at once on one libcurl multi handle (whose connection cache keeps
+ *	  their connections alive from one request to the next), and what each
+ *	  answer means (success, retry, bad rows, missing column, fatal).
+ *	  While transfers run the process sleeps on its latch and curl's
+ *	  sockets together (one WaitEventSet), so that it stops at once on
+ *	  shutdown, cancel or postmaster death, and uses no CPU while the
+ *	  remote works.  The same machinery drives the transfers of other easy
+ *	  handles (alert.c's), and the same transport rules (http/https only,
+ *	  certificates checked, no redirects) apply to them.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,10 +44,12 @@
  */
 #define GS_MAX_WAIT_MS 1000
 
-/* Most sockets curl watches at once for our one transfer. */
-#define GS_MAX_SOCKETS 16
+/*
+ * Most sockets curl watches at once: one per transfer, and a few for name
+ * resolution and the alert.
+ */
+#define GS_MAX_SOCKETS (4 * GS_MAX_REQUESTS)
 
-static CURL *curl_handle = NULL;
 static CURLM *multi_handle = NULL;
 
 /*
@@ -70,17 +73,40 @@ static TimestampTz timer_deadline = 0;
 static MemoryContext wait_cxt = NULL;
 static WaitEventSet *wait_set = NULL;
 
-/* The latch was set during a transfer: set it again for the caller. */
-static bool latch_seen = false;
-
-/* The easy handle is in the multi handle (a transfer is under way). */
-static bool transfer_added = false;
-
 typedef struct GsResponse
 {
 	StringInfoData body;
 	int			retry_after_ms;
 } GsResponse;
+
+/*
+ * A request to the remote, from gs_remote_start until gs_remote_wait hands
+ * its result over.  The slots and their easy handles are kept for the
+ * life of the process; what one request needs lives in its slot's cxt.
+ */
+typedef struct GsRequest
+{
+	bool		in_use;
+	bool		added;			/* in the multi handle */
+	bool		done;			/* curl is through with it: rc says how */
+	CURLcode	rc;
+	CURL	   *easy;
+	MemoryContext cxt;
+	struct curl_slist *headers; /* they hold the key: freed when done */
+	GsResponse	resp;
+	char		errbuf[CURL_ERROR_SIZE];
+	curl_off_t	body_len;
+	TimestampTz started;
+	void	   *tag;			/* the caller's */
+} GsRequest;
+
+static GsRequest requests[GS_MAX_REQUESTS];
+static int	nrequests = 0;		/* slots in use */
+
+/* gs_remote_perform's transfer (an alert's) */
+static CURL *other_easy = NULL;
+static bool other_done = false;
+static CURLcode other_rc = CURLE_OK;
 
 #define gs_curl_multi_setopt(handle, opt, value) \
 	do { \
@@ -117,7 +143,7 @@ note_socket(CURL *easy, curl_socket_t fd, int what, void *clientp,
 	{
 		if (nsockets == GS_MAX_SOCKETS)
 		{
-			/* can't happen with one transfer; fails the transfer */
+			/* can't happen with our few transfers; fails the transfer */
 			sockets_overflow = true;
 			return -1;
 		}
@@ -153,19 +179,21 @@ note_timer(CURLM *multi, long timeout_ms, void *clientp)
 }
 
 /*
- * Set up this process's libcurl handles, once, before the first request.
+ * Set up this process's libcurl multi handle, once, before the first
+ * request.
  */
 void
 gs_remote_init(void)
 {
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		elog(ERROR, "gs_export: curl_global_init failed");
-	curl_handle = curl_easy_init();
 	multi_handle = curl_multi_init();
-	if (curl_handle == NULL || multi_handle == NULL)
-		elog(ERROR, "gs_export: curl_easy_init failed");
+	if (multi_handle == NULL)
+		elog(ERROR, "gs_export: curl_multi_init failed");
 	gs_curl_multi_setopt(multi_handle, CURLMOPT_SOCKETFUNCTION, note_socket);
 	gs_curl_multi_setopt(multi_handle, CURLMOPT_TIMERFUNCTION, note_timer);
+	/* keep a connection for each request that may be in flight, and more */
+	gs_curl_multi_setopt(multi_handle, CURLMOPT_MAXCONNECTS, (long) (2 * GS_MAX_REQUESTS));
 	wait_cxt = AllocSetContextCreate(TopMemoryContext, "gs_export remote wait",
 									 ALLOCSET_SMALL_SIZES);
 }
@@ -202,10 +230,46 @@ rebuild_wait_set(void)
 }
 
 /*
- * Let curl act on a socket that is ready (or, with CURL_SOCKET_TIMEOUT, on
- * its timer).  Returns the number of transfers still running.
+ * Note the transfers curl is through with: a request's slot gets done and
+ * its result code, and leaves the multi handle.
  */
-static int
+static void
+collect_done(void)
+{
+	CURLMsg    *msg;
+	int			left;
+
+	while ((msg = curl_multi_info_read(multi_handle, &left)) != NULL)
+	{
+		int			i;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		if (msg->easy_handle == other_easy)
+		{
+			other_done = true;
+			other_rc = msg->data.result;
+			continue;
+		}
+		for (i = 0; i < GS_MAX_REQUESTS; i++)
+		{
+			GsRequest  *req = &requests[i];
+
+			if (req->in_use && req->added && req->easy == msg->easy_handle)
+			{
+				req->done = true;
+				req->rc = msg->data.result;
+				break;
+			}
+		}
+	}
+}
+
+/*
+ * Let curl act on a socket that is ready (or, with CURL_SOCKET_TIMEOUT, on
+ * its timer), and note what it finished.
+ */
+static void
 socket_action(curl_socket_t fd, int ev_bitmask)
 {
 	int			running = 0;
@@ -215,117 +279,81 @@ socket_action(curl_socket_t fd, int ev_bitmask)
 	if (mc != CURLM_OK)
 		elog(ERROR, "gs_export: curl_multi_socket_action failed: %s",
 			 curl_multi_strerror(mc));
-	return running;
+	collect_done();
 }
 
 /*
- * Drive the transfer.  With upload_only, return as soon as the whole body
- * is handed over (the remote is then at work, and we are free until it
- * answers); otherwise, when the transfer is over.  Returns true when it is
- * over.
- *
- * The process sleeps until one of curl's sockets is ready, curl's timer is
- * due, or the latch is set, GS_MAX_WAIT_MS at most.  A set latch is reset
- * and interrupts looked at at once: shutdown and cancel stop the transfer
- * here.  Anything else that set it (a pause) is for the caller after the
- * request (see gs_remote_post).  Postmaster death ends the process.
+ * Sleep until one of curl's sockets is ready, curl's timer is due, or the
+ * latch is set, at most timeout_ms (and GS_MAX_WAIT_MS), and let curl act
+ * on what is ready.  Returns true when the latch was set: it is reset,
+ * and interrupts are looked at at once (shutdown and cancel stop the
+ * transfers here); anything else that set it (a pause) is for the caller.
+ * Postmaster death ends the process.
  */
 static bool
-drive_transfer(CURL *easy, curl_off_t body_len, bool upload_only)
+pump(long timeout_ms)
 {
-	int			running = 1;
+	WaitEvent	events[GS_MAX_SOCKETS + 2];
+	long		timeout = Min(Max(timeout_ms, 0), GS_MAX_WAIT_MS);
+	bool		latch = false;
+	int			nevents;
+	int			i;
 
-	for (;;)
+	CHECK_FOR_INTERRUPTS();
+	if (sockets_overflow)
+		elog(ERROR, "gs_export: curl asked to watch more than %d sockets",
+			 GS_MAX_SOCKETS);
+
+	if (timer_armed)
 	{
-		WaitEvent	events[GS_MAX_SOCKETS + 2];
-		long		timeout = GS_MAX_WAIT_MS;
-		int			nevents;
-		int			i;
+		TimestampTz now = GetCurrentTimestamp();
 
-		CHECK_FOR_INTERRUPTS();
-		if (sockets_overflow)
-			elog(ERROR, "gs_export: curl asked to watch more than %d sockets",
-				 GS_MAX_SOCKETS);
-		if (running == 0)
-			return true;
-		if (upload_only)
+		if (now >= timer_deadline)
 		{
-			curl_off_t	sent = 0;
-
-			curl_easy_getinfo(easy, CURLINFO_SIZE_UPLOAD_T, &sent);
-			if (sent >= body_len)
-				return false;
+			timer_armed = false;	/* curl arms it again if it wants */
+			socket_action(CURL_SOCKET_TIMEOUT, 0);
+			return false;
 		}
+		timeout = Min(timeout, TimestampDifferenceMilliseconds(now, timer_deadline));
+	}
 
-		if (timer_armed)
+	if (sockets_changed || wait_set == NULL)
+		rebuild_wait_set();
+	nevents = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
+							   PG_WAIT_EXTENSION);
+	if (nevents == 0)
+	{
+		/*
+		 * Time is up: curl's timer is due (acted on next time), or the
+		 * safety cap passed while curl had no timer: let it look all the
+		 * same.
+		 */
+		if (!timer_armed && (nrequests > 0 || other_easy != NULL))
+			socket_action(CURL_SOCKET_TIMEOUT, 0);
+		return false;
+	}
+	for (i = 0; i < nevents; i++)
+	{
+		WaitEvent  *ev = &events[i];
+
+		if (ev->events & WL_LATCH_SET)
 		{
-			TimestampTz now = GetCurrentTimestamp();
-
-			if (now >= timer_deadline)
-			{
-				timer_armed = false;	/* curl arms it again if it wants */
-				running = socket_action(CURL_SOCKET_TIMEOUT, 0);
-				continue;
-			}
-			timeout = Min(timeout, TimestampDifferenceMilliseconds(now, timer_deadline));
+			ResetLatch(MyLatch);
+			latch = true;
+			CHECK_FOR_INTERRUPTS();
 		}
-
-		if (sockets_changed || wait_set == NULL)
-			rebuild_wait_set();
-		nevents = WaitEventSetWait(wait_set, timeout, events, lengthof(events),
-								   PG_WAIT_EXTENSION);
-		if (nevents == 0)
+		else if (ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
 		{
-			/*
-			 * Time is up: curl's timer is due (acted on above), or the safety
-			 * cap passed while curl had no timer: let it look all the same.
-			 */
-			if (!timer_armed)
-				running = socket_action(CURL_SOCKET_TIMEOUT, 0);
-			continue;
-		}
-		for (i = 0; i < nevents; i++)
-		{
-			WaitEvent  *ev = &events[i];
+			int			mask = 0;
 
-			if (ev->events & WL_LATCH_SET)
-			{
-				ResetLatch(MyLatch);
-				latch_seen = true;
-				CHECK_FOR_INTERRUPTS();
-			}
-			else if (ev->events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
-			{
-				int			mask = 0;
-
-				if (ev->events & WL_SOCKET_READABLE)
-					mask |= CURL_CSELECT_IN;
-				if (ev->events & WL_SOCKET_WRITEABLE)
-					mask |= CURL_CSELECT_OUT;
-				running = socket_action(ev->fd, mask);
-			}
+			if (ev->events & WL_SOCKET_READABLE)
+				mask |= CURL_CSELECT_IN;
+			if (ev->events & WL_SOCKET_WRITEABLE)
+				mask |= CURL_CSELECT_OUT;
+			socket_action(ev->fd, mask);
 		}
 	}
-}
-
-/*
- * The result code of the transfer of easy that just ended; easy leaves the
- * multi handle.
- */
-static CURLcode
-transfer_result(CURL *easy)
-{
-	CURLMsg    *msg;
-	int			left;
-	CURLcode	rc = CURLE_ABORTED_BY_CALLBACK;
-
-	while ((msg = curl_multi_info_read(multi_handle, &left)) != NULL)
-		if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy)
-			rc = msg->data.result;
-	curl_multi_remove_handle(multi_handle, easy);
-	if (easy == curl_handle)
-		transfer_added = false;
-	return rc;
+	return latch;
 }
 
 /*
@@ -713,11 +741,11 @@ classify_http(GsRemoteResult *result, int body_len)
 }
 
 static void
-classify_curl(CURLcode rc, const char *errbuf, GsRemoteResult *result)
+classify_curl(CURL *easy, CURLcode rc, const char *errbuf, GsRemoteResult *result)
 {
 	long		os_errno = 0;
 
-	curl_easy_getinfo(curl_handle, CURLINFO_OS_ERRNO, &os_errno);
+	curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
 	result->error = psprintf("%s%s%s%s%s", curl_easy_strerror(rc),
 							 errbuf[0] ? ": " : "", errbuf,
 							 os_errno ? " - " : "", os_errno ? strerror((int) os_errno) : "");
@@ -732,63 +760,93 @@ classify_curl(CURLcode rc, const char *errbuf, GsRemoteResult *result)
 		case CURLE_OUT_OF_MEMORY:
 			result->outcome = GS_REMOTE_FATAL;
 			break;
+		case CURLE_OPERATION_TIMEDOUT:
+			result->timed_out = true;
+			result->outcome = GS_REMOTE_RETRY;
+			break;
 		default:
-			/* refused, reset, timed out, name not resolved: may pass */
+			/* refused, reset, name not resolved: may pass */
 			result->outcome = GS_REMOTE_RETRY;
 			break;
 	}
 }
 
 /*
- * Take the request's headers (they hold the key) off the handle and free
- * them.
+ * Take a request out of the multi handle, and its headers (they hold the
+ * key) off its handle; the slot is free again.
  */
 static void
-forget_headers(struct curl_slist *headers)
+release_request(GsRequest *req)
 {
-	gs_curl_setopt(curl_handle, CURLOPT_HTTPHEADER, NULL);
-	gs_curl_setopt(curl_handle, CURLOPT_ERRORBUFFER, NULL);
-	curl_slist_free_all(headers);
+	if (req->added)
+		curl_multi_remove_handle(multi_handle, req->easy);
+	req->added = false;
+	curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(req->easy, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, NULL);
+	curl_slist_free_all(req->headers);
+	req->headers = NULL;
+	MemoryContextReset(req->cxt);
+	req->in_use = false;
+	req->done = false;
+	req->tag = NULL;
+	nrequests--;
 }
 
 /*
- * POST one batch to {project_url}/rest/v1/{table} and fill in *result.
- * Never throws for the remote's trouble: that is data for the caller.
- * while_waiting(arg), if given, is called once the body is sent, while the
- * remote works on it: the worker reads its next batch meanwhile.
+ * Start POSTing body (body_len bytes, which must stay as they are until
+ * the request's result is taken) to {project_url}/rest/v1/{table}, with
+ * the columns in the URL as PostgREST's bulk upsert takes them.  tag is
+ * the caller's, handed back with the result.  At most GS_MAX_REQUESTS at
+ * once.
  */
 void
-gs_remote_post(const char *project_url, const char *api_key, const char *table, List *columns,
-			   const char *body, GsRemoteResult *result,
-			   void (*while_waiting) (void *), void *arg)
+gs_remote_start(const char *project_url, const char *api_key, const char *table,
+				List *columns, const char *body, size_t body_len, void *tag)
 {
+	GsRequest  *req = NULL;
 	StringInfoData url;
 	StringInfoData header;
-	struct curl_slist *headers = NULL;
-	GsResponse	resp;
-	char		errbuf[CURL_ERROR_SIZE];
-	CURLcode	rc;
+	MemoryContext oldcxt;
 	ListCell   *lc;
 	bool		first = true;
 	size_t		urllen = strlen(project_url);
-	TimestampTz started = GetCurrentTimestamp();
+	CURLMcode	mc;
+	int			i;
 
-	memset(result, 0, sizeof(GsRemoteResult));
-	result->retry_after_ms = -1;
+	if (multi_handle == NULL)
+		elog(ERROR, "gs_export: gs_remote_init was not called");
+	for (i = 0; i < GS_MAX_REQUESTS; i++)
+		if (!requests[i].in_use)
+		{
+			req = &requests[i];
+			break;
+		}
+	if (req == NULL)
+		elog(ERROR, "gs_export: more than %d requests at once", GS_MAX_REQUESTS);
+	if (req->easy == NULL)
+	{
+		req->easy = curl_easy_init();
+		if (req->easy == NULL)
+			elog(ERROR, "gs_export: curl_easy_init failed");
+		req->cxt = AllocSetContextCreate(TopMemoryContext, "gs_export request",
+										 ALLOCSET_SMALL_SIZES);
+	}
+	oldcxt = MemoryContextSwitchTo(req->cxt);
 
 	while (urllen > 0 && project_url[urllen - 1] == '/')
 		urllen--;
 	initStringInfo(&url);
 	appendBinaryStringInfo(&url, project_url, (int) urllen);
 	{
-		char	   *escaped = curl_easy_escape(curl_handle, table, 0);
+		char	   *escaped = curl_easy_escape(req->easy, table, 0);
 
 		appendStringInfo(&url, "/rest/v1/%s?on_conflict=id&columns=", escaped);
 		curl_free(escaped);
 	}
 	foreach(lc, columns)
 	{
-		char	   *escaped = curl_easy_escape(curl_handle, lfirst(lc), 0);
+		char	   *escaped = curl_easy_escape(req->easy, lfirst(lc), 0);
 
 		appendStringInfo(&url, "%s%s", first ? "" : ",", escaped);
 		curl_free(escaped);
@@ -797,75 +855,103 @@ gs_remote_post(const char *project_url, const char *api_key, const char *table, 
 
 	initStringInfo(&header);
 	appendStringInfo(&header, "apikey: %s", api_key);
-	headers = curl_slist_append(headers, header.data);
+	req->headers = curl_slist_append(NULL, header.data);
 	resetStringInfo(&header);
 	appendStringInfo(&header, "Authorization: Bearer %s", api_key);
-	headers = curl_slist_append(headers, header.data);
-	headers = curl_slist_append(headers, "Content-Type: application/json");
-	headers = curl_slist_append(headers, "Accept: application/json");
-	headers = curl_slist_append(headers, "Prefer: resolution=merge-duplicates,return=minimal");
-	headers = curl_slist_append(headers, "User-Agent: gs_export/" GS_EXPORT_VERSION);
-	headers = curl_slist_append(headers, "Expect:");
+	req->headers = curl_slist_append(req->headers, header.data);
+	req->headers = curl_slist_append(req->headers, "Content-Type: application/json");
+	req->headers = curl_slist_append(req->headers, "Accept: application/json");
+	req->headers = curl_slist_append(req->headers, "Prefer: resolution=merge-duplicates,return=minimal");
+	req->headers = curl_slist_append(req->headers, "User-Agent: gs_export/" GS_EXPORT_VERSION);
+	req->headers = curl_slist_append(req->headers, "Expect:");
 	/* the key is not needed any more in our memory */
 	memset(header.data, 0, header.maxlen);
 
-	initStringInfo(&resp.body);
-	resp.retry_after_ms = -1;
-	errbuf[0] = '\0';
-
-	gs_curl_setopt(curl_handle, CURLOPT_URL, url.data);
-	gs_remote_set_transport(curl_handle);
-	gs_curl_setopt(curl_handle, CURLOPT_TCP_KEEPALIVE, 1L);
-	gs_curl_setopt(curl_handle, CURLOPT_CONNECTTIMEOUT_MS, (long) gs_export_connect_timeout_ms);
-	gs_curl_setopt(curl_handle, CURLOPT_TIMEOUT_MS, (long) gs_export_http_timeout_ms);
-	gs_curl_setopt(curl_handle, CURLOPT_HTTPHEADER, headers);
-	gs_curl_setopt(curl_handle, CURLOPT_POST, 1L);
-	gs_curl_setopt(curl_handle, CURLOPT_POSTFIELDS, body);
-	gs_curl_setopt(curl_handle, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(body));
-	gs_curl_setopt(curl_handle, CURLOPT_WRITEFUNCTION, write_body);
-	gs_curl_setopt(curl_handle, CURLOPT_WRITEDATA, &resp);
-	gs_curl_setopt(curl_handle, CURLOPT_HEADERFUNCTION, read_header);
-	gs_curl_setopt(curl_handle, CURLOPT_HEADERDATA, &resp);
-	gs_curl_setopt(curl_handle, CURLOPT_ERRORBUFFER, errbuf);
-
-	/* A transfer an error cut short is taken out before a new one. */
-	if (transfer_added)
-	{
-		curl_multi_remove_handle(multi_handle, curl_handle);
-		transfer_added = false;
-	}
-	latch_seen = false;
+	initStringInfo(&req->resp.body);
+	req->resp.retry_after_ms = -1;
+	req->errbuf[0] = '\0';
+	req->body_len = (curl_off_t) body_len;
+	req->tag = tag;
+	req->done = false;
+	req->in_use = true;
+	nrequests++;
+	MemoryContextSwitchTo(oldcxt);
 
 	PG_TRY();
 	{
-		curl_off_t	body_len = (curl_off_t) strlen(body);
-		CURLMcode	mc = curl_multi_add_handle(multi_handle, curl_handle);
-
+		gs_curl_setopt(req->easy, CURLOPT_URL, url.data);
+		gs_remote_set_transport(req->easy);
+		gs_curl_setopt(req->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+		gs_curl_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) gs_export_connect_timeout_ms);
+		gs_curl_setopt(req->easy, CURLOPT_TIMEOUT_MS, (long) gs_export_http_timeout_ms);
+		gs_curl_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers);
+		gs_curl_setopt(req->easy, CURLOPT_POST, 1L);
+		gs_curl_setopt(req->easy, CURLOPT_POSTFIELDS, body);
+		gs_curl_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, req->body_len);
+		gs_curl_setopt(req->easy, CURLOPT_WRITEFUNCTION, write_body);
+		gs_curl_setopt(req->easy, CURLOPT_WRITEDATA, &req->resp);
+		gs_curl_setopt(req->easy, CURLOPT_HEADERFUNCTION, read_header);
+		gs_curl_setopt(req->easy, CURLOPT_HEADERDATA, &req->resp);
+		gs_curl_setopt(req->easy, CURLOPT_ERRORBUFFER, req->errbuf);
+		req->started = GetCurrentTimestamp();
+		mc = curl_multi_add_handle(multi_handle, req->easy);
 		if (mc != CURLM_OK)
 			elog(ERROR, "gs_export: curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
-		transfer_added = true;
-		if (!drive_transfer(curl_handle, body_len, while_waiting != NULL) && while_waiting)
-		{
-			while_waiting(arg);
-			drive_transfer(curl_handle, body_len, false);
-		}
-		rc = transfer_result(curl_handle);
+		req->added = true;
 	}
 	PG_CATCH();
 	{
-		/* a cancel, or trouble of our own: the transfer ends here */
-		if (transfer_added)
-		{
-			curl_multi_remove_handle(multi_handle, curl_handle);
-			transfer_added = false;
-		}
-		forget_headers(headers);
+		release_request(req);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+}
 
-	/* Drop the headers (they hold the key) before anything can throw. */
-	forget_headers(headers);
+/* Requests started and not yet handed back by gs_remote_wait. */
+int
+gs_remote_in_flight(void)
+{
+	return nrequests;
+}
+
+/*
+ * Is a request still sending its body?  (The worker reads its next batch
+ * once every body is handed over: the remote is then at work, and the
+ * process is free until it answers.)
+ */
+bool
+gs_remote_uploading(void)
+{
+	int			i;
+
+	for (i = 0; i < GS_MAX_REQUESTS; i++)
+	{
+		GsRequest  *req = &requests[i];
+		curl_off_t	sent = 0;
+
+		if (!req->in_use || req->done)
+			continue;
+		curl_easy_getinfo(req->easy, CURLINFO_SIZE_UPLOAD_T, &sent);
+		if (sent < req->body_len)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The result of a request curl is through with, in the caller's memory
+ * context; the slot is freed.
+ */
+static void
+finish_request(GsRequest *req, GsRemoteResult *result)
+{
+	CURLcode	rc = req->rc;
+
+	memset(result, 0, sizeof(GsRemoteResult));
+	result->retry_after_ms = req->resp.retry_after_ms;
+	result->elapsed_ms = (int) ((GetCurrentTimestamp() - req->started) / 1000);
+	if (req->resp.body.len > 0)
+		result->body = pnstrdup(req->resp.body.data, req->resp.body.len);
 
 	if (rc == CURLE_ABORTED_BY_CALLBACK)
 	{
@@ -873,66 +959,109 @@ gs_remote_post(const char *project_url, const char *api_key, const char *table, 
 			proc_exit(1);
 		CHECK_FOR_INTERRUPTS();
 	}
-
-	result->elapsed_ms = (int) ((GetCurrentTimestamp() - started) / 1000);
-	result->retry_after_ms = resp.retry_after_ms;
-	if (resp.body.len > 0)
-		result->body = resp.body.data;
-
 	if (rc != CURLE_OK)
-		classify_curl(rc, errbuf, result);
+		classify_curl(req->easy, rc, req->errbuf, result);
 	else
 	{
-		curl_easy_getinfo(curl_handle, CURLINFO_RESPONSE_CODE, &result->http_status);
-		classify_http(result, resp.body.len);
+		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &result->http_status);
+		classify_http(result, req->resp.body.len);
 	}
-
-	/*
-	 * Whoever set the latch during the transfer (a pause, say) is for the
-	 * caller.  After a success it records the batch and sees a pause there;
-	 * otherwise it may wait before trying again, and that wait must end at
-	 * once: set the latch again for it.
-	 */
-	if (latch_seen && result->outcome != GS_REMOTE_OK)
-		SetLatch(MyLatch);
+	release_request(req);
 }
 
 /*
- * Run the transfer set up on another easy handle (a CURL *, not the batch
- * handle: alert.c's) through the same multi handle and WaitEventSet as the
- * batches, so that it too ends at once on shutdown, cancel or postmaster
- * death.  Returns its CURLcode.  Not while a batch is at the remote.
+ * Drive the requests under way until one has its answer, the latch is set,
+ * or timeout_ms passes (0: only what is ready now; the process sleeps no
+ * longer).  With upload_only it also returns once no request is still
+ * sending its body.  Never throws for the remote's trouble: that is data
+ * for the caller.  Without requests under way it only waits on the latch.
+ */
+GsRemoteWait
+gs_remote_wait(long timeout_ms, bool upload_only, GsRemoteResult *result, void **tag)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+
+	for (;;)
+	{
+		long		left;
+		int			i;
+
+		for (i = 0; i < GS_MAX_REQUESTS; i++)
+			if (requests[i].in_use && requests[i].done)
+			{
+				*tag = requests[i].tag;
+				finish_request(&requests[i], result);
+				return GS_WAIT_ANSWER;
+			}
+		if (upload_only && !gs_remote_uploading())
+			return GS_WAIT_TIMEOUT;
+		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (left <= 0 && timeout_ms > 0)
+			return GS_WAIT_TIMEOUT;
+		if (pump(left))
+			return GS_WAIT_LATCH;
+		if (timeout_ms <= 0)
+		{
+			/* one look only */
+			for (i = 0; i < GS_MAX_REQUESTS; i++)
+				if (requests[i].in_use && requests[i].done)
+					break;
+			if (i == GS_MAX_REQUESTS)
+				return GS_WAIT_TIMEOUT;
+		}
+	}
+}
+
+/*
+ * Give up every request under way (the worker stops on an error): they
+ * leave the multi handle, their headers are freed.
+ */
+void
+gs_remote_abandon_all(void)
+{
+	int			i;
+
+	for (i = 0; i < GS_MAX_REQUESTS; i++)
+		if (requests[i].in_use)
+			release_request(&requests[i]);
+}
+
+/*
+ * Run the transfer set up on another easy handle (a CURL *: alert.c's)
+ * through the same multi handle and WaitEventSet as the batches, so that
+ * it too ends at once on shutdown, cancel or postmaster death; requests
+ * under way go on meanwhile.  Returns its CURLcode.
  */
 int
 gs_remote_perform(void *easy)
 {
 	CURLcode	rc;
 	CURLMcode	mc;
-	volatile bool added = false;
+	volatile bool latch = false;
 
 	if (multi_handle == NULL)
 		elog(ERROR, "gs_export: gs_remote_init was not called");
-	/* A batch transfer an error cut short is taken out first. */
-	if (transfer_added)
-	{
-		curl_multi_remove_handle(multi_handle, curl_handle);
-		transfer_added = false;
-	}
-	latch_seen = false;
+	if (other_easy != NULL)
+		elog(ERROR, "gs_export: gs_remote_perform is already under way");
 
 	PG_TRY();
 	{
 		mc = curl_multi_add_handle(multi_handle, easy);
 		if (mc != CURLM_OK)
 			elog(ERROR, "gs_export: curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
-		added = true;
-		drive_transfer(easy, 0, false);
-		rc = transfer_result(easy);
+		other_easy = easy;
+		other_done = false;
+		while (!other_done)
+			latch |= pump(GS_MAX_WAIT_MS);
+		rc = other_rc;
+		curl_multi_remove_handle(multi_handle, easy);
+		other_easy = NULL;
 	}
 	PG_CATCH();
 	{
-		if (added)
+		if (other_easy != NULL)
 			curl_multi_remove_handle(multi_handle, easy);
+		other_easy = NULL;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -944,7 +1073,7 @@ gs_remote_perform(void *easy)
 		CHECK_FOR_INTERRUPTS();
 	}
 	/* whoever set the latch meanwhile is for the caller */
-	if (latch_seen)
+	if (latch)
 		SetLatch(MyLatch);
 	return (int) rc;
 }

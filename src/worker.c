@@ -1,22 +1,33 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  The job worker: a dynamic background worker that runs one job.  Batch
- *	  by batch it reads leads (source.c), sends them (remote.c) with retries,
- *	  splitting a batch the remote refuses until each bad lead stands alone,
- *	  and a batch the remote's statement timeout cancels (from then on the
- *	  job's requests stay that small), records the outcome (job.c), and
- *	  waits delay_ms on its latch.  A pass
- *	  ends only on an empty read (a read that locks leads before its
- *	  snapshot), never on a short batch.
- *	  While a batch is at the remote, the next one is read, in its own short
- *	  transaction: no transaction spans a request.
+ *	  The job worker: a dynamic background worker that runs one job.  It
+ *	  reads leads batch by batch (source.c) and keeps up to the pace's
+ *	  window of requests at the remote at once (remote.c, pace.c), each
+ *	  batch's leads disjoint from those of the others.  Trouble that may
+ *	  pass is retried after a backoff; a batch the remote refuses is split
+ *	  until each bad lead stands alone, and so is one the remote's
+ *	  statement timeout cancels; a column the remote lacks is dropped.
+ *	  Batches are recorded (job.c) in the order they were read, each once
+ *	  every lead of it has an outcome, so that the job's position never
+ *	  passes a lead without one: after a crash at any instant the leads
+ *	  past it are sent again (upserts: the remote keeps one row each) and
+ *	  counted once.  A batch holding a lead that an older batch not yet
+ *	  recorded also holds (a lead that changed and was read again) waits
+ *	  until the older ones have their outcomes, so that two versions of a
+ *	  lead are never at the remote at once.  A pause stops the sending at
+ *	  once and waits for the requests under way.  A pass ends only on an
+ *	  empty read made after every batch was recorded (a read that locks
+ *	  leads before its snapshot), never on a short batch.
+ *	  Each read is its own short transaction: no transaction spans a
+ *	  request.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -27,33 +38,92 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "gs_export.h"
 
-/* First wait before retrying a batch; it doubles with each attempt. */
+/* First wait before retrying a request; it doubles with each attempt. */
 #define RETRY_BASE_DELAY_MS 250
+
+/* Longest sleep of the main loop: a reload or a pause is seen this soon. */
+#define MAX_SLEEP_MS 1000
 
 static int	my_slot = -1;
 
-/*
- * The next batch, read while the current one is at the remote.
- */
-typedef struct ReadAhead
-{
-	GsSource   *src;
-	MemoryContext cxt;			/* where the next batch lives */
-	TimestampTz after_ts;		/* the current batch's last lead */
-	int64		after_id;
-	GsBatch    *batch;			/* NULL until read */
-} ReadAhead;
+typedef struct Flight Flight;
 
-typedef enum SendResult
+/*
+ * A request of n leads that the remote's statement timeout cancelled, cut
+ * in two: if both halves go through, each in one request in time, n was
+ * too many at once (gs_pace_lower_batch).
+ */
+typedef struct SplitWatch
 {
-	SEND_DONE,					/* every lead has an outcome */
-	SEND_STOP					/* the job was paused or failed: stop */
-} SendResult;
+	int			n;
+	int			halves_left;
+	bool		all_whole;
+} SplitWatch;
+
+/* Leads [from, from + n) of a flight's batch, to send or at the remote. */
+typedef struct Range
+{
+	Flight	   *flight;
+	int			from;
+	int			n;
+	int			attempt;		/* requests that failed in a way that may
+								 * pass */
+	TimestampTz not_before;		/* the backoff */
+	bool		timed_out;		/* a statement timeout cancelled it once */
+	SplitWatch *watch;			/* the split it is a half of, or NULL */
+	/* while at the remote */
+	char	   *body;
+	List	   *columns;
+	int			window;			/* requests at the remote when sent */
+	uint64		epoch;
+} Range;
+
+/* A batch, from its read until it is recorded. */
+struct Flight
+{
+	MemoryContext cxt;			/* everything of it */
+	GsBatch    *batch;
+	GsLeadOutcome *outcomes;
+	int			undecided;		/* leads without an outcome */
+	int			requests;		/* its requests at the remote */
+	List	   *pending;		/* Ranges to send, by from */
+	bool		waits_for_older;	/* holds a lead an older flight holds */
+	bool		sent;			/* its first request went */
+	int			lane;			/* fixed pace: the lane it took, or -1 */
+	uint64		epoch;			/* the pace's when it was read */
+	TimestampTz first_sent;
+};
+
+/* A lead id held by flights not yet recorded, and how many hold it. */
+typedef struct HeldLead
+{
+	int64		id;
+	int			count;
+} HeldLead;
+
+/* The job being run. */
+typedef struct Run
+{
+	GsJob		job;
+	GsSource   *src;
+	GsPace		pace;
+	MemoryContext cxt;
+	List	   *flights;		/* not yet recorded, in the order read */
+	HTAB	   *held;			/* HeldLead by id */
+	bool		exhausted;		/* a read after the last flight was empty */
+	bool		read_failed;	/* a read ahead failed: read again once the
+								 * flights are recorded, the ordinary way */
+	bool		stopping;		/* paused or failed: nothing more is sent */
+	/* fixed pace with delay_ms: each lane waits delay_ms between batches */
+	TimestampTz lane_free[GS_MAX_REQUESTS];
+	bool		lane_busy[GS_MAX_REQUESTS];
+} Run;
 
 static void
 worker_detach(int code, Datum arg)
@@ -111,34 +181,6 @@ handle_reload(void)
 	}
 }
 
-/*
- * Sleep up to ms on the latch.  False when the job stopped running meanwhile
- * (a pause): the caller stops at once instead of sleeping on.
- */
-static bool
-wait_while_running(GsJob *job, long ms)
-{
-	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
-
-	for (;;)
-	{
-		long		left;
-		int			rc;
-
-		left = (long) ((end - GetCurrentTimestamp()) / 1000);
-		if (left <= 0)
-			return true;
-		pgstat_report_activity(STATE_IDLE, "gs_export: waiting");
-		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					   left, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		handle_reload();
-		if ((rc & WL_LATCH_SET) && !gs_job_is_running(job))
-			return false;
-	}
-}
-
 static long
 retry_delay_ms(int attempt, int retry_after_ms)
 {
@@ -170,209 +212,555 @@ column_listed(List *columns, const char *name)
 }
 
 /*
- * Called by remote.c once the current batch is sent.  An error here (say,
- * the owner just lost SELECT on leads) must not cost the batch at the
- * remote its outcome: it is set aside, and the worker meets it again when
- * it reads this batch the ordinary way, after recording the current one.
+ * The leads of a new flight are held; true if an older flight not yet
+ * recorded holds one of them too.
+ */
+static bool
+hold_leads(Run *run, Flight *f)
+{
+	bool		shared = false;
+	int			i;
+
+	for (i = 0; i < f->batch->nleads; i++)
+	{
+		bool		found;
+		HeldLead   *h = hash_search(run->held, &f->batch->ids[i], HASH_ENTER, &found);
+
+		if (found)
+		{
+			shared = true;
+			h->count++;
+		}
+		else
+			h->count = 1;
+	}
+	return shared;
+}
+
+static void
+release_leads(Run *run, Flight *f)
+{
+	int			i;
+
+	for (i = 0; i < f->batch->nleads; i++)
+	{
+		HeldLead   *h = hash_search(run->held, &f->batch->ids[i], HASH_FIND, NULL);
+
+		if (h != NULL && --h->count == 0)
+			hash_search(run->held, &f->batch->ids[i], HASH_REMOVE, NULL);
+	}
+}
+
+static Range *
+new_range(Flight *f, int from, int n, SplitWatch *watch)
+{
+	Range	   *r = MemoryContextAllocZero(f->cxt, sizeof(Range));
+
+	r->flight = f;
+	r->from = from;
+	r->n = n;
+	r->watch = watch;
+	return r;
+}
+
+/* Put a range back among its flight's ranges to send, in lead order. */
+static void
+queue_range(Range *r)
+{
+	Flight	   *f = r->flight;
+	MemoryContext oldcxt = MemoryContextSwitchTo(f->cxt);
+	ListCell   *lc;
+	int			pos = 0;
+
+	foreach(lc, f->pending)
+	{
+		if (((Range *) lfirst(lc))->from > r->from)
+			break;
+		pos++;
+	}
+	f->pending = list_insert_nth(f->pending, pos, r);
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * The range will not go through in one request: the split it is a half
+ * of proves nothing about the size.
  */
 static void
-read_ahead(void *arg)
+range_not_whole(Range *r)
 {
-	ReadAhead  *ra = (ReadAhead *) arg;
-	MemoryContext cxt = CurrentMemoryContext;
+	if (r->watch != NULL)
+	{
+		r->watch->all_whole = false;
+		r->watch->halves_left--;
+		r->watch = NULL;
+	}
+}
+
+/* Split a range in two halves, to be sent each on its own. */
+static void
+split_range(Range *r, SplitWatch *watch)
+{
+	Flight	   *f = r->flight;
+
+	range_not_whole(r);
+	if (watch != NULL)
+	{
+		watch->n = r->n;
+		watch->halves_left = 2;
+		watch->all_whole = true;
+	}
+	queue_range(new_range(f, r->from, r->n / 2, watch));
+	queue_range(new_range(f, r->from + r->n / 2, r->n - r->n / 2, watch));
+}
+
+/* Leads of a range have their outcome. */
+static void
+decide(Run *run, Range *r, bool ok, GsRemoteResult *res)
+{
+	Flight	   *f = r->flight;
+	int			i;
+
+	for (i = r->from; i < r->from + r->n; i++)
+	{
+		f->outcomes[i].ok = ok;
+		if (!ok)
+		{
+			f->outcomes[i].error = MemoryContextStrdup(f->cxt, res->error);
+			f->outcomes[i].http_status = res->http_status;
+			f->outcomes[i].response_body = res->body ? MemoryContextStrdup(f->cxt, res->body) : NULL;
+		}
+	}
+	f->undecided -= r->n;
+	if (f->undecided == 0 && f->lane >= 0)
+	{
+		/* the lane rests delay_ms before its next batch */
+		run->lane_busy[f->lane] = false;
+		run->lane_free[f->lane] =
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), run->job.delay_ms);
+		f->lane = -1;
+	}
+}
+
+static void
+stop_job(Run *run, bool pause, char *reason)
+{
+	gs_job_stop(&run->job, pause, reason);
+	run->stopping = true;
+}
+
+/*
+ * What a request's answer means for its leads, the job and the pace.
+ */
+static void
+handle_answer(Run *run, Range *r, GsRemoteResult *res)
+{
+	Flight	   *f = r->flight;
+	GsJob	   *job = &run->job;
+
+	f->requests--;
+	pfree(r->body);
+	r->body = NULL;
+	gs_pace_answer(&run->pace, res, r->n, r->window, r->epoch);
+
+	switch (res->outcome)
+	{
+		case GS_REMOTE_OK:
+			if (r->watch != NULL)
+			{
+				SplitWatch *watch = r->watch;
+
+				if (r->timed_out)
+					watch->all_whole = false;
+				if (--watch->halves_left == 0 && watch->all_whole)
+					gs_pace_lower_batch(&run->pace, watch->n);
+			}
+			decide(run, r, true, res);
+			break;
+
+		case GS_REMOTE_BAD_ROWS:
+			if (r->n == 1)
+				decide(run, r, false, res);
+			else if (!run->stopping)
+				split_range(r, NULL);
+			break;
+
+		case GS_REMOTE_MISSING_COLUMN:
+			if (run->stopping)
+				break;
+			if (strcmp(res->missing_column, "id") == 0 ||
+				!column_listed(r->columns, res->missing_column))
+			{
+				stop_job(run, false, psprintf("the remote refused the batch: %s", res->error));
+				break;
+			}
+			/* other requests in flight may have met it already */
+			if (!column_listed(job->ignored_fields, res->missing_column))
+				gs_job_ignore_column(job, res->missing_column);
+			r->attempt = 0;
+			queue_range(r);
+			break;
+
+		case GS_REMOTE_FATAL:
+			if (!run->stopping)
+				stop_job(run, false, psprintf("the remote refused the export: %s", res->error));
+			break;
+
+		case GS_REMOTE_RETRY:
+			if (run->stopping)
+				break;
+			if (res->statement_timeout && r->n > 1)
+			{
+				/* the halves, each in time (or split again) */
+				split_range(r, MemoryContextAllocZero(f->cxt, sizeof(SplitWatch)));
+				break;
+			}
+			if (res->statement_timeout)
+				r->timed_out = true;
+			r->attempt++;
+			if (r->attempt >= gs_export_max_retries)
+			{
+				if (res->statement_timeout)
+					stop_job(run, true,
+							 psprintf("the remote's statement timeout cancelled the upsert of lead %lld even alone (%s) after %d attempts: "
+									  "the remote is overloaded, or slow to write that row; gs_export_resume() continues from here",
+									  (long long) f->batch->ids[r->from], res->error, r->attempt));
+				else
+					stop_job(run, true, psprintf("the remote is unavailable (%s) after %d attempts; "
+												 "gs_export_resume() continues from here",
+												 res->error, r->attempt));
+				break;
+			}
+			ereport(DEBUG1,
+					(errmsg("gs_export: job %s: attempt %d failed: %s",
+							job->id_text, r->attempt, res->error)));
+			r->not_before = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														retry_delay_ms(r->attempt, res->retry_after_ms));
+			queue_range(r);
+			break;
+	}
+}
+
+/*
+ * A lane for a flight's first request (fixed pace with delay_ms: each of
+ * max_in_flight lanes sends a batch, and rests delay_ms once it has its
+ * outcomes).  False when every lane is busy or resting.
+ */
+static bool
+take_lane(Run *run, Flight *f, TimestampTz now)
+{
+	int			i;
+
+	if (run->pace.adaptive || run->job.delay_ms == 0)
+		return true;
+	for (i = 0; i < run->pace.window; i++)
+		if (!run->lane_busy[i] && run->lane_free[i] <= now)
+		{
+			run->lane_busy[i] = true;
+			f->lane = i;
+			return true;
+		}
+	return false;
+}
+
+/* Send a range: at most the pace's batch of it (the rest waits its turn). */
+static void
+start_range(Run *run, Range *r)
+{
+	Flight	   *f = r->flight;
+	GsJob	   *job = &run->job;
+	MemoryContext oldcxt = MemoryContextSwitchTo(f->cxt);
+	size_t		body_len;
+	ListCell   *lc;
+
+	f->pending = list_delete_ptr(f->pending, r);
+	if (r->n > run->pace.batch)
+	{
+		/* read before the batch was lowered, or the rest of a split */
+		Range	   *rest = new_range(f, r->from + run->pace.batch, r->n - run->pace.batch, NULL);
+
+		range_not_whole(r);
+		r->n = run->pace.batch;
+		queue_range(rest);
+	}
+
+	r->columns = NIL;
+	foreach(lc, gs_source_columns(run->src))
+		if (!column_listed(job->ignored_fields, lfirst(lc)))
+			r->columns = lappend(r->columns, lfirst(lc));
+	foreach(lc, job->ignored_fields)
+		gs_payload_drop_key(f->batch, r->from, r->n, lfirst(lc));
+	r->body = gs_payload_body(f->batch->texts + r->from, f->batch->lens + r->from, r->n,
+							  &body_len);
+	r->window = gs_remote_in_flight() + 1;
+	r->epoch = f->epoch == run->pace.epoch ? f->epoch : 0;
+	if (!f->sent)
+		f->first_sent = GetCurrentTimestamp();
+	f->sent = true;
+	f->requests++;
+	MemoryContextSwitchTo(oldcxt);
+	gs_remote_start(job->project_url, job->api_key, job->target_table, r->columns,
+					r->body, body_len, r);
+}
+
+/* Ranges waiting for their next attempt (each keeps its place). */
+static int
+count_retrying(Run *run)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, run->flights)
+	{
+		ListCell   *rc;
+
+		foreach(rc, ((Flight *) lfirst(lc))->pending)
+			if (((Range *) lfirst(rc))->attempt > 0)
+				n++;
+	}
+	return n;
+}
+
+/*
+ * Send what may go now: the ranges of the flights in order, each when its
+ * backoff has passed, as long as the pace's window has room and no
+ * Retry-After holds.  A range waiting to be tried again keeps its place
+ * in the window: while the remote has trouble no new batch goes in its
+ * stead.  A flight holding a lead an older one holds waits until every
+ * older flight has its outcomes.
+ */
+static void
+send_ready(Run *run)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		older_undecided = false;
+	int			retrying = count_retrying(run);
+	ListCell   *lc;
+
+	if (now < run->pace.hold_until)
+		return;
+	foreach(lc, run->flights)
+	{
+		Flight	   *f = lfirst(lc);
+		bool		blocked = f->waits_for_older && older_undecided;
+
+		if (f->undecided > 0)
+			older_undecided = true;
+		if (blocked)
+			continue;
+		for (;;)
+		{
+			Range	   *ready = NULL;
+			ListCell   *rc;
+
+			foreach(rc, f->pending)
+				if (((Range *) lfirst(rc))->not_before <= now)
+				{
+					ready = lfirst(rc);
+					break;
+				}
+			if (ready == NULL)
+				break;
+			if (gs_remote_in_flight() + (ready->attempt > 0 ? retrying - 1 : retrying) >=
+				run->pace.window)
+				return;
+			if (!f->sent && !take_lane(run, f, now))
+				return;
+			if (ready->attempt > 0)
+				retrying--;
+			start_range(run, ready);
+		}
+	}
+}
+
+/*
+ * How long the main loop may sleep: until a backoff, a Retry-After or a
+ * lane's rest ends, MAX_SLEEP_MS at most (an answer or the latch wakes it
+ * sooner).
+ */
+static long
+sleep_ms(Run *run)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz wake = TimestampTzPlusMilliseconds(now, MAX_SLEEP_MS);
+	ListCell   *lc;
+	int			i;
+
+	if (run->pace.hold_until > now)
+		wake = Min(wake, run->pace.hold_until);
+	foreach(lc, run->flights)
+	{
+		Flight	   *f = lfirst(lc);
+		ListCell   *rc;
+
+		foreach(rc, f->pending)
+		{
+			Range	   *r = lfirst(rc);
+
+			if (r->not_before > now)
+				wake = Min(wake, r->not_before);
+		}
+	}
+	for (i = 0; i < GS_MAX_REQUESTS; i++)
+		if (run->lane_free[i] > now)
+			wake = Min(wake, run->lane_free[i]);
+	return Max(1, TimestampDifferenceMilliseconds(now, wake));
+}
+
+typedef enum ReadResult
+{
+	READ_FLIGHT,				/* a new flight */
+	READ_EMPTY,					/* no lead after the position read from */
+	READ_FAILED,				/* a read ahead failed (logged) */
+	READ_GONE					/* the extension was dropped */
+} ReadResult;
+
+/*
+ * gs_source_next for a read ahead: NULL, with the error logged, when it
+ * fails (but for a cancel, which is for the job).
+ */
+static GsBatch *
+read_ahead(Run *run, MemoryContext cxt, TimestampTz after_ts, int64 after_id)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	GsBatch    *batch = NULL;
 
 	PG_TRY();
 	{
-		ra->batch = gs_source_next(ra->src, ra->cxt, ra->after_ts, ra->after_id);
+		batch = gs_source_next(run->src, cxt, after_ts, after_id);
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
-		MemoryContextSwitchTo(cxt);
+		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			PG_RE_THROW();		/* an operator's cancel is for the job */
+			PG_RE_THROW();
 		/* logged with its SQLSTATE, detail and context; met again later */
 		EmitErrorReport();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
-		ra->batch = NULL;
+		batch = NULL;
 	}
 	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	pgstat_report_activity(STATE_RUNNING, "gs_export: sending a batch");
+	MemoryContextSwitchTo(oldcxt);
+	return batch;
 }
 
 /*
- * The remote's statement timeout cancelled a request of n leads, and then
- * both its halves went through, each in one request and in time: n leads
- * were too many at once for the remote.  From now on no request of this
- * worker holds more than the larger half.  job->batch_size is what
- * source.c reads with, so later batches are read that small; a batch read
- * before, or the rest of a split, goes in pieces of that size
- * (send_range).  It is kept in memory only: a resumed or restarted job
- * starts again from its batch_size, and finds the size again the same way.
- *
- * Only both halves prove it: when one of them timed out too, that half may
- * hold one lead the remote is slow to write whatever the company (a
- * trigger of its own, a lock), and the splits that isolate it say nothing
- * about the size; lowering at each of them would leave the rest of the job
- * one lead per request.
+ * Read the next batch into a new flight: after the job's position when
+ * every flight is recorded, else after the last flight (a read ahead).
+ * An error in a read ahead must not cost the flights at the remote their
+ * outcomes: it is set aside (logged), and the worker meets it again when
+ * it reads the ordinary way, once they are recorded.
+ */
+static ReadResult
+read_flight(Run *run)
+{
+	MemoryContext cxt = AllocSetContextCreate(run->cxt, "gs_export batch",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = CurrentMemoryContext;
+	GsBatch    *batch = NULL;
+	Flight	   *f;
+	int			i;
+
+	run->job.batch_size = run->pace.batch;
+	pgstat_report_activity(STATE_RUNNING, "gs_export: reading leads");
+	if (run->flights == NIL)
+		batch = gs_source_next(run->src, cxt, run->job.cursor_ts, run->job.cursor_id);
+	else
+	{
+		GsBatch    *last = ((Flight *) llast(run->flights))->batch;
+
+		batch = read_ahead(run, cxt, last->last_ts, last->last_id);
+		if (batch == NULL)
+		{
+			MemoryContextDelete(cxt);
+			run->read_failed = true;
+			return READ_FAILED;
+		}
+	}
+	MemoryContextSwitchTo(oldcxt);
+	if (batch == NULL || batch->nleads == 0)
+	{
+		MemoryContextDelete(cxt);
+		return batch == NULL ? READ_GONE : READ_EMPTY;
+	}
+
+	f = MemoryContextAllocZero(cxt, sizeof(Flight));
+	f->cxt = cxt;
+	f->batch = batch;
+	f->outcomes = MemoryContextAllocZero(cxt, sizeof(GsLeadOutcome) * batch->nleads);
+	f->undecided = batch->nleads;
+	f->lane = -1;
+	f->epoch = run->pace.epoch;
+	if (batch->oversized)
+	{
+		/* a lead alone larger than a request may be: never sent */
+		MemoryContextSwitchTo(cxt);
+		for (i = 0; i < batch->nleads; i++)
+			f->outcomes[i].error =
+				psprintf("the lead's JSON is %zu bytes, more than gs_export.max_request_size (%d bytes) allows in one request",
+						 batch->lens[i], gs_export_max_request_size);
+		MemoryContextSwitchTo(oldcxt);
+		f->undecided = 0;
+	}
+	else
+	{
+		MemoryContextSwitchTo(cxt);
+		f->pending = list_make1(new_range(f, 0, batch->nleads, NULL));
+		MemoryContextSwitchTo(oldcxt);
+	}
+	f->waits_for_older = hold_leads(run, f);
+	MemoryContextSwitchTo(run->cxt);
+	run->flights = lappend(run->flights, f);
+	MemoryContextSwitchTo(oldcxt);
+	return READ_FLIGHT;
+}
+
+/*
+ * Record the flights at the head that have every outcome, in order.
  */
 static void
-lower_batch_size(GsJob *job, int n)
+record_done(Run *run)
 {
-	int			size = n - n / 2;
+	while (run->flights != NIL)
+	{
+		Flight	   *f = linitial(run->flights);
+		int			duration_ms;
+		bool		running;
 
-	if (size >= job->batch_size)
-		return;
-	job->batch_size = size;
-	ereport(LOG,
-			(errmsg("gs_export: job %s: the remote's statement timeout cancelled a request of %d leads, and its halves went through: its requests now hold at most %d leads",
-					job->id_text, n, size)));
+		if (f->undecided > 0 || f->requests > 0)
+			return;
+		handle_reload();		/* a reload during the requests counts now */
+		duration_ms = f->sent ? (int) ((GetCurrentTimestamp() - f->first_sent) / 1000) : 0;
+		running = gs_job_record(&run->job, run->src, f->batch, f->outcomes, duration_ms);
+		release_leads(run, f);
+		run->flights = list_delete_first(run->flights);
+		MemoryContextDelete(f->cxt);
+		if (!running && !run->stopping)
+		{
+			ereport(LOG,
+					(errmsg("gs_export: job %s is no longer running; its worker stops",
+							run->job.id_text)));
+			run->stopping = true;
+		}
+	}
 }
 
-/*
- * Send leads [from, from + n) of the batch until each has an outcome.
- * Trouble that may pass is retried; a refusal caused by some rows splits
- * the range in two, and so does the remote's statement timeout (500 57014:
- * the upsert took too long, so fewer rows at a time; a lone lead that
- * still takes too long is retried as trouble that may pass, for it is the
- * remote's load and not the lead); a column the remote lacks is dropped
- * for good.  *whole, if given, says whether the range went through in one
- * request that no statement timeout cancelled.
- */
-static SendResult
-send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
-		   GsLeadOutcome *out, ReadAhead *ahead, bool *whole)
+/* What the worker does while it waits, for pg_stat_activity. */
+static void
+report_activity(void)
 {
-	int			attempt = 0;
-	bool		timed_out = false;
+	int			n = gs_remote_in_flight();
 
-	if (whole)
-		*whole = false;
-
-	/*
-	 * More leads than a request may now hold (the batch was read before the
-	 * size was lowered, or is the other half of a split): in pieces.
-	 */
-	if (n > job->batch_size)
-	{
-		int			done = 0;
-
-		while (done < n)
-		{
-			int			piece = Min(job->batch_size, n - done);
-
-			if (send_range(job, src, batch, from + done, piece, out, ahead, NULL) == SEND_STOP)
-				return SEND_STOP;
-			ahead = NULL;
-			done += piece;
-		}
-		return SEND_DONE;
-	}
-
-	for (;;)
-	{
-		GsRemoteResult res;
-		List	   *columns = NIL;
-		ListCell   *lc;
-		char	   *body;
-		size_t		body_len;
-		int			i;
-
-		CHECK_FOR_INTERRUPTS();
-		foreach(lc, gs_source_columns(src))
-			if (!column_listed(job->ignored_fields, lfirst(lc)))
-				columns = lappend(columns, lfirst(lc));
-		foreach(lc, job->ignored_fields)
-			gs_payload_drop_key(batch, from, n, lfirst(lc));
-
-		body = gs_payload_body(batch->texts + from, batch->lens + from, n, &body_len);
+	if (n == 0)
+		pgstat_report_activity(STATE_IDLE, "gs_export: waiting");
+	else if (n == 1)
 		pgstat_report_activity(STATE_RUNNING, "gs_export: sending a batch");
-		gs_remote_post(job->project_url, job->api_key, job->target_table, columns, body, &res,
-					   ahead ? read_ahead : NULL, ahead);
-		ahead = NULL;			/* read once, on the first attempt */
-		pfree(body);
-		attempt++;
-
-		switch (res.outcome)
-		{
-			case GS_REMOTE_OK:
-				for (i = from; i < from + n; i++)
-					out[i].ok = true;
-				if (whole)
-					*whole = !timed_out;
-				return SEND_DONE;
-
-			case GS_REMOTE_BAD_ROWS:
-				if (n == 1)
-				{
-					out[from].ok = false;
-					out[from].error = res.error;
-					out[from].http_status = res.http_status;
-					out[from].response_body = res.body;
-					return SEND_DONE;
-				}
-				if (send_range(job, src, batch, from, n / 2, out, NULL, NULL) == SEND_STOP)
-					return SEND_STOP;
-				return send_range(job, src, batch, from + n / 2, n - n / 2, out, NULL, NULL);
-
-			case GS_REMOTE_MISSING_COLUMN:
-				if (strcmp(res.missing_column, "id") == 0 ||
-					!column_listed(columns, res.missing_column))
-				{
-					gs_job_stop(job, false, psprintf("the remote refused the batch: %s", res.error));
-					return SEND_STOP;
-				}
-				gs_job_ignore_column(job, res.missing_column);
-				attempt = 0;
-				continue;
-
-			case GS_REMOTE_FATAL:
-				gs_job_stop(job, false, psprintf("the remote refused the export: %s", res.error));
-				return SEND_STOP;
-
-			case GS_REMOTE_RETRY:
-				if (res.statement_timeout && n > 1)
-				{
-					bool		first_whole;
-					bool		second_whole;
-
-					/* the halves, each in time (or split again) */
-					if (send_range(job, src, batch, from, n / 2, out, NULL,
-								   &first_whole) == SEND_STOP ||
-						send_range(job, src, batch, from + n / 2, n - n / 2, out, NULL,
-								   &second_whole) == SEND_STOP)
-						return SEND_STOP;
-					if (first_whole && second_whole)
-						lower_batch_size(job, n);
-					return SEND_DONE;
-				}
-				if (res.statement_timeout)
-					timed_out = true;
-				if (attempt >= gs_export_max_retries)
-				{
-					if (res.statement_timeout)
-						gs_job_stop(job, true,
-									psprintf("the remote's statement timeout cancelled the upsert of lead %lld even alone (%s) after %d attempts: "
-											 "the remote is overloaded, or slow to write that row; gs_export_resume() continues from here",
-											 (long long) batch->ids[from], res.error, attempt));
-					else
-						gs_job_stop(job, true, psprintf("the remote is unavailable (%s) after %d attempts; "
-												   "gs_export_resume() continues from here",
-												   res.error, attempt));
-					return SEND_STOP;
-				}
-				ereport(DEBUG1,
-						(errmsg("gs_export: job %s: attempt %d failed: %s",
-								job->id_text, attempt, res.error)));
-				if (!wait_while_running(job, retry_delay_ms(attempt, res.retry_after_ms)))
-					return SEND_STOP;
-				continue;
-		}
-	}
+	else
+		pgstat_report_activity(STATE_RUNNING, psprintf("gs_export: sending %d batches", n));
 }
 
 /*
@@ -382,116 +770,121 @@ send_range(GsJob *job, GsSource *src, GsBatch *batch, int from, int n,
 static void
 run_job(const pg_uuid_t *job_id)
 {
-	GsJob		job;
-	GsSource   *src;
+	Run		   *run;
 	MemoryContext job_cxt;
-	MemoryContext batch_cxt[2];
-	int			cur = 0;
-	GsBatch    *next = NULL;
+	MemoryContext loop_cxt;
+	HASHCTL		hctl;
 
 	job_cxt = AllocSetContextCreate(TopMemoryContext, "gs_export job",
 									ALLOCSET_DEFAULT_SIZES);
-	/* Two batches live at once: the one at the remote, the next one read. */
-	batch_cxt[0] = AllocSetContextCreate(job_cxt, "gs_export batch",
-										 ALLOCSET_DEFAULT_SIZES);
-	batch_cxt[1] = AllocSetContextCreate(job_cxt, "gs_export batch",
-										 ALLOCSET_DEFAULT_SIZES);
-
-	if (gs_job_start(&job, job_id, job_cxt) != GS_JOB_RUN)
+	run = MemoryContextAllocZero(job_cxt, sizeof(Run));
+	run->cxt = job_cxt;
+	if (gs_job_start(&run->job, job_id, job_cxt) != GS_JOB_RUN)
 		return;
 
-	src = gs_source_open(&job, job_cxt);
-	if (src == NULL)
+	run->src = gs_source_open(&run->job, job_cxt);
+	if (run->src == NULL)
 		return;					/* the extension was dropped */
-	ereport(LOG,
-			(errmsg("gs_export: job %s started: batches of %d, %d ms apart, time zone %s",
-					job.id_text, job.batch_size, job.delay_ms, job.time_zone)));
+	gs_pace_init(&run->pace, &run->job);
+	hctl.keysize = sizeof(int64);
+	hctl.entrysize = sizeof(HeldLead);
+	hctl.hcxt = job_cxt;
+	run->held = hash_create("gs_export leads in flight", 1024, &hctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	/* what one turn of the loop allocates (answers, records) lives here */
+	loop_cxt = AllocSetContextCreate(job_cxt, "gs_export loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	if (run->pace.adaptive)
+		ereport(LOG,
+				(errmsg("gs_export: job %s started: adaptive pace from batches of %d up to %d, up to %d in flight, time zone %s",
+						run->job.id_text, run->job.batch_size, run->pace.batch_cap,
+						run->pace.window_max, run->job.time_zone)));
+	else
+		ereport(LOG,
+				(errmsg("gs_export: job %s started: batches of %d, %d ms apart, %d in flight, time zone %s",
+						run->job.id_text, run->job.batch_size, run->job.delay_ms,
+						run->pace.window, run->job.time_zone)));
 
 	for (;;)
 	{
-		GsBatch    *batch;
-		GsLeadOutcome *outcomes;
-		TimestampTz started;
-		ReadAhead	ahead;
-		bool		use_ahead;
-		int			i;
+		GsRemoteResult res;
+		GsRemoteWait w;
+		void	   *tag = NULL;
 
+		MemoryContextSwitchTo(loop_cxt);
+		MemoryContextReset(loop_cxt);
 		CHECK_FOR_INTERRUPTS();
 		handle_reload();
+		record_done(run);
 
-		if (next != NULL)
+		if (run->stopping)
 		{
-			batch = next;		/* read while the last one was at the remote */
-			next = NULL;
-		}
-		else
-		{
-			MemoryContextReset(batch_cxt[cur]);
-			MemoryContextSwitchTo(batch_cxt[cur]);
-			batch = gs_source_next(src, batch_cxt[cur], job.cursor_ts, job.cursor_id);
-			if (batch == NULL)
-				return;			/* the extension was dropped */
-		}
-		/* everything of this batch lives in batch_cxt[cur] */
-		MemoryContextSwitchTo(batch_cxt[cur]);
-
-		/*
-		 * Only an empty read ends a pass: it was made in a transaction that
-		 * began after the last batch was recorded, with leads locked before
-		 * its snapshot was taken.
-		 */
-		if (batch->nleads == 0)
-		{
-			if (gs_job_next_pass(&job))
-				continue;
-			return;
-		}
-
-		outcomes = palloc0(sizeof(GsLeadOutcome) * batch->nleads);
-		started = GetCurrentTimestamp();
-		use_ahead = false;
-		if (batch->oversized)
-		{
-			/* a lead alone larger than a request may be: never sent */
-			for (i = 0; i < batch->nleads; i++)
-				outcomes[i].error =
-					psprintf("the lead's JSON is %zu bytes, more than gs_export.max_request_size (%d bytes) allows in one request",
-							 batch->lens[i], gs_export_max_request_size);
-		}
-		else
-		{
-			/* While this batch is at the remote, read the next one. */
-			use_ahead = true;
-			MemoryContextReset(batch_cxt[1 - cur]);
-			ahead.src = src;
-			ahead.cxt = batch_cxt[1 - cur];
-			ahead.after_ts = batch->last_ts;
-			ahead.after_id = batch->last_id;
-			ahead.batch = NULL;
-			if (send_range(&job, src, batch, 0, batch->nleads, outcomes, &ahead, NULL) == SEND_STOP)
+			/* what is in flight gets its answer; the rest is sent again */
+			if (gs_remote_in_flight() == 0)
 				return;
+			report_activity();
+			w = gs_remote_wait(MAX_SLEEP_MS, false, &res, &tag);
+		}
+		else if (run->flights == NIL)
+		{
+			/*
+			 * Every batch is recorded: read after the job's position, in a
+			 * transaction that begins now.  Only an empty read here ends
+			 * the pass.
+			 */
+			run->exhausted = false;
+			run->read_failed = false;
+			switch (read_flight(run))
+			{
+				case READ_GONE:
+					return;
+				case READ_EMPTY:
+					if (!gs_job_next_pass(&run->job))
+						return;
+					break;
+				default:
+					break;
+			}
+			continue;
+		}
+		else
+		{
+			send_ready(run);
+			if (!run->exhausted && !run->read_failed &&
+				list_length(run->flights) <= run->pace.window)
+			{
+				/*
+				 * Read the next batch, once every body is handed over: the
+				 * remote is then at work.
+				 */
+				if (!gs_remote_uploading())
+				{
+					if (read_flight(run) == READ_EMPTY)
+						run->exhausted = true;
+					continue;
+				}
+				report_activity();
+				w = gs_remote_wait(MAX_SLEEP_MS, true, &res, &tag);
+			}
+			else
+			{
+				report_activity();
+				w = gs_remote_wait(sleep_ms(run), false, &res, &tag);
+			}
 		}
 
-		handle_reload();		/* a reload during the request counts now */
-		if (!gs_job_record(&job, src, batch, outcomes,
-						   (int) ((GetCurrentTimestamp() - started) / 1000)))
+		if (w == GS_WAIT_ANSWER)
+			handle_answer(run, (Range *) tag, &res);
+		else if (w == GS_WAIT_LATCH && !run->stopping)
 		{
-			ereport(LOG,
-					(errmsg("gs_export: job %s is no longer running; its worker stops",
-							job.id_text)));
-			return;
-		}
-		if (job.delay_ms > 0 && !wait_while_running(&job, job.delay_ms))
-		{
-			ereport(LOG,
-					(errmsg("gs_export: job %s is no longer running; its worker stops",
-							job.id_text)));
-			return;
-		}
-		if (use_ahead && ahead.batch != NULL)
-		{
-			next = ahead.batch;
-			cur = 1 - cur;
+			handle_reload();
+			if (!gs_job_is_running(&run->job))
+			{
+				ereport(LOG,
+						(errmsg("gs_export: job %s is no longer running; its worker stops",
+								run->job.id_text)));
+				run->stopping = true;
+			}
 		}
 	}
 }
@@ -555,6 +948,7 @@ gs_export_worker_main(Datum main_arg)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
+		gs_remote_abandon_all();
 		gs_job_stop_by_id(&job_id, error_reason(edata),
 						  edata->sqlerrcode == ERRCODE_QUERY_CANCELED);
 	}

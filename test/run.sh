@@ -19,7 +19,7 @@ out=${GS_TEST_OUT:-$(mktemp -d /tmp/gs_export_test.XXXXXX)}
 mkdir -p "$out"
 failed=()
 
-REGRESS_TESTS=(install api_errors api_states api_options fresh_install rls_cost api_mapping install_later api_reset_delete_status api_sync)
+REGRESS_TESTS=(install api_errors api_states api_options fresh_install rls_cost api_mapping install_later api_reset_delete_status api_sync api_pace)
 
 echo "== pg_regress: SQL API =="
 if ! "$pgxs/src/test/regress/pg_regress" \
