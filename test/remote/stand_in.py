@@ -41,6 +41,7 @@ reject, the project's tests lie.  Run it with Debian's /usr/bin/python3
         --dsn 'host=/tmp/sock port=5433 dbname=remote user=postgres' \
         --api-key KEY --port-file /tmp/stand_in.port \
         [--schema-file test/remote/fichas.sql [--schema-file ...] --init-schema]
+        [--delay-ms 100] [--max-concurrent 2 [--max-concurrent-retry-after 1]]
 
 or, in API mode, in front of an application's database:
 
@@ -60,6 +61,7 @@ CONTROL API (all JSON):
      {"fail_next": N, "status": 503, "body": {...}|"raw text"|null,
       "retry_after": "2"|null, "headers": {"X": "y"}}
      {"delay_ms": X}                       every /rest/v1 answer waits X ms
+                                           (a WAN's round trip; see below)
      {"delay_next": N, "delay_ms": X}      only the next N requests wait
      {"drop_next": N}                      read the request, close, no answer
      {"drop_after_commit_next": N}         process (commit) then close
@@ -69,6 +71,11 @@ CONTROL API (all JSON):
      {"paused_project": true|false}        every /rest/v1 request answers 540
      {"statement_timeout_ms": X|null}      SET LOCAL statement_timeout
      {"keep_bodies": true|false}           keep request bodies in the log
+     {"max_concurrent": N|null}            a rate-limiting gateway: a request
+                                           arriving while N are being
+                                           processed is answered 429
+     {"max_concurrent_retry_after": "1"|null}   its Retry-After (seconds;
+                                           default "1", null: no header)
   GET  /_control/faults         the current fault state
   POST /_control/reload_schema  re-read the schema cache (every relation):
                                 {"ok", "table", "columns", "pk" (of fichas),
@@ -76,27 +83,54 @@ CONTROL API (all JSON):
                                                    "columns", "pk"}}}
   GET  /_control/stats[?table=NAME]     {"requests", "rows", "by_status"},
                                 of every request or of those whose path
-                                named table NAME
+                                named table NAME; without table=, also
+                                "rate_limited" (the max_concurrent gateway's
+                                429s) and "max_concurrent_seen" (the most
+                                /rest/v1 requests at once, refused ones
+                                included)
   GET  /_control/requests[?since=SEQ][&table=NAME]   the request log
   GET  /_control/health         {"ok": true, "port", "control_port", "down"}
 
 Semantics worth knowing:
   * Per /rest/v1 request the faults are taken in this order: delay
-    (delay_next first, else delay_ms), then drop_next, paused_project,
-    fail_next (only one of the three applies), then the gateway key check
-    and PostgREST; drop_after_commit_next applies to a request that got that
-    far, whatever its answer.  fail_next sends `Retry-After` when
-    "retry_after" is given, none when it is null, and "0" for a 503 when the
-    key is absent (PostgREST 12.2 puts `Retry-After: 0` on every 503).
+    (delay_next first, else delay_ms), then max_concurrent, then drop_next,
+    paused_project, fail_next (only one of the four applies), then the
+    gateway key check and PostgREST; drop_after_commit_next applies to a
+    request that got that far, whatever its answer.  fail_next sends
+    `Retry-After` when "retry_after" is given, none when it is null, and "0"
+    for a 503 when the key is absent (PostgREST 12.2 puts `Retry-After: 0`
+    on every 503).
     gateway_timeout_over_ms measures from the end of the request body to the
     end of processing, delay included; the database work stands (as behind a
     real gateway).  `down` closes the main listening socket (connections are
     refused) and shuts its open connections; the control port stays up.
+  * The delay is a WAN's round trip: each request waits on its own thread,
+    before its processing, holding no lock and no database connection, so
+    16 concurrent requests at 100 ms are answered after ~100 ms, not 1.6 s
+    (connections are accepted with a listen backlog of 128, so a client
+    opening 16 at once is not held back either).  Every answer waits,
+    faults' and the gateway's 429 included; a CORS preflight does not.
+  * max_concurrent is a gateway in front of everything (Kong's
+    rate-limiting plugin's answer, for a limit on concurrency rather than
+    on requests per period): a /rest/v1 request (CORS preflights aside) is
+    counted from its receipt to its answer, the delay included.  One that
+    arrives while N counted requests are being processed is refused: 429,
+    body {"message": "API rate limit exceeded"}, `Retry-After: 1` (or
+    max_concurrent_retry_after), after the delay like any answer, without
+    going further (no key check, no other fault taken, no database);
+    "fault": "rate_limited" in the log.  A refused request does not count
+    towards N.  A request's place is given back before its answer is
+    written, so a client that sends its next request once it has its
+    previous answer never meets its own previous request in the count.
+    "max_concurrent_seen" counts every /rest/v1 request between receipt
+    and answer, refused ones included: what the client had in flight.
   * "rows" in stats counts the rows of 2xx upserts (a drop_after_commit
     counts: it was committed); dropped requests are "dropped" in by_status
     and have "status": null and "would_status" in the log.  reset also
-    clears the log and restarts seq at 1; settings given on the command line
-    (delay, pause, gateway timeout, statement timeout) survive a reset.
+    clears the log and restarts seq at 1, and rate_limited and
+    max_concurrent_seen (to the requests in process at that instant); settings
+    given on the command line (delay, pause, gateway timeout, statement
+    timeout, max_concurrent and its Retry-After) survive a reset.
   * "n_rows" and "ids" in the log are the body's objects and their "id"
     values (null, null for a body that is not JSON).  A body sent with
     `columns` (as gs_export sends every batch) is not parsed, as PostgREST
@@ -2759,7 +2793,8 @@ FAULT_KEYS = {"fail_next", "status", "body", "retry_after", "headers",
               "delay_ms", "delay_next", "drop_next", "drop_after_commit_next",
               "drop_with_reset", "down_for_ms", "down",
               "gateway_timeout_over_ms", "paused_project",
-              "statement_timeout_ms", "keep_bodies"}
+              "statement_timeout_ms", "keep_bodies",
+              "max_concurrent", "max_concurrent_retry_after"}
 
 GATEWAY_BODIES = {
     401: {"message": "Invalid API key",
@@ -2813,6 +2848,8 @@ class FaultState:
         self.paused_project = False
         self.statement_timeout_ms = None
         self.keep_bodies = False
+        self.max_concurrent = None      # None: no limit
+        self.max_concurrent_retry_after = "1"
 
     def as_json(self, down, down_until):
         return {
@@ -2831,6 +2868,8 @@ class FaultState:
             "paused_project": self.paused_project,
             "statement_timeout_ms": self.statement_timeout_ms,
             "keep_bodies": self.keep_bodies,
+            "max_concurrent": self.max_concurrent,
+            "max_concurrent_retry_after": self.max_concurrent_retry_after,
         }
 
 
@@ -2848,6 +2887,10 @@ def _nonneg_int(d, key):
 class StandInServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # listen()'s backlog (socketserver's default is 5): a client opening 16
+    # connections at once (gs_export with max_in_flight 16) must not see
+    # SYNs dropped and retried a second later.
+    request_queue_size = 128
 
     def __init__(self, addr, app, control_only):
         self.app = app
@@ -3069,6 +3112,12 @@ class App:
         self.stats_rows = 0
         self.by_status = {}
         self.table_stats = {}                  # table -> its stats
+        # /rest/v1 requests between receipt and answer: all of them, and
+        # those the max_concurrent gateway let through (its count).
+        self.concurrent = 0
+        self.admitted = 0
+        self.max_concurrent_seen = 0
+        self.rate_limited = 0
         self.down = False
         self.down_until = None
         self.down_timer = None
@@ -3100,6 +3149,8 @@ class App:
         f.gateway_timeout_over_ms = o.gateway_timeout_over_ms
         f.statement_timeout_ms = o.statement_timeout_ms
         f.keep_bodies = bool(o.keep_bodies)
+        f.max_concurrent = o.max_concurrent
+        f.max_concurrent_retry_after = o.max_concurrent_retry_after
 
     # -- schema cache ------------------------------------------------------
 
@@ -3291,7 +3342,21 @@ class App:
                 f.delay_next -= 1
                 delay = f.delay_next_ms
             action = None
-            if preflight is not None:
+            counted = admitted = False
+            if preflight is None:
+                # The gateway's concurrency limit, outermost: counted from
+                # here (receipt) to the answer, the delay included.
+                counted = True
+                self.concurrent += 1
+                self.max_concurrent_seen = max(self.max_concurrent_seen, self.concurrent)
+                if f.max_concurrent is not None and self.admitted >= f.max_concurrent:
+                    action = "rate_limited"
+                    limit_retry_after = f.max_concurrent_retry_after
+                    self.rate_limited += 1
+                else:
+                    admitted = True
+                    self.admitted += 1
+            if preflight is not None or action is not None:
                 pass
             elif f.drop_next > 0:
                 f.drop_next -= 1
@@ -3309,11 +3374,50 @@ class App:
                 drop_after = True
             gw_limit = f.gateway_timeout_over_ms
 
+        # This request's place in the gateway's count, given back when its
+        # answer is noted (or if answering raises).
+        slot = {"held": counted, "admitted": admitted}
+        try:
+            return self._rest_answer(ctx, key, entry, tstats, t0, delay, preflight,
+                                     origin, method, action,
+                                     fail if action == "fail" else None,
+                                     limit_retry_after if action == "rate_limited" else None,
+                                     drop_after, gw_limit, slot)
+        finally:
+            if slot["held"]:
+                with self.lock:
+                    self._give_back(slot)
+
+    def _give_back(self, slot):
+        """Under self.lock: a request leaves the gateway's count."""
+        if slot["held"]:
+            slot["held"] = False
+            self.concurrent -= 1
+            if slot["admitted"]:
+                self.admitted -= 1
+
+    def _rest_answer(self, ctx, key, entry, tstats, t0, delay, preflight, origin,
+                     method, action, fail, limit_retry_after, drop_after, gw_limit,
+                     slot):
+        """The rest of rest(): wait, answer, note the answer.  The request's
+        place in the gateway's count is given back under the lock that notes
+        the answer: before the answer leaves, so that a client that sends
+        its next request once it has an answer never finds the request that
+        answer was for still counted."""
+        # The WAN: the whole round trip's latency, waited here holding no
+        # lock and no database connection, each request on its own thread.
         if delay:
             time.sleep(delay / 1000.0)
 
         if preflight is not None:
             reply = Reply(200, b"", preflight)
+        elif action == "rate_limited":
+            # Kong's rate-limiting plugin: 429, its body, Retry-After in
+            # seconds.  The request goes no further: no fault, no key
+            # check, no database.
+            reply = Reply(429, GATEWAY_BODIES[429])
+            if limit_retry_after is not None:
+                reply.headers.append(("Retry-After", limit_retry_after))
         elif action == "drop":
             reply = Reply(0)
             reply.drop = True
@@ -3344,7 +3448,8 @@ class App:
         fault = action
         if drop_after:
             fault = "drop_after_commit"
-        if not reply.drop and gw_limit and elapsed_ms > gw_limit and preflight is None:
+        if not reply.drop and gw_limit and elapsed_ms > gw_limit and preflight is None \
+                and action != "rate_limited":
             reply = Reply(544, GATEWAY_BODIES[544])
             fault = "gateway_timeout"
         if origin is not None and method != "OPTIONS" and not reply.drop:
@@ -3367,6 +3472,7 @@ class App:
             if drop_after:
                 # What the client would have been told, had it been told.
                 entry["would_status"] = reply.status
+            self._give_back(slot)
         return reply
 
     def count_rows(self, ctx):
@@ -3404,6 +3510,8 @@ class App:
                 self.stats_rows = 0
                 self.by_status = {}
                 self.table_stats = {}
+                self.max_concurrent_seen = self.concurrent
+                self.rate_limited = 0
             self.bring_up()
             return Reply(200, {"ok": True})
         if method == "POST" and name == "faults":
@@ -3438,7 +3546,9 @@ class App:
                                        "by_status": dict(t.get("by_status", {}))})
                 return Reply(200, {"requests": self.stats_requests,
                                    "rows": self.stats_rows,
-                                   "by_status": dict(self.by_status)})
+                                   "by_status": dict(self.by_status),
+                                   "rate_limited": self.rate_limited,
+                                   "max_concurrent_seen": self.max_concurrent_seen})
         if method == "GET" and name == "requests":
             since = 0
             for k, v in qs:
@@ -3460,13 +3570,16 @@ class App:
 
     def _apply_cli_faults_reset(self):
         # reset keeps what the command line asked for that is not a
-        # one-shot fault (delay, pause, gateway timeout, statement timeout).
+        # one-shot fault (delay, pause, gateway timeout, statement timeout,
+        # the concurrency limit).
         o, f = self.opts, self.faults
         f.delay_ms = o.delay_ms or 0
         f.paused_project = bool(o.paused_project)
         f.gateway_timeout_over_ms = o.gateway_timeout_over_ms
         f.statement_timeout_ms = o.statement_timeout_ms
         f.keep_bodies = bool(o.keep_bodies)
+        f.max_concurrent = o.max_concurrent
+        f.max_concurrent_retry_after = o.max_concurrent_retry_after
 
     def _set_faults(self, handler, d):
         if not isinstance(d, dict):
@@ -3511,6 +3624,19 @@ class App:
                                               if v is not None else None)
                 if "keep_bodies" in d:
                     f.keep_bodies = bool(d["keep_bodies"])
+                if "max_concurrent" in d:
+                    v = d["max_concurrent"]
+                    if v is not None and (isinstance(v, bool) or not isinstance(v, int)
+                                          or v < 1):
+                        raise ValueError("max_concurrent must be a positive integer or null")
+                    f.max_concurrent = v
+                if "max_concurrent_retry_after" in d:
+                    v = d["max_concurrent_retry_after"]
+                    if v is not None and (isinstance(v, bool)
+                                          or not isinstance(v, (str, int))):
+                        raise ValueError("max_concurrent_retry_after must be a string,"
+                                         " an integer or null")
+                    f.max_concurrent_retry_after = None if v is None else str(v)
                 if "down_for_ms" in d:
                     go_down = ("timer", _nonneg_int(d, "down_for_ms"))
                 elif "down" in d:
@@ -3653,7 +3779,16 @@ def parse_args(argv):
     p.add_argument("--pool-timeout", type=float, default=10.0,
                    help="seconds to wait for a pool connection (then 504 PGRST003)")
     p.add_argument("--statement-timeout-ms", type=int, default=None)
-    p.add_argument("--delay-ms", type=int, default=0)
+    p.add_argument("--delay-ms", type=int, default=0,
+                   help="every /rest/v1 answer waits this long: a WAN's round trip "
+                        "(fault delay_ms)")
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="a rate-limiting gateway: a /rest/v1 request arriving while "
+                        "this many are being processed is answered 429 (fault "
+                        "max_concurrent)")
+    p.add_argument("--max-concurrent-retry-after", default="1",
+                   help="the Retry-After of those 429s, in seconds (default: 1; "
+                        "'none': no header)")
     p.add_argument("--fail-next", type=int, default=0)
     p.add_argument("--fail-status", type=int, default=503)
     p.add_argument("--fail-retry-after", default=None)
@@ -3667,6 +3802,12 @@ def parse_args(argv):
         p.error("--host must be a loopback address")
     if opts.control_port is not None and opts.control_port < 0:
         opts.control_port = None
+    if opts.delay_ms < 0:
+        p.error("--delay-ms must be >= 0")
+    if opts.max_concurrent is not None and opts.max_concurrent < 1:
+        p.error("--max-concurrent must be >= 1")
+    if opts.max_concurrent_retry_after.lower() == "none":
+        opts.max_concurrent_retry_after = None
     opts.schemas = [x.strip() for x in opts.schemas.split(",") if x.strip()]
     if not opts.schemas:
         p.error("--schemas needs at least one schema")
