@@ -311,11 +311,11 @@ typedef struct GsPace
 	TimestampTz window_ceiling_until;	/* ... until then */
 	int			batch_ceiling;	/* 0, or larger were too much ... */
 	TimestampTz batch_ceiling_until;	/* ... until then */
-	TimestampTz round_start;
+	TimestampTz backed_off_at;
 	int			round_answers;
 	int64		round_rows;
+	double		round_weighted; /* leads times requests at the remote */
 	double		round_ms;		/* the answers' elapsed times, summed */
-	int			round_max_ms;
 	double		last_rate;		/* leads/s before the change on trial */
 	double		last_row_ms;
 	int			steady_rounds;
@@ -324,6 +324,7 @@ typedef struct GsPace
 } GsPace;
 
 extern void gs_pace_init(GsPace *pace, const GsJob *job);
+extern bool gs_pace_reads_ahead(GsPace *pace);
 extern void gs_pace_answer(GsPace *pace, const GsRemoteResult *res, int rows,
 						   int window, uint64 epoch);
 extern void gs_pace_lower_batch(GsPace *pace, int n);

@@ -749,6 +749,18 @@ record_done(Run *run)
 	}
 }
 
+/* Has every flight sent its first request? */
+static bool
+all_sent(Run *run)
+{
+	ListCell   *lc;
+
+	foreach(lc, run->flights)
+		if (!((Flight *) lfirst(lc))->sent && ((Flight *) lfirst(lc))->undecided > 0)
+			return false;
+	return true;
+}
+
 /* What the worker does while it waits, for pg_stat_activity. */
 static void
 report_activity(void)
@@ -851,7 +863,9 @@ run_job(const pg_uuid_t *job_id)
 		{
 			send_ready(run);
 			if (!run->exhausted && !run->read_failed &&
-				list_length(run->flights) <= run->pace.window)
+				list_length(run->flights) <= run->pace.window &&
+				(gs_pace_reads_ahead(&run->pace) ||
+				 (gs_remote_in_flight() == 0 && all_sent(run))))
 			{
 				/*
 				 * Read the next batch, once every body is handed over: the

@@ -1,0 +1,156 @@
+# 101_adaptive.pl: pace "adaptive" (contract.md, "Pace").  It must export
+# every lead exactly once, whatever it does to its pace, and find a pace
+# that suits the remote:
+#   a. a near remote: the batch grows from batch_size towards
+#      batch_size_max;
+#   b. a far remote (150 ms a request): it also keeps several requests in
+#      flight;
+#   c. a gateway that answers 429 beyond 2 requests at once (Retry-After):
+#      it backs off, learns the limit, and few of its requests are refused;
+#   d. 413 Payload Too Large and 503: it backs off (batch, then requests in
+#      flight) and goes on.
+# How fast is the benchmark's business (bench/run --wan), not this test's.
+use strict;
+use warnings;
+
+use GsExportTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $remote = GsExportTest::remote();
+my $node = GsExportTest::local_node('local');
+GsExportTest::configure($node, $remote);
+
+my $n = 3000;
+GsExportTest::insert_leads($node, qq{
+	SELECT g, timestamptz '2026-04-20 23:00:00+00' - (g * interval '4 minutes'), 'lead ' || g
+	  FROM generate_series(1, $n) g
+});
+my $src_ids = join(',', 1 .. $n);
+
+sub unanswered
+{
+	return grep { !defined $_->{duration_ms} } @{ $remote->requests };
+}
+
+sub new_case
+{
+	my ($opts, @faults) = @_;
+	GsExportTest::wait_for('the remote to finish its requests', sub { scalar(unanswered()) == 0 }, 60);
+	$remote->truncate;
+	$remote->reset;
+	$remote->faults(%$_) for @faults;
+	return GsExportTest::create_job($node, qq{'2026-04-20', '2026-04-01', '$opts'});
+}
+
+# The most requests the remote worked on at once (from its log).
+sub max_concurrent
+{
+	my @ev;
+	for my $r (@{ $remote->requests })
+	{
+		next unless defined $r->{duration_ms};
+		push @ev, [ $r->{started_at}, 1 ], [ $r->{started_at} + $r->{duration_ms} / 1000, -1 ];
+	}
+	my ($cur, $max) = (0, 0);
+	for my $e (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev)
+	{
+		$cur += $e->[1];
+		$max = $cur if $cur > $max;
+	}
+	return $max;
+}
+
+sub largest_request
+{
+	my $max = 0;
+	for my $r (@{ $remote->requests })
+	{
+		my $k = scalar(@{ $r->{ids} // [] });
+		$max = $k if $k > $max;
+	}
+	return $max;
+}
+
+sub check_outcome
+{
+	my ($job, $label) = @_;
+	is(GsExportTest::wait_status($node, $job, 'completed|failed|paused', 180), 'completed',
+		"$label: the job completed");
+	GsExportTest::wait_for('the remote to finish its requests', sub { scalar(unanswered()) == 0 }, 60);
+	my $j = GsExportTest::job($node, $job);
+	is("$j->{total_leads}/$j->{exported_leads}/$j->{error_leads}", "$n/$n/0", "$label: counters exact");
+	is(GsExportTest::sync_summary($node, $job), "$n/$n/0/0/0", "$label: one sync_events row per lead");
+	is($remote->ids, $src_ids, "$label: the remote holds exactly every lead");
+	my %seen;
+	for my $r (@{ $remote->requests })
+	{
+		next unless ($r->{status} // 0) =~ /^20/;
+		$seen{$_}++ for @{ $r->{ids} // [] };
+	}
+	is(scalar(grep { $_ != 1 } values %seen), 0, "$label: each lead in exactly one successful request");
+	return $j;
+}
+
+my $log_at = -s $node->logfile;
+sub log_since { my $l = slurp_file($node->logfile, $log_at); $log_at = -s $node->logfile; return $l; }
+
+# --- (a) near ---------------------------------------------------------------
+{
+	my $job = new_case('{"pace": "adaptive", "batch_size": 25, "batch_size_max": 800, "max_in_flight": 4, "time_zone": "UTC"}');
+	check_outcome($job, '(a) near');
+	my $largest = largest_request();
+	cmp_ok($largest, '>', 100, "(a) near: the batch grew from 25 (largest request $largest leads)");
+	cmp_ok($largest, '<=', 800, '(a) near: never past batch_size_max');
+	like(log_since(), qr/job $job started: adaptive pace from batches of 25 up to 800, up to 4 in flight/,
+		'(a) the start line says the pace is adaptive');
+}
+
+# --- (b) far ------------------------------------------------------------------
+{
+	my $job = new_case('{"pace": "adaptive", "batch_size": 25, "batch_size_max": 400, "max_in_flight": 6, "time_zone": "UTC"}',
+		{ delay_ms => 150 });
+	check_outcome($job, '(b) far');
+	my $conc = max_concurrent();
+	cmp_ok($conc, '>', 1, "(b) far: several requests in flight ($conc at most)");
+	cmp_ok($conc, '<=', 6, '(b) far: never more than max_in_flight');
+	is(largest_request(), 400, '(b) far: the batch grew to batch_size_max');
+	log_since();
+}
+
+# --- (c) a gateway that allows 2 requests at once -----------------------------
+{
+	my $job = new_case('{"pace": "adaptive", "batch_size": 25, "batch_size_max": 50, "max_in_flight": 8, "time_zone": "UTC"}',
+		{ delay_ms => 100, max_concurrent => 2 });
+	check_outcome($job, '(c) rate-limited');
+	my $reqs = $remote->requests;
+	my $refused = grep { ($_->{status} // 0) == 429 } @$reqs;
+	my $share = $refused / scalar(@$reqs);
+	cmp_ok($refused, '>=', 1, "(c) rate-limited: it met the limit ($refused refused of " . scalar(@$reqs) . ')');
+	cmp_ok($share, '<=', 0.10, sprintf('(c) rate-limited: few refused (%.1f %%)', 100 * $share));
+	like(log_since(), qr/job $job: adaptive pace backs off \(429 Too Many Requests\)/,
+		'(c) rate-limited: the log says it backed off');
+}
+
+# --- (d) 413 and 503 --------------------------------------------------------------
+{
+	my $job = new_case('{"pace": "adaptive", "batch_size": 50, "batch_size_max": 800, "max_in_flight": 4, "time_zone": "UTC"}',
+		{ delay_ms => 20 });
+	GsExportTest::wait_true($node,
+		"SELECT exported_leads >= 1000 FROM gestao_scouter_export_jobs WHERE id = '$job'", 60);
+	$remote->faults(fail_next => 1, status => 413);
+	GsExportTest::wait_for('the 413', sub { grep { ($_->{status} // 0) == 413 } @{ $remote->requests } });
+	$remote->faults(fail_next => 2, status => 503);
+	check_outcome($job, '(d) 413 and 503');
+	my $log = log_since();
+	like($log, qr/job $job: adaptive pace backs off \(413 Payload Too Large\): \d+ leads per request/,
+		'(d) 413: the batch was halved');
+	my ($r413) = grep { ($_->{status} // 0) == 413 } @{ $remote->requests };
+	my @after = grep { $_->{seq} > $r413->{seq} && ($_->{status} // 0) == 201 } @{ $remote->requests };
+	my $big = scalar(@{ $r413->{ids} // [] });
+	cmp_ok(scalar(@{ $after[0]{ids} }), '<', $big || 1e9, '(d) 413: the next requests were smaller');
+}
+
+$remote->stop;
+$node->stop;
+done_testing();
