@@ -175,8 +175,7 @@ typedef struct GsBatch
 {
 	int			nleads;
 	int64	   *ids;
-	struct json_object **objects;	/* one json-c object per lead */
-	const char **texts;			/* its JSON (json-c's buffer) */
+	const char **texts;			/* each lead's JSON (palloc'd) */
 	size_t	   *lens;
 	bool		oversized;		/* one lead, alone over max_request_size */
 	TimestampTz last_ts;		/* (updated_at, id) of the last lead */
@@ -220,12 +219,9 @@ extern GsPayloadShape *gs_payload_shape(TupleDesc tupdesc, int ncolumns,
 extern bool gs_payload_shape_matches(GsPayloadShape *shape, TupleDesc tupdesc);
 extern struct json_object *gs_payload_lead(GsPayloadShape *shape, HeapTuple tuple,
 										   TupleDesc tupdesc, const char *sync_at);
-extern const char *gs_payload_serialize(struct json_object *obj, size_t *len);
-extern void gs_payload_discard(struct json_object *obj);
-extern char *gs_payload_body(const char **texts, const size_t *lens, int n, size_t *len);
+extern const char *gs_payload_text(struct json_object *obj, size_t *len);
 extern void gs_payload_drop_key(GsBatch *batch, int from, int n, const char *key);
 extern bool gs_payload_is_json(const char *text);
-extern void gs_payload_release_on_reset(MemoryContext cxt, struct json_object **objects, int n);
 
 /*
  * remote.c: one HTTP exchange, and what it means.
@@ -275,7 +271,8 @@ extern void gs_remote_set_transport(void *easy);
 extern int	gs_remote_perform(void *easy);
 extern void gs_remote_start(const char *project_url, const char *api_key,
 							const char *table, List *columns,
-							const char *body, size_t body_len, void *tag);
+							const char **texts, const size_t *lens, int n,
+							void *tag);
 extern int	gs_remote_in_flight(void);
 extern bool gs_remote_uploading(void);
 extern GsRemoteWait gs_remote_wait(long timeout_ms, bool upload_only,

@@ -296,7 +296,7 @@ gs_pace_answer(GsPace *pace, const GsRemoteResult *res, int rows, int window, ui
 
 	pace->round_answers++;
 	pace->round_rows += rows;
-	pace->round_weighted += (double) rows * window;
+	pace->round_weighted += (double) rows * pace->window;
 	pace->round_ms += Max(res->elapsed_ms, 1);
 	if (pace->round_answers >= PACE_ROUND_ANSWERS)
 		end_round(pace, now);

@@ -3,9 +3,9 @@
  * payload.c
  *	  Builds the JSON that goes to the remote with json-c: one object per
  *	  lead, typed as remote-protocol.md says (numbers digit for digit, ISO
- *	  8601 timestamps with offset, jsonb as nested JSON), serialized once,
- *	  and the body of a request from those texts.  json-c's objects are
- *	  released when the batch's memory context is reset.
+ *	  8601 timestamps with offset, jsonb as nested JSON), serialized once
+ *	  into a palloc'd text (the object is released at once); a request's
+ *	  body is those texts in a JSON array (remote.c streams it).
  *
  *-------------------------------------------------------------------------
  */
@@ -236,95 +236,117 @@ gs_payload_lead(GsPayloadShape *shape, HeapTuple tuple, TupleDesc tupdesc,
 }
 
 /*
- * An object's JSON text, serialized once: the text lives in the object's own
- * buffer until the object changes or is released.
+ * A lead's JSON text, serialized once, palloc'd in the current memory
+ * context; the json-c object (malloc'd) is released at once, so that a
+ * batch holds its texts only.
  */
 const char *
-gs_payload_serialize(struct json_object *obj, size_t *len)
+gs_payload_text(struct json_object *obj, size_t *len)
 {
-	return json_object_to_json_string_length(obj, GS_JSON_FLAGS, len);
-}
+	const char *json = json_object_to_json_string_length(obj, GS_JSON_FLAGS, len);
+	char	   *text = palloc(*len + 1);
 
-/* Release an object that no batch holds. */
-void
-gs_payload_discard(struct json_object *obj)
-{
+	memcpy(text, json, *len + 1);
 	json_object_put(obj);
+	return text;
 }
 
 /*
- * The request body for texts[0 .. n-1]: a JSON array of them, palloc'd.
+ * Where a top-level field of a lead's text is: the state of
+ * gs_payload_drop_key's parse.
  */
-char *
-gs_payload_body(const char **texts, const size_t *lens, int n, size_t *len)
+typedef struct GsKeySpan
 {
-	StringInfoData body;
-	int			i;
+	JsonLexContext *lex;
+	const char *key;
+	const char *last_end;		/* after '{', or after the last value */
+	bool		first;			/* no field before this one */
+	bool		inside;			/* in the key's value */
+	const char *start;			/* the field to cut: [start, end) */
+	const char *end;
+	bool		first_field;
+} GsKeySpan;
 
-	initStringInfo(&body);
-	appendStringInfoChar(&body, '[');
-	for (i = 0; i < n; i++)
+static void
+span_object_start(void *state)
+{
+	GsKeySpan  *ks = (GsKeySpan *) state;
+
+	if (ks->lex->lex_level == 0)
 	{
-		if (i > 0)
-			appendStringInfoChar(&body, ',');
-		appendBinaryStringInfo(&body, texts[i], (int) lens[i]);
+		ks->last_end = ks->lex->token_start + 1;
+		ks->first = true;
 	}
-	appendStringInfoChar(&body, ']');
-	*len = (size_t) body.len;
-	return body.data;
+}
+
+static void
+span_field_start(void *state, char *fname, bool isnull)
+{
+	GsKeySpan  *ks = (GsKeySpan *) state;
+
+	if (ks->lex->lex_level == 1 && ks->start == NULL && strcmp(fname, ks->key) == 0)
+	{
+		ks->inside = true;
+		ks->start = ks->last_end;
+		ks->first_field = ks->first;
+	}
+}
+
+static void
+span_field_end(void *state, char *fname, bool isnull)
+{
+	GsKeySpan  *ks = (GsKeySpan *) state;
+
+	if (ks->lex->lex_level != 1)
+		return;
+	if (ks->inside)
+	{
+		ks->end = ks->lex->prev_token_terminator;
+		ks->inside = false;
+	}
+	ks->last_end = ks->lex->prev_token_terminator;
+	ks->first = false;
 }
 
 /*
  * Take a key out of leads [from, from + n) of the batch (a column the remote
- * does not have), and serialize them again.
+ * does not have).  The texts are json-c's compact output: the field is cut
+ * out of the text, found by PostgreSQL's JSON parser; the new texts are
+ * palloc'd in the current memory context.
  */
 void
 gs_payload_drop_key(GsBatch *batch, int from, int n, const char *key)
 {
+	JsonSemAction sem = {0};
 	int			i;
 
+	sem.object_start = span_object_start;
+	sem.object_field_start = span_field_start;
+	sem.object_field_end = span_field_end;
 	for (i = from; i < from + n; i++)
 	{
-		if (!json_object_object_get_ex(batch->objects[i], key, NULL))
+		GsKeySpan	ks = {0};
+		const char *text = batch->texts[i];
+		size_t		len = batch->lens[i];
+		StringInfoData buf;
+
+		ks.lex = makeJsonLexContextCstringLen(unconstify(char *, text), (int) len,
+											  GetDatabaseEncoding(), true);
+		ks.key = key;
+		sem.semstate = &ks;
+		if (pg_parse_json(ks.lex, &sem) != JSON_SUCCESS)
+			elog(ERROR, "gs_export: a lead's JSON does not parse");
+		if (ks.start == NULL || ks.end == NULL)
 			continue;
-		json_object_object_del(batch->objects[i], key);
-		batch->texts[i] = gs_payload_serialize(batch->objects[i], &batch->lens[i]);
+		/* the first field takes the comma after it, the others the one before */
+		if (ks.first_field && ks.end < text + len && *ks.end == ',')
+			ks.end++;
+		initStringInfo(&buf);
+		appendBinaryStringInfo(&buf, text, (int) (ks.start - text));
+		appendBinaryStringInfo(&buf, ks.end, (int) (text + len - ks.end));
+		batch->texts[i] = buf.data;
+		batch->lens[i] = (size_t) buf.len;
 	}
-}
-
-typedef struct GsPayloadRelease
-{
-	MemoryContextCallback cb;
-	struct json_object **objects;
-	int			n;
-} GsPayloadRelease;
-
-static void
-payload_release(void *arg)
-{
-	GsPayloadRelease *r = (GsPayloadRelease *) arg;
-	int			i;
-
-	for (i = 0; i < r->n; i++)
-		if (r->objects[i] != NULL)
-			json_object_put(r->objects[i]);
-}
-
-/*
- * json-c allocates with malloc: hand the batch's objects to its memory
- * context, which releases them when it is reset or deleted.  The array must
- * live in that context and may be filled in after this call.
- */
-void
-gs_payload_release_on_reset(MemoryContext cxt, struct json_object **objects, int n)
-{
-	GsPayloadRelease *r = MemoryContextAlloc(cxt, sizeof(GsPayloadRelease));
-
-	r->objects = objects;
-	r->n = n;
-	r->cb.func = payload_release;
-	r->cb.arg = r;
-	MemoryContextRegisterResetCallback(cxt, &r->cb);
 }
 
 /*

@@ -95,6 +95,12 @@ typedef struct GsRequest
 	struct curl_slist *headers; /* they hold the key: freed when done */
 	GsResponse	resp;
 	char		errbuf[CURL_ERROR_SIZE];
+	/* the body: "[", each text, "," between them, "]" (read_body) */
+	const char **texts;
+	const size_t *lens;
+	int			ntexts;
+	int			part;			/* of the 2 * ntexts + 1 parts */
+	size_t		part_off;		/* bytes of it already handed over */
 	curl_off_t	body_len;
 	TimestampTz started;
 	void	   *tag;			/* the caller's */
@@ -502,6 +508,59 @@ write_body(char *data, size_t size, size_t nmemb, void *arg)
 }
 
 /*
+ * curl's read callback: the body, streamed from the leads' texts (no copy
+ * of the whole body is made).
+ */
+static size_t
+read_body(char *buf, size_t size, size_t nitems, void *arg)
+{
+	GsRequest  *req = (GsRequest *) arg;
+	size_t		room = size * nitems;
+	size_t		out = 0;
+
+	while (room > 0 && req->part <= 2 * req->ntexts)
+	{
+		const char *src;
+		size_t		len;
+		size_t		take;
+
+		if (req->part == 0)
+			src = "[", len = 1;
+		else if (req->part % 2 == 1)
+			src = req->texts[req->part / 2], len = req->lens[req->part / 2];
+		else if (req->part == 2 * req->ntexts)
+			src = "]", len = 1;
+		else
+			src = ",", len = 1;
+		take = Min(room, len - req->part_off);
+		memcpy(buf + out, src + req->part_off, take);
+		out += take;
+		room -= take;
+		req->part_off += take;
+		if (req->part_off == len)
+		{
+			req->part++;
+			req->part_off = 0;
+		}
+	}
+	return out;
+}
+
+/* curl's seek callback: a body sent again (say, on a reused connection that
+ * turned out closed) starts over. */
+static int
+seek_body(void *arg, curl_off_t offset, int origin)
+{
+	GsRequest  *req = (GsRequest *) arg;
+
+	if (origin != SEEK_SET || offset != 0)
+		return CURL_SEEKFUNC_CANTSEEK;
+	req->part = 0;
+	req->part_off = 0;
+	return CURL_SEEKFUNC_OK;
+}
+
+/*
  * curl's header callback: note Retry-After.
  */
 static size_t
@@ -783,7 +842,8 @@ release_request(GsRequest *req)
 	req->added = false;
 	curl_easy_setopt(req->easy, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(req->easy, CURLOPT_ERRORBUFFER, NULL);
-	curl_easy_setopt(req->easy, CURLOPT_POSTFIELDS, NULL);
+	req->texts = NULL;
+	req->lens = NULL;
 	curl_slist_free_all(req->headers);
 	req->headers = NULL;
 	MemoryContextReset(req->cxt);
@@ -794,15 +854,17 @@ release_request(GsRequest *req)
 }
 
 /*
- * Start POSTing body (body_len bytes, which must stay as they are until
- * the request's result is taken) to {project_url}/rest/v1/{table}, with
- * the columns in the URL as PostgREST's bulk upsert takes them.  tag is
- * the caller's, handed back with the result.  At most GS_MAX_REQUESTS at
- * once.
+ * Start POSTing n leads' JSON texts, as one JSON array, to
+ * {project_url}/rest/v1/{table}, with the columns in the URL as
+ * PostgREST's bulk upsert takes them.  The texts must stay as they are
+ * until the request's result is taken (they are streamed, not copied).
+ * tag is the caller's, handed back with the result.  At most
+ * GS_MAX_REQUESTS at once.
  */
 void
 gs_remote_start(const char *project_url, const char *api_key, const char *table,
-				List *columns, const char *body, size_t body_len, void *tag)
+				List *columns, const char **texts, const size_t *lens, int n,
+				void *tag)
 {
 	GsRequest  *req = NULL;
 	StringInfoData url;
@@ -870,7 +932,14 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 	initStringInfo(&req->resp.body);
 	req->resp.retry_after_ms = -1;
 	req->errbuf[0] = '\0';
-	req->body_len = (curl_off_t) body_len;
+	req->texts = texts;
+	req->lens = lens;
+	req->ntexts = n;
+	req->part = 0;
+	req->part_off = 0;
+	req->body_len = 2 + (n > 0 ? n - 1 : 0);
+	for (i = 0; i < n; i++)
+		req->body_len += (curl_off_t) lens[i];
 	req->tag = tag;
 	req->done = false;
 	req->in_use = true;
@@ -886,8 +955,12 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 		gs_curl_setopt(req->easy, CURLOPT_TIMEOUT_MS, (long) gs_export_http_timeout_ms);
 		gs_curl_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers);
 		gs_curl_setopt(req->easy, CURLOPT_POST, 1L);
-		gs_curl_setopt(req->easy, CURLOPT_POSTFIELDS, body);
+		gs_curl_setopt(req->easy, CURLOPT_POSTFIELDS, NULL);
 		gs_curl_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, req->body_len);
+		gs_curl_setopt(req->easy, CURLOPT_READFUNCTION, read_body);
+		gs_curl_setopt(req->easy, CURLOPT_READDATA, req);
+		gs_curl_setopt(req->easy, CURLOPT_SEEKFUNCTION, seek_body);
+		gs_curl_setopt(req->easy, CURLOPT_SEEKDATA, req);
 		gs_curl_setopt(req->easy, CURLOPT_WRITEFUNCTION, write_body);
 		gs_curl_setopt(req->easy, CURLOPT_WRITEDATA, &req->resp);
 		gs_curl_setopt(req->easy, CURLOPT_HEADERFUNCTION, read_header);

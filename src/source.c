@@ -330,7 +330,7 @@ ensure_shape(GsSource *src, TupleDesc tupdesc)
  * at most batch_size of them and at most gs_export.max_request_size bytes
  * of JSON; a lead alone over that size is a batch of its own, marked
  * oversized.  Everything the batch needs later lives in batch_cxt (and in
- * json-c objects released when it is reset).  An empty batch means the
+ * only its leads' JSON texts).  An empty batch means the
  * pass is done; NULL that the extension was dropped.
  */
 GsBatch *
@@ -367,10 +367,8 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt,
 	oldcxt = MemoryContextSwitchTo(batch_cxt);
 	batch = palloc0(sizeof(GsBatch));
 	batch->ids = palloc(sizeof(int64) * job->batch_size);
-	batch->objects = palloc0(sizeof(struct json_object *) * job->batch_size);
 	batch->texts = palloc0(sizeof(char *) * job->batch_size);
 	batch->lens = palloc0(sizeof(size_t) * job->batch_size);
-	gs_payload_release_on_reset(batch_cxt, batch->objects, job->batch_size);
 	sync_at = JsonEncodeDateTime(NULL, TimestampTzGetDatum(GetCurrentTimestamp()),
 								 TIMESTAMPTZOID, NULL);
 	MemoryContextSwitchTo(oldcxt);
@@ -414,15 +412,14 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt,
 			bool		isnull;
 
 			obj = gs_payload_lead(src->shape, tuple, tupdesc, sync_at);
-			text = gs_payload_serialize(obj, &len);
+			text = gs_payload_text(obj, &len);
 			if (k > 0 && body_bytes + len + 1 > cap)
 			{
 				/* it goes first in the next batch */
-				gs_payload_discard(obj);
+				pfree(unconstify(char *, text));
 				full = true;
 				break;
 			}
-			batch->objects[k] = obj;
 			batch->texts[k] = text;
 			batch->lens[k] = len;
 			batch->ids[k] = DatumGetInt64(heap_getattr(tuple, src->att_id, tupdesc, &isnull));

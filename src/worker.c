@@ -78,7 +78,6 @@ typedef struct Range
 	bool		timed_out;		/* a statement timeout cancelled it once */
 	SplitWatch *watch;			/* the split it is a half of, or NULL */
 	/* while at the remote */
-	char	   *body;
 	List	   *columns;
 	int			window;			/* requests at the remote when sent */
 	uint64		epoch;
@@ -359,8 +358,6 @@ handle_answer(Run *run, Range *r, GsRemoteResult *res)
 	GsJob	   *job = &run->job;
 
 	f->requests--;
-	pfree(r->body);
-	r->body = NULL;
 	gs_pace_answer(&run->pace, res, r->n, r->window, r->epoch);
 
 	switch (res->outcome)
@@ -470,7 +467,6 @@ start_range(Run *run, Range *r)
 	Flight	   *f = r->flight;
 	GsJob	   *job = &run->job;
 	MemoryContext oldcxt = MemoryContextSwitchTo(f->cxt);
-	size_t		body_len;
 	ListCell   *lc;
 
 	f->pending = list_delete_ptr(f->pending, r);
@@ -490,8 +486,6 @@ start_range(Run *run, Range *r)
 			r->columns = lappend(r->columns, lfirst(lc));
 	foreach(lc, job->ignored_fields)
 		gs_payload_drop_key(f->batch, r->from, r->n, lfirst(lc));
-	r->body = gs_payload_body(f->batch->texts + r->from, f->batch->lens + r->from, r->n,
-							  &body_len);
 	r->window = gs_remote_in_flight() + 1;
 	r->epoch = f->epoch == run->pace.epoch ? f->epoch : 0;
 	if (!f->sent)
@@ -500,7 +494,7 @@ start_range(Run *run, Range *r)
 	f->requests++;
 	MemoryContextSwitchTo(oldcxt);
 	gs_remote_start(job->project_url, job->api_key, job->target_table, r->columns,
-					r->body, body_len, r);
+					f->batch->texts + r->from, f->batch->lens + r->from, r->n, r);
 }
 
 /* Ranges waiting for their next attempt (each keeps its place). */
