@@ -546,6 +546,27 @@ def fixed_options(in_flight, batch_size=WAN_BATCH):
     return o
 
 
+def pace_notes(server_log, job):
+    """What the server log says of an adaptive job's pace: its LOG lines
+    "adaptive pace: ... (where it settles)" and "adaptive pace backs off
+    (why): ...".  None without a log."""
+    if not server_log:
+        return None
+    try:
+        with open(server_log, errors="replace") as f:
+            mine = [line for line in f if ("job %s" % job) in line and "adaptive pace" in line]
+    except OSError:
+        return None
+    settled = [line.split("adaptive pace:", 1)[1].strip() for line in mine
+               if "adaptive pace:" in line]
+    reasons = {}
+    for line in mine:
+        if "backs off (" in line:
+            why = line.split("backs off (", 1)[1].split("):", 1)[0]
+            reasons[why] = reasons.get(why, 0) + 1
+    return {"settled": settled, "reasons": reasons}
+
+
 def retire_job(local, job):
     """A job that did not complete blocks the next one (one active job):
     pause it if it still runs, then delete it."""
@@ -645,7 +666,7 @@ class Wan:
                        % (rs["upserted"], rs["upserted_distinct"]))
         return bad
 
-    def job(self, label, options, latency_ms, max_concurrent=None, sample_memory=False,
+    def job(self, label, options, latency_ms, max_concurrent=None, sample_memory=True,
             gucs=None):
         """One gs_export job at this latency; never raises for the job's own
         failure (refused options, paused, failed, too slow): the result says."""
@@ -667,6 +688,8 @@ class Wan:
                 return res
             res.update(r)
             res["remote"] = self.remote_summary()
+            if options.get("pace") == "adaptive":
+                res["pace"] = pace_notes(self.a.server_log, r["job"])
             if r["status"] != "completed":
                 res["error"] = ("job %s after %.0f s: %s" % (
                     "still going" if r["status"] == "timeout" else "ended " + r["status"],
@@ -803,7 +826,7 @@ def run_wan(local, remote, si, a, newest, oldest, n_all):
            lead_bytes * WAN_MEMORY["batch_size"] / 1048576.0))
     out["memory"] = w.job("fixed max_in_flight %d, batch %d"
                           % (WAN_MEMORY["max_in_flight"], WAN_MEMORY["batch_size"]),
-                          dict(WAN_MEMORY), lat, sample_memory=True,
+                          dict(WAN_MEMORY), lat,
                           gucs={"gs_export.max_request_size": WAN_MEMORY_REQUEST_SIZE})
     return out
 
@@ -831,10 +854,10 @@ def wan_summary(wan, lim, unt):
         w("zero latency, a Python client with %d requests in flight: no figure (%s)"
           % (WAN_IN_FLIGHT, c0["error"][:120]))
     w("")
-    hdr = "%7s  %-48s %8s %8s %8s %6s %6s %6s %5s %5s  %s"
-    w(hdr % ("latency", "run", "leads", "seconds", "leads/s", "/limit", "reqs", "rows/r",
+    hdr = "%7s  %-48s %8s %8s %8s %6s %6s %11s %5s %5s  %s"
+    w(hdr % ("latency", "run", "leads", "seconds", "leads/s", "/limit", "reqs", "rows/req",
              "conc", "429", "exported once"))
-    w(hdr % ("-" * 7, "-" * 48, "-" * 8, "-" * 8, "-" * 8, "-" * 6, "-" * 6, "-" * 6,
+    w(hdr % ("-" * 7, "-" * 48, "-" * 8, "-" * 8, "-" * 8, "-" * 6, "-" * 6, "-" * 11,
              "-" * 5, "-" * 5, "-" * 13))
 
     def row(lat, r, ratio_to, extra=None):
@@ -843,20 +866,36 @@ def wan_summary(wan, lim, unt):
             return
         rs = r.get("remote") or {}
         once = r.get("once")
-        w("%4d ms  %-48s %8d %8.2f %8.0f %6.2f %6s %6.0f %5s %5s  %s"
+        w("%4d ms  %-48s %8d %8.2f %8.0f %6.2f %6s %11s %5s %5s  %s"
           % (lat, r["label"], r["leads"], r["secs"], r["rate"], r["rate"] / ratio_to,
-             rs.get("requests", ""), rs.get("rows_per_request", 0),
+             rs.get("requests", ""), "%.0f/%d" % (rs.get("rows_per_request", 0),
+                                                  rs.get("rows_per_request_max", 0)),
              rs.get("in_flight_seen", ""), rs.get("refused", ""),
              extra if extra is not None else
              ("yes" if not once else "NO: " + "; ".join(once))))
+
+    def pace_line(lat, r):
+        p = r.get("pace")
+        if r.get("error") or not p:
+            return
+        settled = p["settled"]
+        w("  adaptive at %d ms (server log): %s; backed off %s"
+          % (lat, ("settled %s, last at %s" % ("once" if len(settled) == 1 else
+                                                "%d times" % len(settled), settled[-1]))
+             if settled else "never settled",
+             ", ".join("%d x %s" % (c, why) for why, c in sorted(p["reasons"].items()))
+             if p["reasons"] else "never"))
 
     for lat, runs in wan["latencies"].items():
         for r in runs:
             row(lat, r, lim["rate"], "(not gs_export)" if r.get("client") else None)
     w("  leads/s: total_leads / (completed_at - started_at); /limit: to the zero-latency limit;"
       " reqs: requests the stand-in")
-    w("  received; rows/r: leads per successful request; conc: most requests at the stand-in"
-      " at once; 429: refused")
+    w("  received; rows/req: leads per successful request, mean/max; conc: most requests at"
+      " the stand-in at once; 429: refused")
+    for lat, runs in wan["latencies"].items():
+        for r in runs:
+            pace_line(lat, r)
     lt = wan["limited"]
     if lt:
         w("")
@@ -864,12 +903,14 @@ def wan_summary(wan, lim, unt):
           " requests, %d ms per request" % (lt["max_concurrent"], lt["latency_ms"]))
         fixed = [r for r in lt["runs"] if not r.get("error") and "adaptive" not in r["label"]]
         best = max(fixed, key=lambda r: r["rate"]) if fixed else None
-        w(hdr % ("latency", "run", "leads", "seconds", "leads/s", "/best", "reqs", "rows/r",
+        w(hdr % ("latency", "run", "leads", "seconds", "leads/s", "/best", "reqs", "rows/req",
                  "conc", "429", "exported once"))
-        w(hdr % ("-" * 7, "-" * 48, "-" * 8, "-" * 8, "-" * 8, "-" * 6, "-" * 6, "-" * 6,
+        w(hdr % ("-" * 7, "-" * 48, "-" * 8, "-" * 8, "-" * 8, "-" * 6, "-" * 6, "-" * 11,
                  "-" * 5, "-" * 5, "-" * 13))
         for r in lt["runs"]:
             row(lt["latency_ms"], r, best["rate"] if best else float("nan"))
+        for r in lt["runs"]:
+            pace_line(lt["latency_ms"], r)
         ad = [r for r in lt["runs"] if "adaptive" in r["label"]][0]
         if best:
             w("  best fixed: %s, %.0f leads/s" % (best["label"], best["rate"]))
@@ -912,9 +953,21 @@ def wan_summary(wan, lim, unt):
               " half %d kB, last sample %d kB; VmHWM %d kB"
               % (mm["RssAnon"], mm["RssAnon"] / 1024.0, max(series[:half]),
                  max(series[half:] or [0]), series[-1], mm["VmHWM"]))
-            if unt is not None:
-                w("    (1 in flight, batch 1000, 0 ms, above: RssAnon peak %d kB)"
-                  % unt["mem"]["RssAnon"])
+        others = []
+        if unt is not None:
+            others.append("1 in flight, batch 1000, 0 ms: %d" % unt["mem"]["RssAnon"])
+        for lat, runs in wan["latencies"].items():
+            for r in runs:
+                if not r.get("error") and r.get("mem", {}).get("samples"):
+                    others.append("%s, %d ms: %d" % (r["label"], lat, r["mem"]["RssAnon"]))
+        for r in (wan["limited"] or {}).get("runs", []):
+            if not r.get("error") and r.get("mem", {}).get("samples"):
+                others.append("%s, %d ms, rate-limited: %d"
+                              % (r["label"], r["latency_ms"], r["mem"]["RssAnon"]))
+        if others:
+            w("    the worker's RssAnon peak (kB) in the other runs:")
+            for o in others:
+                w("      " + o)
     return lines
 
 
@@ -976,6 +1029,9 @@ def main():
                         " 0: all (default)")
     p.add_argument("--wan-max-concurrent", type=int, default=2,
                    help="the rate-limited remote's limit (default: %(default)s)")
+    p.add_argument("--server-log", default=None,
+                   help="the cluster's server log: the WAN profile quotes where an adaptive"
+                        " pace settled and why it backed off")
     p.add_argument("--wan-limited-latency", type=int, default=100,
                    help="ms per request for the rate-limited and memory runs"
                         " (default: %(default)s)")
