@@ -664,7 +664,7 @@ class StandInTest(StandInCase):
         # multi interface with 16 transfers) is not held back by a short
         # listen backlog: with socketserver's default of 5 the SYNs beyond
         # it are dropped and retried a second later.
-        self.control("faults", {"delay_ms": 100})
+        self.control("faults", {"delay_ms": 200})
         socks = [socket.socket() for _ in range(16)]
         conns = []
         try:
@@ -696,7 +696,7 @@ class StandInTest(StandInCase):
             for s in socks:
                 s.close()
         self.assertEqual(statuses, [201] * 16)
-        self.assertLess(wall, 0.6, "16 connections at once took %.3f s" % wall)
+        self.assertLess(wall, 0.75, "16 connections at once took %.3f s" % wall)
         self.assertEqual(self.control("stats")["max_concurrent_seen"], 16)
 
     def test_max_concurrent_refuses_the_excess_with_429(self):
@@ -706,7 +706,9 @@ class StandInTest(StandInCase):
         # arrive while those 2 are at it are refused at the gateway.
         out, wall = self.concurrent_upserts([11, 12, 13, 14, 15, 16], stagger_s=0.02)
         statuses = [a.status for _, a, _ in out]
-        self.assertEqual(statuses, [201, 201, 429, 429, 429, 429])
+        self.assertEqual(sorted(statuses), [201, 201, 429, 429, 429, 429])
+        passed = sorted(lead for lead, a, _ in out if a.status == 201)
+        refused = sorted(lead for lead, a, _ in out if a.status == 429)
         for lead, a, secs in out:
             if a.status == 429:
                 self.assertEqual(a.json(), {"message": "API rate limit exceeded"})
@@ -716,21 +718,21 @@ class StandInTest(StandInCase):
             # every answer crosses the "WAN", the refusal too
             self.assertGreaterEqual(secs, 0.3)
         # Nothing of the refused requests reached the table.
-        self.assertEqual(self.ids(), [11, 12])
+        self.assertEqual(self.ids(), passed)
         stats = self.control("stats")
         self.assertEqual(stats["by_status"], {"201": 2, "429": 4})
         self.assertEqual((stats["requests"], stats["rows"]), (6, 2))
         self.assertEqual(stats["rate_limited"], 4)
         self.assertEqual(stats["max_concurrent_seen"], 6)
+        # In the log (the order of receipt): the first two passed.
         log = self.control("requests")
         self.assertEqual([(e["status"], e["fault"]) for e in log],
                          [(201, None), (201, None)] + [(429, "rate_limited")] * 4)
-        self.assertEqual([e["ids"] for e in log if e["status"] == 429],
-                         [[13], [14], [15], [16]])
+        self.assertEqual(sorted(e["ids"][0] for e in log if e["status"] == 429), refused)
         # Once they are answered their slots are free again: two at a time
         # pass, and requests one after another never see a 429 (a slot is
         # given back before its answer leaves).
-        out, _ = self.concurrent_upserts([13, 14])
+        out, _ = self.concurrent_upserts(refused[:2])
         self.assertEqual([a.status for _, a, _ in out], [201, 201])
         self.control("faults", {"delay_ms": 0, "max_concurrent": 1})
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
@@ -746,10 +748,12 @@ class StandInTest(StandInCase):
         self.control("faults", {"delay_ms": 300, "max_concurrent": 1,
                                 "max_concurrent_retry_after": "3"})
         out, _ = self.concurrent_upserts([21, 22], stagger_s=0.05)
+        out.sort(key=lambda o: o[1].status)
         self.assertEqual([a.status for _, a, _ in out], [201, 429])
         self.assertEqual(out[1][1].headers.get("retry-after"), "3")
         self.control("faults", {"max_concurrent_retry_after": None})
         out, _ = self.concurrent_upserts([23, 24], stagger_s=0.05)
+        out.sort(key=lambda o: o[1].status)
         self.assertEqual([a.status for _, a, _ in out], [201, 429])
         self.assertNotIn("retry-after", out[1][1].headers)
         self.control("faults", {"max_concurrent": None})
@@ -808,6 +812,7 @@ class StandInTest(StandInCase):
             ts[1].start()
             for t in ts:
                 t.join()
+            out.sort(key=lambda a: a.status)
             self.assertEqual([a.status for a in out], [201, 429])
             self.assertEqual(out[1].headers.get("retry-after"), "2")
         finally:
