@@ -372,17 +372,21 @@ function startRealtime () {
 
 // -- actions -----------------------------------------------------------------------
 
+// An action: the buttons are off until the screen shows its outcome, then
+// the notice says how it went.
 async function run (action, call, done) {
   busy = true
   renderJob()
+  let outcome
   try {
-    const { error } = await call()
-    if (error) showError(error, action)
-    else showNotice('success', done)
+    outcome = await call()
   } finally {
     busy = false
     await refresh()
+    renderJob()
   }
+  if (outcome.error) showError(outcome.error, action)
+  else showNotice('success', done)
 }
 
 function confirmAction (title, text, yes) {

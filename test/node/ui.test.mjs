@@ -4,7 +4,8 @@
 // the bar move, pause, resume, see it complete and enter the history, open
 // an error's detail, reset and delete; every figure on screen checked
 // against the database.  Screenshots at 1280x800 go to ui/screenshots/ (or
-// $GS_UI_SCREENSHOTS).  Fails, never skips, when chromium is missing
+// $GS_UI_SCREENSHOTS).  And the README's block of the screen's calls is
+// ui/app.js's.  Fails, never skips, when chromium is missing
 // ($CHROMIUM, default /usr/bin/chromium; tools/install-deps installs it).
 //   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config node --test test/node/ui.test.mjs
 import { test, before, after } from 'node:test'
@@ -78,10 +79,18 @@ const pageUrl = (jwt) =>
   `${ui.url}?${new URLSearchParams({ url: project.apiUrl, key: project.anonKey, jwt })}`
 
 const text = (selector) => page.$eval(selector, (e) => e.textContent.trim())
-const visible = (selector) => page.$eval(selector, (e) => !e.hidden && !e.closest('[hidden]'))
+const visible = (selector) => page.$eval(selector, (e) => e.checkVisibility())
 const ptBR = (n) => new Intl.NumberFormat('pt-BR').format(n)
 // A figure as the page shows it (pt-BR: 1.188), as a number.
 const figure = async (id) => Number((await text(`#${id}`)).replace(/\./g, ''))
+
+// Waits until the notice above the cards is shown and says this.
+async function noticeSays (wanted) {
+  await page.waitForFunction((t) => {
+    const box = document.querySelector('#notice')
+    return box.checkVisibility() && box.querySelector('#notice-text').textContent === t
+  }, { timeout: 10000 }, wanted)
+}
 
 // The job's row as the database has it.
 function dbJob (id) {
@@ -145,11 +154,19 @@ async function jobOfA (args) {
 
 // -- the tests -------------------------------------------------------------------
 
+test("README: its block of the screen's calls is ui/app.js's", () => {
+  const readme = fs.readFileSync(path.join(TOP, 'README.md'), 'utf8')
+  const at = readme.indexOf('<!-- ui-calls:')
+  assert.notEqual(at, -1, 'README has the block')
+  const open = readme.indexOf('```js\n', at) + '```js\n'.length
+  const app = fs.readFileSync(path.join(TOP, 'ui', 'app.js'), 'utf8')
+  const from = app.indexOf('// <readme:calls>\n') + '// <readme:calls>\n'.length
+  assert.equal(readme.slice(open, readme.indexOf('```\n', open)), app.slice(from, app.indexOf('// </readme:calls>')))
+})
+
 test('an expired session is told in Portuguese, by its code', async () => {
   await page.goto(pageUrl(project.userJwt('A', -3600)))
-  await page.waitForSelector('#notice:not([hidden])')
-  const notice = await text('#notice-text')
-  assert.match(notice, /^Sua sessão é inválida ou expirou\. Entre novamente no TabuladorMax\. \(código PGRST301\)$/)
+  await noticeSays('Sua sessão é inválida ou expirou. Entre novamente no TabuladorMax. (código PGRST301)')
   assert.equal(await page.$eval('#notice', (e) => e.getAttribute('role')), 'alert')
 })
 
@@ -183,15 +200,14 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   await page.$eval('#start-date', (e) => { e.value = '2025-09-01' })
   await page.$eval('#end-date', (e) => { e.value = '2025-10-01' })
   await page.click('#start-button')
-  await page.waitForFunction(() => /22023/.test(document.querySelector('#notice-text').textContent))
-  assert.equal(await text('#notice-text'), 'Não foi possível iniciar: datas inválidas. ' +
+  await noticeSays('Não foi possível iniciar: datas inválidas. ' +
     'A Data Final deve ser igual ou anterior à Data Inicial. (código 22023)')
 
   // Start: 2025-10-17 down to the oldest lead (Data Final left empty).
   await page.$eval('#start-date', (e) => { e.value = '2025-10-17' })
   await page.$eval('#end-date', (e) => { e.value = '' })
   await page.click('#start-button')
-  await page.waitForFunction(() => document.querySelector('#notice-text').textContent === 'Exportação iniciada.')
+  await noticeSays('Exportação iniciada.')
   const jobId = project.su(`SELECT id FROM gestao_scouter_export_jobs
                              WHERE status IN ('pending', 'running') ORDER BY created_at DESC LIMIT 1`)
   await page.waitForFunction((id) => document.querySelector('#progress-card').dataset.jobId === id, {}, jobId)
@@ -238,7 +254,7 @@ test('the screen: history, an export started, paused, resumed, completed, its er
 
   // Resume, and follow it to the end (polling every 3 s).
   await page.click('#btn-resume')
-  await page.waitForFunction(() => document.querySelector('#notice-text').textContent === 'Exportação retomada.')
+  await noticeSays('Exportação retomada.')
   await waitForStatus('Concluída', 90)
   const done = await waitForDbCounts(jobId)
   const bad = Number(project.su(`SELECT count(*) FROM leads WHERE id % 97 = 0 AND responsible_user_id = '${USERS.A[0]}'`))
@@ -311,7 +327,7 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   await page.click('#btn-delete')
   await page.waitForSelector('#confirm-dialog[open]')
   await page.click('#confirm-yes')
-  await page.waitForFunction(() => document.querySelector('#notice-text').textContent === 'Exportação excluída.')
+  await noticeSays('Exportação excluída.')
   assert.equal(project.su(`SELECT count(*) FROM gestao_scouter_export_jobs WHERE id = '${jobId}'`), '0')
   await page.waitForFunction(() => document.querySelectorAll('#history-body tr').length === 2)
   await waitForStatus('Falhou')
