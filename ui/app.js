@@ -53,6 +53,7 @@ let refreshing = null
 let refreshAgain = false
 let busy = false
 let noticeFromPolling = false
+let noticeTimer = null
 let lastAnnounced = ''
 
 // -- the calls: each replaces a functions.invoke('export-to-gestao-scouter-batch', { action }) --
@@ -147,11 +148,11 @@ function describeError (error, action) {
   return typeof m === 'function' ? m(error) : m
 }
 
-let noticeTimer = null
-
-// A notice above the cards; a success goes away by itself after 8 s.
+// A notice above the cards; a success goes away by itself after 8 s.  The
+// same one again (a poll failing every 3 s) is left as it is.
 function showNotice (kind, text, fromPolling = false) {
   const box = $('notice')
+  if (!box.hidden && box.classList.contains(kind) && $('notice-text').textContent === text) return
   clearTimeout(noticeTimer)
   if (kind === 'success') noticeTimer = setTimeout(clearNotice, 8000)
   box.className = `notice ${kind}`

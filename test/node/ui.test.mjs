@@ -44,6 +44,7 @@ const DEFAULT_OPTIONS = { batch_size: 20, delay_ms: 300 }
 
 let project, ui, browser, page
 const pageErrors = []
+let realtimeTries = 0 // WebSocket connections to Realtime that failed
 
 before(async () => {
   if (!fs.existsSync(CHROMIUM)) {
@@ -62,6 +63,7 @@ before(async () => {
   })
   page = await browser.newPage()
   page.on('pageerror', (e) => pageErrors.push(String(e)))
+  page.on('console', (m) => { if (/WebSocket connection to .*\/realtime\/v1\/websocket/.test(m.text())) realtimeTries++ })
   await page.setViewport({ width: 1280, height: 800 })
   await page.emulateTimezone('America/Sao_Paulo')
   fs.mkdirSync(SHOTS, { recursive: true })
@@ -164,7 +166,10 @@ test("README: its block of the screen's calls is ui/app.js's", () => {
   assert.equal(readme.slice(open, readme.indexOf('```\n', open)), app.slice(from, app.indexOf('// </readme:calls>')))
 })
 
-test('an expired session is told in Portuguese, by its code', async () => {
+test('without its parameters, or with an expired session, the page says so in Portuguese', async () => {
+  await page.goto(ui.url)
+  await noticeSays('Abra esta página com os parâmetros url, key e jwt (faltam: url, key, jwt).')
+  assert.equal(await page.$eval('#start-button', (b) => b.disabled), true)
   await page.goto(pageUrl(project.userJwt('A', -3600)))
   await noticeSays('Sua sessão é inválida ou expirou. Entre novamente no TabuladorMax. (código PGRST301)')
   assert.equal(await page.$eval('#notice', (e) => e.getAttribute('role')), 'alert')
@@ -333,4 +338,5 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   await waitForStatus('Falhou')
 
   assert.deepEqual(pageErrors, [], 'no uncaught error in the page')
+  assert.ok(realtimeTries >= 1 && realtimeTries <= 2, `Realtime tried once per page load, then left to polling: ${realtimeTries}`)
 })
