@@ -86,12 +86,29 @@ const ptBR = (n) => new Intl.NumberFormat('pt-BR').format(n)
 // A figure as the page shows it (pt-BR: 1.188), as a number.
 const figure = async (id) => Number((await text(`#${id}`)).replace(/\./g, ''))
 
+// What the page shows, for a failed wait's message.
+const onScreen = () => page.evaluate(() => JSON.stringify({
+  notice: document.querySelector('#notice').checkVisibility() && document.querySelector('#notice-text').textContent,
+  status: document.querySelector('#progress-card').dataset.status,
+  buttons: [...document.querySelectorAll('#progress-card .actions button')]
+    .map((b) => `${b.textContent}${b.checkVisibility() ? '' : ' hidden'}${b.disabled ? ' disabled' : ''}`),
+}))
+
+// page.waitForFunction, failing with what the page shows.
+async function waitFor (what, fn, timeout, arg) {
+  try {
+    await page.waitForFunction(fn, { timeout, polling: 100 }, arg)
+  } catch (e) {
+    throw new Error(`waiting for ${what}: ${e.message}; on screen: ${await onScreen()}`)
+  }
+}
+
 // Waits until the notice above the cards is shown and says this.
 async function noticeSays (wanted) {
-  await page.waitForFunction((t) => {
+  await waitFor(`the notice "${wanted}"`, (t) => {
     const box = document.querySelector('#notice')
     return box.checkVisibility() && box.querySelector('#notice-text').textContent === t
-  }, { timeout: 10000 }, wanted)
+  }, 15000, wanted)
 }
 
 // The job's row as the database has it.
@@ -104,8 +121,7 @@ function dbJob (id) {
 
 // Waits until the progress card shows a status (its pt-BR label).
 async function waitForStatus (label, seconds = 30) {
-  await page.waitForFunction((l) => document.querySelector('#job-status')?.textContent === l,
-    { timeout: seconds * 1000, polling: 100 }, label)
+  await waitFor(`status ${label}`, (l) => document.querySelector('#job-status')?.textContent === l, seconds * 1000, label)
 }
 
 // Waits until the tiles show the database's counts of the job (the worker
@@ -184,7 +200,7 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   const completedBefore = dbJob(completedId)
 
   await page.goto(pageUrl(project.userJwt('A')))
-  await page.waitForFunction(() => document.querySelectorAll('#history-body tr').length === 2)
+  await waitFor('two jobs in the history', () => document.querySelectorAll('#history-body tr').length === 2, 15000)
   const history = () => page.$$eval('#history-body tr', (rows) => rows.map((r) => ({
     id: r.dataset.jobId, cells: [...r.cells].map((c) => c.textContent),
   })))
@@ -215,7 +231,7 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   await noticeSays('Exportação iniciada.')
   const jobId = project.su(`SELECT id FROM gestao_scouter_export_jobs
                              WHERE status IN ('pending', 'running') ORDER BY created_at DESC LIMIT 1`)
-  await page.waitForFunction((id) => document.querySelector('#progress-card').dataset.jobId === id, {}, jobId)
+  await waitFor('the new job on the progress card', (id) => document.querySelector('#progress-card').dataset.jobId === id, 15000, jobId)
   assert.equal(project.su(`SELECT options ->> 'time_zone' FROM gestao_scouter_export_jobs WHERE id = '${jobId}'`),
     'America/Sao_Paulo', "the browser's time zone")
   assert.equal(await page.$eval('#start-button', (b) => b.disabled), true, 'one active job at a time')
@@ -226,10 +242,10 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   const seen = []
   const barNow = () => page.$eval('#bar', (b) => Number(b.getAttribute('aria-valuenow')))
   while (seen.length < 3) {
-    await page.waitForFunction((last) => {
+    await waitFor(`the bar past ${seen.at(-1) ?? 0}`, (last) => {
       const v = Number(document.querySelector('#bar').getAttribute('aria-valuenow'))
       return v > last && v < 100
-    }, { timeout: 10000, polling: 100 }, seen.at(-1) ?? 0)
+    }, 15000, seen.at(-1) ?? 0)
     seen.push(await barNow())
   }
   assert.ok(seen[0] < seen[1] && seen[1] < seen[2], `the bar moved: ${seen}`)
@@ -244,6 +260,7 @@ test('the screen: history, an export started, paused, resumed, completed, its er
 
   // Pause: the worker stops at a batch boundary; the tiles end on the database's counts.
   await page.click('#btn-pause')
+  await noticeSays('Exportação pausada.')
   await waitForStatus('Pausada')
   await waitForNoWorker()
   const paused = await waitForDbCounts(jobId)
@@ -274,14 +291,14 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   assert.equal(project.su(`SELECT count(*) FILTER (WHERE responsible_user_id = '${USERS.B[0]}') || '/' ||
                                   count(*) FILTER (WHERE name = 'bad lead') FROM fichas`, 'remote'), '0/0')
   // It is in the history, first, with its counts.
-  await page.waitForFunction(() => document.querySelectorAll('#history-body tr').length === 3)
+  await waitFor('three jobs in the history', () => document.querySelectorAll('#history-body tr').length === 3, 15000)
   rows = await history()
   assert.deepEqual(rows.map((r) => r.id), [jobId, failedId, completedId])
   assert.deepEqual(rows[0].cells.slice(0, 4),
     ['Concluída', '17/10/2025 → início', ptBR(A_LEADS - bad), String(bad)])
   assert.match(rows[0].cells[4], /^\d\d\/\d\d\/\d{4}, \d\d:\d\d$/)
   // Its errors: one row per refused lead, the newest first.
-  await page.waitForFunction((n) => document.querySelectorAll('#errors-body tr').length === n, {}, bad)
+  await waitFor(`${bad} errors listed`, (n) => document.querySelectorAll('#errors-body tr').length === n, 15000, bad)
   assert.equal(await text('#errors-count'), `${bad} leads com erro.`)
   const dbErrors = project.su(`SELECT string_agg(lead_id::text, ',' ORDER BY created_at DESC, lead_id)
                                  FROM gestao_scouter_export_errors WHERE job_id = '${jobId}'`)
@@ -322,8 +339,10 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   await page.waitForSelector('#confirm-dialog[open]')
   assert.equal(await text('#confirm-title'), 'Reiniciar a exportação?')
   await page.click('#confirm-yes')
-  await page.waitForFunction(() => ['pending', 'running'].includes(document.querySelector('#progress-card').dataset.status))
+  await noticeSays('Exportação reiniciada.')
+  assert.ok(['Pendente', 'Em andamento'].includes(await text('#job-status')))
   await page.click('#btn-pause')
+  await noticeSays('Exportação pausada.')
   await waitForStatus('Pausada')
   await page.click('#btn-delete')
   await page.waitForSelector('#confirm-dialog[open]')
@@ -334,7 +353,7 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   await page.click('#confirm-yes')
   await noticeSays('Exportação excluída.')
   assert.equal(project.su(`SELECT count(*) FROM gestao_scouter_export_jobs WHERE id = '${jobId}'`), '0')
-  await page.waitForFunction(() => document.querySelectorAll('#history-body tr').length === 2)
+  await waitFor('two jobs in the history', () => document.querySelectorAll('#history-body tr').length === 2, 15000)
   await waitForStatus('Falhou')
 
   assert.deepEqual(pageErrors, [], 'no uncaught error in the page')
