@@ -7,7 +7,9 @@
 #   2. The remote stand-in's own tests (test/remote).
 #   3. TAP tests of the workers (test/t/*.pl, PostgreSQL::Test::Cluster).
 #   4. Node: the SQL API through Supabase RPC with supabase-js
-#      (test/node/*.test.mjs; its npm packages come from tools/install-deps).
+#      (test/node/rpc.test.mjs; its npm packages come from tools/install-deps).
+#   5. Browser: the export screen (ui/) in Debian's headless chromium,
+#      driven by puppeteer-core (test/node/ui.test.mjs).
 # Set GS_TEST_OUT to keep the output somewhere known.
 set -uo pipefail
 
@@ -51,11 +53,23 @@ echo "== Node: the SQL API through Supabase RPC (supabase-js) =="
 if [ ! -d "$top/test/node/node_modules/@supabase/supabase-js" ]; then
 	echo "test/node has no node_modules: run tools/install-deps (npm ci in test/node)"
 	failed+=(node)
-elif ! (cd "$top" && PG_CONFIG="$PG_CONFIG" node --test --test-reporter=spec test/node/ 2>&1); then
+elif ! (cd "$top" && PG_CONFIG="$PG_CONFIG" node --test --test-reporter=spec test/node/rpc.test.mjs 2>&1); then
 	failed+=(node)
 fi
 
-suites=4
+echo "== Browser: the export screen (ui/) in headless chromium (puppeteer-core) =="
+chromium=${CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$chromium" ]; then
+	echo "no chromium at $chromium: run tools/install-deps (Debian's chromium), or set CHROMIUM"
+	failed+=(browser)
+elif [ ! -d "$top/test/node/node_modules/puppeteer-core" ]; then
+	echo "test/node has no puppeteer-core: run tools/install-deps (npm ci in test/node)"
+	failed+=(browser)
+elif ! (cd "$top" && PG_CONFIG="$PG_CONFIG" CHROMIUM="$chromium" node --test --test-reporter=spec test/node/ui.test.mjs 2>&1); then
+	failed+=(browser)
+fi
+
+suites=5
 echo "output in $out"
 if [ ${#failed[@]} -gt 0 ]; then
 	echo "FAILED: ${failed[*]}"

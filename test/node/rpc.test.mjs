@@ -1,42 +1,26 @@
 // test/node/rpc.test.mjs: gs_export's SQL API driven the way TabuladorMax
 // drives it, with the real @supabase/supabase-js client, through
 // test/remote/stand_in.py in API mode (PostgREST 12.2 behind Supabase's
-// gateway) in front of a throwaway cluster with gs_export preloaded.
+// gateway) in front of a throwaway cluster with gs_export preloaded, set up
+// as a Supabase project with TabuladorMax's tables (supabase-project.mjs
+// says how).
 //
-// The cluster (initdb in a temporary folder, a Unix socket only): database
-// "postgres" is a Supabase project with TabuladorMax's tables
-// (test/sql/tabuladormax.sql) as test/t/031_supabase.pl and
-// test/t/070_app_admins.pl build it -- roles anon, authenticated,
-// service_role and authenticator (LOGIN NOINHERIT), auth.uid() reading
-// request.jwt.claims, has_role(uuid, app_role) over user_roles, row level
-// security on leads (a user reads the leads he is responsible for, admins
-// all), CREATE EXTENSION gs_export, gs_export_grant_access('authenticated');
-// database "remote" holds gestao-scouter's fichas (test/remote/fichas.sql)
-// behind a second stand-in, the one gestao_scouter_config points at.
-//
-// Users: A and B (agents), ADM (an app admin).  Their JWTs are signed here
-// with the stand-in's secret (HS256 with node:crypto).
+// Users: A and B (agents), ADM (an app admin).
 //
 // Run as an unprivileged user (PostgreSQL refuses root), with PG_CONFIG
 // naming the pg_config of the PostgreSQL that has gs_export installed:
 //   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config node --test test/node/
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createClient } from '@supabase/supabase-js'
+import { startProject, sleep } from './supabase-project.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const TOP = path.resolve(HERE, '..', '..')
-const PYTHON = '/usr/bin/python3'
-const STAND_IN = path.join(TOP, 'test', 'remote', 'stand_in.py')
-
-const JWT_SECRET = 'node-test-jwt-secret-of-more-than-32-characters'
-const REMOTE_KEY = 'gestao-scouter-anon-key-for-the-node-test'
 const USERS = {
   A: '00000000-0000-4000-8000-00000000000a',
   B: '00000000-0000-4000-8000-00000000000b',
@@ -51,68 +35,13 @@ const N_LEADS = 2400
 const PER_USER = 600
 const BAD_PER_USER = 6
 
-// -- small helpers -----------------------------------------------------------
-
-function b64url (buf) {
-  return Buffer.from(buf).toString('base64url')
-}
-
-// An HS256 JWT, as Supabase's auth server signs its access tokens.
-function signJwt (claims) {
-  const head = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }))
-  const body = b64url(JSON.stringify(claims))
-  const sig = crypto.createHmac('sha256', JWT_SECRET).update(`${head}.${body}`).digest('base64url')
-  return `${head}.${body}.${sig}`
-}
-
-function userJwt (who) {
-  const now = Math.floor(Date.now() / 1000)
-  return signJwt({ sub: USERS[who], role: 'authenticated', aud: 'authenticated', iat: now, exp: now + 3600 })
-}
-
-const ANON_KEY = signJwt({ role: 'anon', iss: 'supabase', iat: 1700000000, exp: 4102444800 })
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-let tmp, bindir, pgdata, sockdir
-const PGPORT = 5432            // on a socket in our own folder: no clash
-const children = []
-let apiUrl, remoteUrl
-
-function pg (tool) {
-  return path.join(bindir, tool)
-}
-
-// SQL as the superuser, through psql; its unaligned output.
-function su (sql, db = 'postgres') {
-  return execFileSync(pg('psql'), ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-h', sockdir,
-    '-p', String(PGPORT), '-U', 'postgres', '-d', db, '-f', '-'],
-  { input: sql, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] }).trim()
-}
-
-// A stand-in; resolves to its base URL once it listens.
-async function startStandIn (name, args) {
-  const portFile = path.join(tmp, `${name}.port`)
-  const log = fs.openSync(path.join(tmp, `${name}.log`), 'w')
-  const child = spawn(PYTHON, [STAND_IN, '--port', '0', '--port-file', portFile,
-    '--control-port', '-1', ...args], { stdio: ['ignore', log, log] })
-  children.push(child)
-  const deadline = Date.now() + 20000
-  while (!fs.existsSync(portFile)) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`stand-in ${name} did not start: ` +
-        fs.readFileSync(path.join(tmp, `${name}.log`), 'utf8'))
-    }
-    await sleep(50)
-  }
-  return `http://127.0.0.1:${parseInt(fs.readFileSync(portFile, 'utf8'), 10)}`
-}
+let project
 
 // A supabase-js client as the app makes one for its signed-in user (no
 // token: an anonymous visitor).
 function clientFor (who) {
-  const headers = who ? { Authorization: `Bearer ${userJwt(who)}` } : {}
-  return createClient(apiUrl, ANON_KEY, {
+  const headers = who ? { Authorization: `Bearer ${project.userJwt(who)}` } : {}
+  return createClient(project.apiUrl, project.anonKey, {
     global: { headers },
     auth: { persistSession: false, autoRefreshToken: false },
   })
@@ -133,122 +62,21 @@ async function waitForEnd (supabase, jobId, seconds = 60) {
 // -- the cluster, the remote, the API -------------------------------------------
 
 before(async () => {
-  if (process.getuid && process.getuid() === 0) {
-    throw new Error('run as an unprivileged user (PostgreSQL refuses root): tools/as-postgres')
-  }
-  bindir = execFileSync(process.env.PG_CONFIG || 'pg_config', ['--bindir'], { encoding: 'utf8' }).trim()
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gs_export_node_'))
-  pgdata = path.join(tmp, 'data')
-  sockdir = tmp
-  execFileSync(pg('initdb'), ['-D', pgdata, '-U', 'postgres', '--auth=trust', '-E', 'UTF8',
-    '--no-sync'], { stdio: 'ignore' })
-  fs.appendFileSync(path.join(pgdata, 'postgresql.conf'), `
-listen_addresses = ''
-unix_socket_directories = '${sockdir}'
-port = ${PGPORT}
-fsync = off
-full_page_writes = off
-shared_preload_libraries = 'gs_export'
-gs_export.database = 'postgres'
-gs_export.retry_max_delay_ms = 1000
-`)
-  execFileSync(pg('pg_ctl'), ['-D', pgdata, '-l', path.join(tmp, 'postgres.log'), '-w', 'start'],
-    { stdio: 'ignore' })
-
-  // The remote: gestao-scouter's fichas, which refuses leads named 'bad lead'.
-  su('CREATE DATABASE remote')
-  su(fs.readFileSync(path.join(TOP, 'test', 'remote', 'fichas.sql'), 'utf8'), 'remote')
-  su("ALTER TABLE public.fichas ADD CONSTRAINT no_bad_leads CHECK (name <> 'bad lead')", 'remote')
-  remoteUrl = await startStandIn('remote', ['--dsn',
-    `host=${sockdir} port=${PGPORT} dbname=remote user=postgres`, '--api-key', REMOTE_KEY])
-
-  // TabuladorMax on Supabase (test/t/031_supabase.pl, 070_app_admins.pl).
-  su(`
-    CREATE ROLE anon NOLOGIN NOINHERIT;
-    CREATE ROLE authenticated NOLOGIN NOINHERIT;
-    CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
-    CREATE ROLE authenticator LOGIN NOINHERIT;
-    GRANT anon, authenticated, service_role TO authenticator;
-    GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
-    ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
-    ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
-    ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
-    CREATE SCHEMA auth;
-    GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role;
-    CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE AS $$
-      SELECT nullif(coalesce(current_setting('request.jwt.claim.sub', true),
-                             (current_setting('request.jwt.claims', true)::jsonb ->> 'sub')), '')::uuid $$;
-    CREATE TYPE public.app_role AS ENUM ('admin', 'manager', 'supervisor', 'agent');
-    CREATE TABLE public.user_roles (user_id uuid NOT NULL, role public.app_role NOT NULL,
-                                    PRIMARY KEY (user_id, role));
-    ALTER TABLE public.user_roles ENABLE ROW LEVEL SECURITY;
-    CREATE FUNCTION public.has_role(_user_id uuid, _role public.app_role) RETURNS boolean
-      LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public
-      AS $$ SELECT EXISTS (SELECT 1 FROM public.user_roles WHERE user_id = _user_id AND role = _role) $$;
-    INSERT INTO public.user_roles VALUES
-      ('${USERS.A}', 'agent'), ('${USERS.B}', 'agent'), ('${USERS.ADM}', 'admin');
-  `)
-  su(fs.readFileSync(path.join(TOP, 'test', 'sql', 'tabuladormax.sql'), 'utf8'))
-  su(`
-    CREATE INDEX ON leads (updated_at, id);
-    ALTER TABLE leads ENABLE ROW LEVEL SECURITY;
-    CREATE POLICY "Users read their leads, admins all" ON leads FOR SELECT TO authenticated
-      USING (responsible_user_id = auth.uid() OR has_role(auth.uid(), 'admin'));
-    -- the original's policies (original-batch-export.md, "RLS Policies")
-    ALTER TABLE gestao_scouter_export_jobs ENABLE ROW LEVEL SECURITY;
-    CREATE POLICY "Users can view own export jobs" ON gestao_scouter_export_jobs FOR SELECT
-      USING (created_by = auth.uid() OR has_role(auth.uid(), 'admin'));
-    CREATE POLICY "Users can create export jobs" ON gestao_scouter_export_jobs FOR INSERT
-      WITH CHECK (created_by = auth.uid());
-    CREATE POLICY "Users can update own export jobs" ON gestao_scouter_export_jobs FOR UPDATE
-      USING (created_by = auth.uid() OR has_role(auth.uid(), 'admin'));
-    ALTER TABLE sync_events ENABLE ROW LEVEL SECURITY;
-    CREATE POLICY "Users can view sync events" ON sync_events FOR SELECT TO authenticated USING (true);
-    CREATE EXTENSION gs_export;
-    SELECT gs_export_grant_access('authenticated');
-    DELETE FROM gestao_scouter_config;
-    INSERT INTO gestao_scouter_config (project_url, anon_key, active, sync_enabled)
-    VALUES ('${remoteUrl}', '${REMOTE_KEY}', true, true);
-    INSERT INTO leads (id, updated_at, name, age, raw, valor_ficha, ficha_confirmada, etapa,
-                       data_agendamento, celular, responsible_user_id, sync_source)
-    SELECT g, timestamptz '2025-10-17 20:00:00-03' - g * interval '30 minutes',
-           CASE WHEN g % 97 = 0 THEN 'bad lead' ELSE 'lead ' || g END,
-           18 + g % 50, jsonb_build_object('bitrix_id', g), (g % 1000) + 0.10, g % 2 = 0,
-           (array['Lead', 'Agendado', 'Confirmado'])[1 + g % 3], date '2025-11-01' + g % 30,
-           '+55 11 9' || lpad(g::text, 8, '0'),
-           CASE g % 4 WHEN 0 THEN '${USERS.A}'::uuid WHEN 1 THEN '${USERS.B}'::uuid END, 'bitrix'
-      FROM generate_series(1, ${N_LEADS}) g;
-  `)
-
-  // TabuladorMax's API: the stand-in in front of this database, logged in
-  // as authenticator, switching to each token's role.
-  apiUrl = await startStandIn('api', ['--dsn',
-    `host=${sockdir} port=${PGPORT} dbname=postgres user=authenticator`,
-    '--api-key', ANON_KEY, '--jwt-secret', JWT_SECRET, '--anon-role', 'anon'])
+  project = await startProject({
+    users: { A: [USERS.A, 'agent'], B: [USERS.B, 'agent'], ADM: [USERS.ADM, 'admin'] },
+    leadsSql: `
+      INSERT INTO leads (id, updated_at, name, age, raw, valor_ficha, ficha_confirmada, etapa,
+                         data_agendamento, celular, responsible_user_id, sync_source)
+      SELECT g, timestamptz '2025-10-17 20:00:00-03' - g * interval '30 minutes',
+             CASE WHEN g % 97 = 0 THEN 'bad lead' ELSE 'lead ' || g END,
+             18 + g % 50, jsonb_build_object('bitrix_id', g), (g % 1000) + 0.10, g % 2 = 0,
+             (array['Lead', 'Agendado', 'Confirmado'])[1 + g % 3], date '2025-11-01' + g % 30,
+             '+55 11 9' || lpad(g::text, 8, '0'),
+             CASE g % 4 WHEN 0 THEN '${USERS.A}'::uuid WHEN 1 THEN '${USERS.B}'::uuid END, 'bitrix'
+        FROM generate_series(1, ${N_LEADS}) g;`,
+  })
 })
-
-// Stop what this file started (also when the run is cut short).
-let cleaned = false
-function cleanUp () {
-  if (cleaned) return
-  cleaned = true
-  for (const child of children) {
-    if (child.exitCode === null) child.kill('SIGTERM')
-  }
-  if (pgdata && fs.existsSync(path.join(pgdata, 'postmaster.pid'))) {
-    try {
-      execFileSync(pg('pg_ctl'), ['-D', pgdata, '-m', 'fast', '-w', 'stop'], { stdio: 'ignore' })
-    } catch (e) {
-      // already stopped
-    }
-  }
-  if (tmp && !process.env.GS_KEEP_NODE_TMP) fs.rmSync(tmp, { recursive: true, force: true })
-}
-after(cleanUp)
-process.on('exit', cleanUp)
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => { cleanUp(); process.exit(130) })
-}
+after(() => project?.stop())
 
 // -- the tests ------------------------------------------------------------------
 
@@ -291,7 +119,7 @@ test("README: the supabase-js example runs, and the curl example makes the same 
   const body = js.replace(/^import .*$/m, '')
   const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor
   const run = new AsyncFunction('createClient', 'SUPABASE_URL', 'SUPABASE_ANON_KEY', 'USER_JWT', 'console', body)
-  await run(recordingCreateClient, apiUrl, ANON_KEY, userJwt('A'), { log: (...a) => logged.push(a) })
+  await run(recordingCreateClient, project.apiUrl, project.anonKey, project.userJwt('A'), { log: (...a) => logged.push(a) })
 
   assert.deepEqual(calls.map((c) => [c.fn, c.error]), [
     ['gs_export_create', null], ['gs_export_status', null], ['gs_export_pause', null],
@@ -351,7 +179,7 @@ test('a whole export, followed with gs_export_status until completed', async () 
   assert.equal(Number(s.percent), 100)
   assert.equal(s.eta, null)
   assert.ok(s.completed_at)
-  const remote = su("SELECT count(*) || '/' || count(*) FILTER (WHERE id % 4 = 0) FROM fichas", 'remote')
+  const remote = project.su("SELECT count(*) || '/' || count(*) FILTER (WHERE id % 4 = 0) FROM fichas", 'remote')
   assert.equal(remote, `${PER_USER - BAD_PER_USER}/${PER_USER - BAD_PER_USER}`, 'only A\'s leads reached the remote')
 })
 
