@@ -96,6 +96,10 @@ WAN_MEMORY = {"batch_size": 5000, "delay_ms": 0, "max_in_flight": 16}
 # gs_export.max_request_size's 4MB default, which would cut those batches
 # short (to ~2,670 leads).  The other runs keep the default.
 WAN_MEMORY_REQUEST_SIZE = "64MB"
+# The memory run's latency: long enough that 16 batches are read (each read
+# of 5000 leads takes a few hundred ms) while the first is still at the
+# remote, so that 16 really are in flight at once.
+WAN_MEMORY_LATENCY_MS = 10000
 
 
 def log(msg):
@@ -818,6 +822,7 @@ def run_wan(local, remote, si, a, newest, oldest, n_all):
                       % (WAN_ADAPTIVE["max_in_flight"], WAN_ADAPTIVE["batch_size_max"]),
                       dict(WAN_ADAPTIVE), lat, mc))
     out["limited"] = {"latency_ms": lat, "max_concurrent": mc, "runs": runs}
+    lat = WAN_MEMORY_LATENCY_MS
     log("== 7c. WAN, the worker's memory with %d batches of %d in flight (fixed),"
         " %d ms per request, gs_export.max_request_size = %s (a lead's JSON: ~%.0f bytes,"
         " a batch of %d: ~%.1f MB)"

@@ -32,7 +32,7 @@
 #include "gs_export.h"
 
 /* A change must raise the rate this much to be kept. */
-#define PACE_GAIN 1.10
+#define PACE_GAIN 1.05
 
 /* The batch doubles only while its requests take less than this. */
 #define PACE_BATCH_GROW_MS 500
