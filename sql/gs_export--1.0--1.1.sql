@@ -860,6 +860,8 @@ DECLARE
     k text;
     v jsonb;
     n numeric;
+    lo integer;
+    hi integer;
     e jsonb;
     ident constant text := '^[A-Za-z_][A-Za-z0-9_$]{0,62}$';
     lead_columns text[] := (SELECT pg_catalog.array_agg(a.attname::text)
@@ -886,33 +888,18 @@ BEGIN
     END IF;
 
     FOR k, v IN SELECT * FROM pg_catalog.jsonb_each(p_options) LOOP
-        IF k IN ('batch_size', 'delay_ms') THEN
+        IF k IN ('batch_size', 'delay_ms', 'max_in_flight', 'batch_size_max') THEN
             IF pg_catalog.jsonb_typeof(v) <> 'number' THEN
                 RAISE EXCEPTION 'option "%" must be a whole number', k
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
             n := v::text::numeric;
-            IF n <> pg_catalog.trunc(n)
-               OR (k = 'batch_size' AND (n < 1 OR n > 10000))
-               OR (k = 'delay_ms' AND (n < 0 OR n > 60000)) THEN
+            lo := CASE k WHEN 'delay_ms' THEN 0 ELSE 1 END;
+            hi := CASE k WHEN 'delay_ms' THEN 60000 WHEN 'max_in_flight' THEN 16 ELSE 10000 END;
+            IF n <> pg_catalog.trunc(n) OR n < lo OR n > hi THEN
                 RAISE EXCEPTION 'option "%" is out of range: %', k, v
                     USING ERRCODE = 'invalid_parameter_value',
-                          HINT = CASE k WHEN 'batch_size' THEN 'batch_size goes from 1 to 10000.'
-                                        ELSE 'delay_ms goes from 0 to 60000.' END;
-            END IF;
-        ELSIF k IN ('max_in_flight', 'batch_size_max') THEN
-            IF pg_catalog.jsonb_typeof(v) <> 'number' THEN
-                RAISE EXCEPTION 'option "%" must be a whole number', k
-                    USING ERRCODE = 'invalid_parameter_value';
-            END IF;
-            n := v::text::numeric;
-            IF n <> pg_catalog.trunc(n)
-               OR (k = 'max_in_flight' AND (n < 1 OR n > 16))
-               OR (k = 'batch_size_max' AND (n < 1 OR n > 10000)) THEN
-                RAISE EXCEPTION 'option "%" is out of range: %', k, v
-                    USING ERRCODE = 'invalid_parameter_value',
-                          HINT = CASE k WHEN 'max_in_flight' THEN 'max_in_flight goes from 1 to 16.'
-                                        ELSE 'batch_size_max goes from 1 to 10000.' END;
+                          HINT = pg_catalog.format('%s goes from %s to %s.', k, lo, hi);
             END IF;
         ELSIF k = 'pace' THEN
             IF v IS DISTINCT FROM '"fixed"' AND v IS DISTINCT FROM '"adaptive"' THEN

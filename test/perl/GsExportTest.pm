@@ -241,6 +241,41 @@ sub faults { my ($self, %f) = @_; return $self->control('POST', 'faults', \%f); 
 sub stats { my $self = shift; return $self->control('GET', 'stats'); }
 sub requests { my $self = shift; return $self->control('GET', 'requests'); }
 
+# The logged requests that have no answer yet.
+sub unanswered
+{
+	my $self = shift;
+	return grep { !defined $_->{duration_ms} } @{ $self->requests };
+}
+
+# Wait until the stand-in has answered every request it got (one whose
+# client went away is still processed, and committed, by the remote).
+sub wait_idle
+{
+	my ($self, $timeout) = @_;
+	GsExportTest::wait_for('the remote to finish its requests',
+		sub { scalar($self->unanswered) == 0 }, $timeout // 60);
+}
+
+# The most requests the stand-in worked on at once, from its log.
+sub max_concurrent
+{
+	my $self = shift;
+	my @ev;
+	for my $r (@{ $self->requests })
+	{
+		next unless defined $r->{duration_ms};
+		push @ev, [ $r->{started_at}, 1 ], [ $r->{started_at} + $r->{duration_ms} / 1000, -1 ];
+	}
+	my ($cur, $max) = (0, 0);
+	for my $e (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev)
+	{
+		$cur += $e->[1];
+		$max = $cur if $cur > $max;
+	}
+	return $max;
+}
+
 # Rows in the remote's fichas.
 sub count
 {

@@ -43,44 +43,19 @@ my $src_ids = join(',', 1 .. $n);
 
 # --- helpers --------------------------------------------------------------
 
-sub unanswered
-{
-	return grep { !defined $_->{duration_ms} } @{ $remote->requests };
-}
 
-sub wait_remote_idle
-{
-	GsExportTest::wait_for('the remote to finish its requests', sub { scalar(unanswered()) == 0 }, 60);
-}
 
 # A fresh remote, its faults set (each a hash: one call each), and a job.
 sub new_case
 {
 	my ($opts, @faults) = @_;
-	wait_remote_idle();
+	$remote->wait_idle;
 	$remote->truncate;
 	$remote->reset;
 	$remote->faults(%$_) for @faults;
 	return GsExportTest::create_job($node, qq{'2026-03-10', '2026-03-01', '$opts'});
 }
 
-# The most requests the remote was working on at once, from its log.
-sub max_concurrent
-{
-	my @ev;
-	for my $r (@{ $remote->requests })
-	{
-		next unless defined $r->{duration_ms};
-		push @ev, [ $r->{started_at}, 1 ], [ $r->{started_at} + $r->{duration_ms} / 1000, -1 ];
-	}
-	my ($cur, $max) = (0, 0);
-	for my $e (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev)
-	{
-		$cur += $e->[1];
-		$max = $cur if $cur > $max;
-	}
-	return $max;
-}
 
 # Each lead in exactly one request answered 2xx.
 sub leads_sent_ok_once
@@ -99,7 +74,7 @@ sub check_outcome
 	my ($job, $label, %opt) = @_;
 	is(GsExportTest::wait_status($node, $job, 'completed|failed|paused', 90), 'completed',
 		"$label: the job completed");
-	wait_remote_idle();
+	$remote->wait_idle;
 	my $nbad = $opt{bad} // 0;
 	my $good = $n - $nbad;
 	my $j = GsExportTest::job($node, $job);
@@ -125,7 +100,7 @@ sub check_outcome
 		  . " WHERE backend_type = 'gs_export job worker' AND query = 'gs_export: sending 4 batches'", 30);
 	pass('(a) the worker reports "sending 4 batches"');
 	check_outcome($job, '(a)');
-	is(max_concurrent(), 4, '(a) the remote worked on 4 requests at once, never more');
+	is($remote->max_concurrent, 4, '(a) the remote worked on 4 requests at once, never more');
 	my $reqs = $remote->requests;
 	is(scalar(@$reqs), $n / 25, '(a) one request per batch of 25');
 	ok(leads_sent_ok_once(), '(a) every lead was in exactly one successful request');
@@ -162,7 +137,7 @@ sub check_outcome
 {
 	my $job = new_case('{"batch_size": 20, "delay_ms": 0, "max_in_flight": 4, "time_zone": "UTC"}',
 		{ delay_ms => 1500 });
-	GsExportTest::wait_for('four requests in flight', sub { scalar(unanswered()) == 4 }, 30);
+	GsExportTest::wait_for('four requests in flight', sub { scalar($remote->unanswered) == 4 }, 30);
 	my $t_pause = time;
 	$node->safe_psql('postgres', "SELECT gs_export_pause('$job', 'pause with 4 in flight')");
 	GsExportTest::wait_no_worker($node);
@@ -170,7 +145,7 @@ sub check_outcome
 	my $reqs = $remote->requests;
 	my @late = grep { $_->{started_at} > $t_pause + 0.05 } @$reqs;
 	is(scalar(@late), 0, '(c) no request was sent after the pause');
-	is(scalar(unanswered()), 0, '(c) the worker left once every request in flight had its answer');
+	is(scalar($remote->unanswered), 0, '(c) the worker left once every request in flight had its answer');
 	cmp_ok($waited, '>', 0.3, sprintf('(c) it waited for them (%.1f s)', $waited));
 	my $sent = 0;
 	$sent += scalar(@{ $_->{ids} // [] }) for grep { ($_->{status} // 0) == 201 } @$reqs;
@@ -254,7 +229,7 @@ sub check_outcome
 		{ delay_ms => 800 });
 	GsExportTest::wait_true($node,
 		"SELECT exported_leads >= 100 FROM gestao_scouter_export_jobs WHERE id = '$job'", 30);
-	GsExportTest::wait_for('four requests in flight', sub { scalar(unanswered()) == 4 }, 30);
+	GsExportTest::wait_for('four requests in flight', sub { scalar($remote->unanswered) == 4 }, 30);
 	my $pid = GsExportTest::worker_pid($node);
 	my $log_offset = -s $node->logfile;
 	is(kill('KILL', $pid), 1, "(e) SIGKILL sent to the worker $pid with 4 requests in flight");
@@ -281,7 +256,7 @@ sub check_outcome
 		CREATE POLICY slow_reader_all ON leads FOR SELECT TO slow_reader
 		    USING ((SELECT gs_test_slow_read()));
 	});
-	wait_remote_idle();
+	$remote->wait_idle;
 	$remote->truncate;
 	$remote->reset;
 	# the first request (batch 1) waits 8 s at the remote, the rest none
@@ -298,7 +273,7 @@ sub check_outcome
 		updated_at = (SELECT updated_at FROM leads WHERE id = 45) - interval '1 minute' WHERE id = 5});
 	is(GsExportTest::wait_status($node, $job, 'completed|failed|paused', 120), 'completed',
 		'(f) the job completed');
-	wait_remote_idle();
+	$remote->wait_idle;
 	my @reqs = @{ $remote->requests };
 	my ($second) = grep {
 		my $b = $json->decode($_->{body});
@@ -318,7 +293,7 @@ sub check_outcome
 	is($remote->ids, $src_ids, '(f) every lead is on the remote');
 }
 
-wait_remote_idle();
+$remote->wait_idle;
 $remote->stop;
 $node->stop;
 done_testing();

@@ -28,38 +28,17 @@ GsExportTest::insert_leads($node, qq{
 });
 my $src_ids = join(',', 1 .. $n);
 
-sub unanswered
-{
-	return grep { !defined $_->{duration_ms} } @{ $remote->requests };
-}
 
 sub new_case
 {
 	my ($opts, @faults) = @_;
-	GsExportTest::wait_for('the remote to finish its requests', sub { scalar(unanswered()) == 0 }, 60);
+	$remote->wait_idle;
 	$remote->truncate;
 	$remote->reset;
 	$remote->faults(%$_) for @faults;
 	return GsExportTest::create_job($node, qq{'2026-04-20', '2026-04-01', '$opts'});
 }
 
-# The most requests the remote worked on at once (from its log).
-sub max_concurrent
-{
-	my @ev;
-	for my $r (@{ $remote->requests })
-	{
-		next unless defined $r->{duration_ms};
-		push @ev, [ $r->{started_at}, 1 ], [ $r->{started_at} + $r->{duration_ms} / 1000, -1 ];
-	}
-	my ($cur, $max) = (0, 0);
-	for my $e (sort { $a->[0] <=> $b->[0] || $a->[1] <=> $b->[1] } @ev)
-	{
-		$cur += $e->[1];
-		$max = $cur if $cur > $max;
-	}
-	return $max;
-}
 
 sub largest_request
 {
@@ -77,7 +56,7 @@ sub check_outcome
 	my ($job, $label) = @_;
 	is(GsExportTest::wait_status($node, $job, 'completed|failed|paused', 180), 'completed',
 		"$label: the job completed");
-	GsExportTest::wait_for('the remote to finish its requests', sub { scalar(unanswered()) == 0 }, 60);
+	$remote->wait_idle;
 	my $j = GsExportTest::job($node, $job);
 	is("$j->{total_leads}/$j->{exported_leads}/$j->{error_leads}", "$n/$n/0", "$label: counters exact");
 	is(GsExportTest::sync_summary($node, $job), "$n/$n/0/0/0", "$label: one sync_events row per lead");
@@ -111,7 +90,7 @@ sub log_since { my $l = slurp_file($node->logfile, $log_at); $log_at = -s $node-
 	my $job = new_case('{"pace": "adaptive", "batch_size": 25, "batch_size_max": 400, "max_in_flight": 6, "time_zone": "UTC"}',
 		{ delay_ms => 150 });
 	check_outcome($job, '(b) far');
-	my $conc = max_concurrent();
+	my $conc = $remote->max_concurrent;
 	cmp_ok($conc, '>', 1, "(b) far: several requests in flight ($conc at most)");
 	cmp_ok($conc, '<=', 6, '(b) far: never more than max_in_flight');
 	is(largest_request(), 400, '(b) far: the batch grew to batch_size_max');
