@@ -555,7 +555,13 @@ send_ready(Run *run)
 				}
 			if (ready == NULL)
 				break;
-			if (gs_remote_in_flight() + (ready->attempt > 0 ? retrying - 1 : retrying) >=
+			/*
+			 * A new range waits for a place beside the requests in flight
+			 * and the ranges waiting for their retry; a retry only for a
+			 * place beside the requests in flight (when the window shrank
+			 * below the ranges retrying, they go one by one).
+			 */
+			if (gs_remote_in_flight() + (ready->attempt > 0 ? 0 : retrying) >=
 				run->pace.window)
 				return;
 			if (!f->sent && !take_lane(run, f, now))

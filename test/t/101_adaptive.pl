@@ -8,7 +8,9 @@
 #   c. a gateway that answers 429 beyond 2 requests at once (Retry-After):
 #      it backs off, learns the limit, and few of its requests are refused;
 #   d. 413 Payload Too Large and 503: it backs off (batch, then requests in
-#      flight) and goes on.
+#      flight) and goes on;
+#   e. more requests waiting for their retry than the requests in flight it
+#      backed off to: they go one by one (they once waited for each other).
 # How fast is the benchmark's business (bench/run --wan), not this test's.
 use strict;
 use warnings;
@@ -129,6 +131,18 @@ sub log_since { my $l = slurp_file($node->logfile, $log_at); $log_at = -s $node-
 	is(scalar(@r503), 2, '(d) 503: two were answered');
 	like($log, qr/job $job: adaptive pace backs off \(503 Service Unavailable\)/,
 		'(d) 503: it backed off');
+}
+
+# --- (e) more requests to retry than the window it backed off to -------------------
+{
+	# three requests in flight are refused with 503 at once: the window
+	# halves below three, and the three retries must still go, one by one
+	my $job = new_case('{"pace": "adaptive", "batch_size": 40, "batch_size_max": 40, "max_in_flight": 4, "time_zone": "UTC"}',
+		{ delay_ms => 150 });
+	GsExportTest::wait_for('three requests at once', sub { $remote->stats->{max_concurrent_seen} >= 3 }, 60);
+	$remote->faults(fail_next => 3, status => 503);
+	check_outcome($job, '(e) 503 to three in flight');
+	is(scalar(grep { ($_->{status} // 0) == 503 } @{ $remote->requests }), 3, '(e) three were refused');
 }
 
 $remote->stop;
