@@ -296,12 +296,23 @@ sub truncate
 	$self->{db}->safe_psql('remote', 'TRUNCATE fichas');
 }
 
+# SIGTERM, and SIGKILL if the stand-in is still there 10 s later: one that
+# does not exit must fail the test, not hang it (and CI with it).
 sub stop
 {
 	my $self = shift;
-	$self->{handle}->signal('TERM') if $self->{handle};
-	eval { $self->{handle}->finish; };
+	my $h = $self->{handle} or return;
 	$self->{handle} = undef;
+	my $t0 = Time::HiRes::time();
+	my $killed = eval { $h->kill_kill(grace => 10) };
+	$killed = 1 if $@;
+	return unless $killed;
+	my $log = eval { PostgreSQL::Test::Utils::slurp_file($self->{log}) } // '';
+	$log = substr($log, -4000) if length($log) > 4000;
+	my $msg = sprintf('the stand-in did not exit within %.0f s of SIGTERM: killed', Time::HiRes::time() - $t0);
+	Test::More::diag("$msg; the end of its log:\n$log");
+	# After done_testing (END, DESTROY) a failure can no longer be counted.
+	Test::More::fail($msg) unless defined Test::More->builder->has_plan;
 }
 
 sub DESTROY { my $self = shift; $self->stop if $self->{handle}; }

@@ -52,8 +52,12 @@ or, in API mode, in front of an application's database:
 
 It prints `stand_in listening on 127.0.0.1:PORT` (and `stand_in control on
 127.0.0.1:CPORT`) on stdout once it accepts connections, and writes PORT to
---port-file (atomically).  SIGTERM / SIGINT stop it cleanly; SIGUSR1 reloads
-the schema cache, as it does for PostgREST.
+--port-file (atomically).  SIGTERM / SIGINT stop it cleanly (status 0), at
+once whatever its connections are doing (idle keep-alive connections,
+requests in a delay or in the database are cut; a second signal kills it
+outright, and one still there 5 s later dumps its threads' stacks on stderr
+and exits with status 1); SIGUSR1 reloads the schema cache, as it does for
+PostgREST.
 
 CONTROL API (all JSON):
   POST /_control/reset          clear faults, statistics and the request log
@@ -268,6 +272,7 @@ import base64
 import collections
 import csv
 import decimal
+import faulthandler
 import hashlib
 import hmac
 import io
@@ -275,6 +280,7 @@ import json
 import math
 import os
 import re
+import selectors
 import signal
 import socket
 import struct
@@ -300,6 +306,13 @@ EXPOSED_SCHEMAS = ["public", "graphql_public"]
 EXTRA_SEARCH_PATH = ["public", "extensions"]
 
 JSON_CT = "application/json; charset=utf-8"
+
+# SIGTERM / SIGINT: the listeners and the pool are given this long to stop
+# (App.shutdown); a process still there EXIT_DEADLINE_S after the signal
+# dumps its threads' stacks on stderr and exits with status 1 (a second
+# SIGTERM / SIGINT ends it at once).
+SHUTDOWN_TIMEOUT_S = 2.0
+EXIT_DEADLINE_S = 5.0
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -2886,6 +2899,11 @@ def _nonneg_int(d, key):
 
 class StandInServer(ThreadingHTTPServer):
     daemon_threads = True
+    # server_close() never waits for a handler thread: one may sit in a
+    # client's idle keep-alive connection (the test harness keeps one open
+    # to the control port), in a delay or in a query.  Handler threads are
+    # daemons, so they never hold up the process's exit either.
+    block_on_close = False
     allow_reuse_address = True
     # listen()'s backlog (socketserver's default is 5): a client opening 16
     # connections at once (gs_export with max_in_flight 16) must not see
@@ -2897,25 +2915,53 @@ class StandInServer(ThreadingHTTPServer):
         self.control_only = control_only
         self.conns = set()
         self.conns_lock = threading.Lock()
+        # Set once the listener is being stopped: a connection accepted
+        # from then on is shut as soon as its handler starts.
+        self.closing = False
+        self.stopping = False           # serve() returns
         super().__init__(addr, Handler)
+
+    def serve(self, poll_interval=0.05):
+        """BaseServer.serve_forever, stopped by setting self.stopping
+        (BaseServer.shutdown() waits for serve_forever with no timeout)."""
+        with selectors.PollSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            while not self.stopping:
+                ready = selector.select(poll_interval)
+                if self.stopping:
+                    break
+                if ready:
+                    self._handle_request_noblock()
+                self.service_actions()
 
     def track(self, conn, add):
         with self.conns_lock:
             if add:
                 self.conns.add(conn)
+                late = self.closing
             else:
                 self.conns.discard(conn)
+                late = False
+        if late:
+            _shut(conn)
 
     def close_connections(self, except_conn=None):
+        """Shut every connection this listener accepted (but except_conn),
+        so that handler threads reading a request (or an idle keep-alive
+        connection) see its end at once, and writers see an error."""
         with self.conns_lock:
+            self.closing = True
             conns = list(self.conns)
         for c in conns:
-            if c is except_conn:
-                continue
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            if c is not except_conn:
+                _shut(c)
+
+
+def _shut(conn):
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 class Listener:
@@ -2947,20 +2993,41 @@ class Listener:
                 raise last
             self.port = self.server.server_address[1]
             self.thread = threading.Thread(
-                target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                name="listener-%d" % self.port, daemon=True)
+                target=self.server.serve, name="listener-%d" % self.port, daemon=True)
             self.thread.start()
 
-    def stop(self, except_conn=None):
-        """Close the listening socket (new connections are refused) and
-        the connections it accepted."""
+    def begin_stop(self, except_conn=None):
+        """Stop accepting and shut the accepted connections (but
+        except_conn), waiting for nothing; finish_stop() completes it.
+        Returns what finish_stop() needs, or None if it was not up."""
         with self.lock:
             srv, self.server = self.server, None
+            thread, self.thread = self.thread, None
         if srv is None:
-            return
-        srv.shutdown()
+            return None
+        srv.stopping = True
+        srv.close_connections(except_conn)
+        return srv, thread, except_conn
+
+    @staticmethod
+    def finish_stop(stopping, deadline):
+        """Wait (until deadline, time.monotonic()) for serve() to return,
+        close the listening socket (new connections are refused) and shut
+        any connection accepted meanwhile.  True if serve() returned in
+        time."""
+        if stopping is None:
+            return True
+        srv, thread, except_conn = stopping
+        thread.join(max(0.0, deadline - time.monotonic()))
         srv.server_close()
         srv.close_connections(except_conn)
+        return not thread.is_alive()
+
+    def stop(self, except_conn=None, timeout=2.0):
+        """Close the listening socket (new connections are refused) and
+        the connections it accepted; waits at most timeout seconds."""
+        return self.finish_stop(self.begin_stop(except_conn),
+                                time.monotonic() + timeout)
 
     @property
     def up(self):
@@ -3091,10 +3158,7 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
         else:
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _shut(self.connection)
 
 
 # ---------------------------------------------------------------------------
@@ -3122,6 +3186,7 @@ class App:
         self.down_until = None
         self.down_timer = None
         self.down_lock = threading.Lock()
+        self.closing = False                   # shutdown() has begun
         self.pool = Pool(opts.dsn, opts.pool_size, opts.pool_timeout)
         # PostgREST's db-schemas (the first is the default) and
         # db-extra-search-path.
@@ -3666,6 +3731,8 @@ class App:
         kernel answers RST to a SYN on a closed port), as if the server
         were not running; open connections are shut as well."""
         with self.down_lock:
+            if self.closing:
+                return
             if self.down_timer is not None:
                 self.down_timer.cancel()
                 self.down_timer = None
@@ -3686,6 +3753,8 @@ class App:
     def bring_up(self):
         with self.down_lock:
             self.down_timer = None
+            if self.closing:            # shutting down: stay down
+                return
             if not self.main.up:
                 self.main.start()
             self.down = False
@@ -3693,12 +3762,30 @@ class App:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def shutdown(self):
-        self.cancel_down()
-        self.main.stop()
-        if self.control_listener:
-            self.control_listener.stop()
+    def shutdown(self, timeout=SHUTDOWN_TIMEOUT_S):
+        """Stop both listeners and close the pool, waiting for nothing
+        longer than timeout seconds in all: no handler thread is waited
+        for (they are daemons: one may sit in an idle keep-alive
+        connection, in a delay or in a query), and every connection either
+        listener accepted is shut first.  True if all stopped in time."""
+        deadline = time.monotonic() + timeout
+        # From here on, no down timer or control call brings the main
+        # listener back up.  The lock is only waited for so long (a
+        # control call taking the main listener down holds it).
+        got = self.down_lock.acquire(timeout=timeout / 2)
+        try:
+            self.closing = True
+            if self.down_timer is not None:
+                self.down_timer.cancel()
+                self.down_timer = None
+        finally:
+            if got:
+                self.down_lock.release()
+        listeners = [self.main] + ([self.control_listener] if self.control_listener else [])
+        stopping = [lst.begin_stop() for lst in listeners]
+        ok = all([Listener.finish_stop(st, deadline) for st in stopping])
         self.pool.close_all()
+        return ok
 
 
 # ---------------------------------------------------------------------------
@@ -3833,18 +3920,16 @@ def main(argv=None):
         # PostgREST starts anyway and answers 503 PGRST002 until it can load.
         sys.stderr.write("stand_in: schema cache not loaded: %s\n" % e)
 
-    stop = threading.Event()
-
-    def on_signal(signum, frame):
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    def on_usr1(signum, frame):
-        threading.Thread(target=_safe_reload, args=(app,), daemon=True).start()
-
-    signal.signal(signal.SIGUSR1, on_usr1)
+    # SIGTERM, SIGINT and SIGUSR1 are taken by the main thread with
+    # sigtimedwait, not by Python-level handlers: a handler runs in the main
+    # thread between two bytecodes, wherever that thread is, and one that
+    # sets a threading.Event while the main thread is inside that Event's
+    # wait() (holding its Condition's lock, which is not reentrant)
+    # deadlocks in the lock.  Blocked here, before the first thread is
+    # started, they stay blocked in every thread (threads inherit the
+    # mask), so each is left pending for sigtimedwait.
+    wanted = {signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}
+    signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
 
     app.main.start()
     if app.control_listener:
@@ -3857,9 +3942,28 @@ def main(argv=None):
     if app.control_listener:
         print("stand_in control on %s:%d" % (opts.host, app.control_listener.port),
               flush=True)
-    while not stop.wait(0.1):
-        pass
-    app.shutdown()
+    while True:
+        info = signal.sigtimedwait(wanted, 1.0)
+        if info is None:
+            continue
+        if info.si_signo == signal.SIGUSR1:
+            threading.Thread(target=_safe_reload, args=(app,), daemon=True).start()
+            continue
+        break
+    # Stopping.  A second SIGTERM / SIGINT kills the process at once (the
+    # default action, taken by the main thread, which no longer blocks
+    # them); past EXIT_DEADLINE_S, faulthandler dumps every thread's stack
+    # and exits, and past that SIGALRM's default action ends it whatever
+    # state the interpreter is in.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    faulthandler.dump_traceback_later(EXIT_DEADLINE_S, exit=True)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(int(EXIT_DEADLINE_S) + 2)
+    if not app.shutdown():
+        sys.stderr.write("stand_in: a listener did not stop within %.0f s\n"
+                         % SHUTDOWN_TIMEOUT_S)
     return 0
 
 
