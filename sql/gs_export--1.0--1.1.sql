@@ -1414,9 +1414,9 @@ $$;
 
 /*
  * Internal: make sure that no worker is still at the job.  A pause stops a
- * worker at the next batch boundary, not at once: a batch that was at the
- * remote is recorded into the job (counters, position, events, errors)
- * before the worker goes away.  Its worker holds a session advisory lock on
+ * worker's sending at once, but the batches that were at the remote get
+ * their answers and are recorded into the job (counters, position, events,
+ * errors) before the worker goes away.  Its worker holds a session advisory lock on
  * the job from its claim (_gs_job_claim) until it exits; this takes the
  * same lock for the transaction, so that reset and delete never change a
  * job under a worker still recording into it, and no worker can claim it

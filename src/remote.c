@@ -779,7 +779,7 @@ classify_http(GsRemoteResult *result, int body_len)
 	{
 		/*
 		 * The remote's statement timeout cancelled the upsert: it may pass,
-		 * but the worker first splits the batch (send_range).
+		 * but the worker first splits the range (worker.c, handle_answer).
 		 */
 		result->outcome = GS_REMOTE_RETRY;
 		result->statement_timeout = true;
