@@ -14,7 +14,9 @@
 #   e. SIGKILL of the worker with four requests in flight;
 #   f. a lead that changes while its batch is at the remote, and is read
 #      again into a later batch, never has its two versions at the remote at
-#      once: the later batch waits, and the remote ends with the new one.
+#      once: the later batch waits, and the remote ends with the new one;
+#   g. delay_ms with max_in_flight 2: each of the two lanes rests delay_ms
+#      between its batches.
 use strict;
 use warnings;
 
@@ -238,6 +240,24 @@ sub check_outcome
 	ok($node->poll_query_until('postgres', 'SELECT true'), '(e) the cluster is back');
 	$remote->faults(delay_ms => 50);
 	check_outcome($job, '(e) SIGKILL');
+}
+
+# --- (g) delay_ms with two in flight: each lane rests between its batches -----
+{
+	# 2 lanes, 50 ms a request, 600 ms rest: both lanes are used, and a
+	# third batch never starts before a lane has rested
+	my $job = new_case('{"batch_size": 50, "delay_ms": 600, "max_in_flight": 2, "time_zone": "UTC"}',
+		{ delay_ms => 50 });
+	check_outcome($job, '(g) delay_ms per lane');
+	is($remote->max_concurrent, 2, '(g) two requests at the remote at once');
+	my @t = sort { $a <=> $b } map { $_->{started_at} } @{ $remote->requests };
+	my $closest = 1e9;
+	for my $i (0 .. $#t - 2)
+	{
+		$closest = $t[ $i + 2 ] - $t[$i] if $t[ $i + 2 ] - $t[$i] < $closest;
+	}
+	cmp_ok($closest, '>=', 0.6,
+		sprintf('(g) any three requests span at least delay_ms (closest %.2f s)', $closest));
 }
 
 # --- (f) two versions of a lead never at the remote at once -------------------
