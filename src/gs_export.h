@@ -22,7 +22,7 @@
 #include "utils/date.h"
 #include "utils/uuid.h"
 
-#define GS_EXPORT_VERSION "1.1"
+#define GS_EXPORT_VERSION "1.2"
 
 /* GUCs (gs_export.c) */
 extern char *gs_export_database;

@@ -1,0 +1,47 @@
+/*
+ * gs_export_reset's internal function: a paused, failed or completed job
+ * becomes pending and starts again from its start_date, as if new but for
+ * its id, owner, options (the same fields go to the same table) and
+ * created_at.  Its error rows go; its sync_events stay, the history of
+ * what was sent.  It becomes active, so the one active job rule holds as
+ * for create and resume.
+ */
+CREATE OR REPLACE FUNCTION @extschema@._gs_export_reset(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job @extschema@.gestao_scouter_export_jobs;
+    violated text;
+BEGIN
+    job := @extschema@._gs_export_see_job(p_caller, p_uid, p_app_admin, p_job_id);
+    PERFORM @extschema@._gs_export_check_stopped(p_job_id, job.status, 'reset');
+    PERFORM @extschema@._gs_export_wait_for_worker(p_job_id, 'reset');
+
+    LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;
+    job := @extschema@._gs_export_lock_job(p_caller, p_uid, p_app_admin, p_job_id);
+    PERFORM @extschema@._gs_export_check_stopped(p_job_id, job.status, 'reset');
+    PERFORM @extschema@._gs_export_check_no_active(p_job_id);
+    PERFORM @extschema@._gs_export_check_config();
+    BEGIN
+        UPDATE @extschema@.gestao_scouter_export_jobs
+           SET status = 'pending',
+               total_leads = 0, exported_leads = 0, error_leads = 0,
+               processing_date = NULL, last_completed_date = NULL,
+               pause_reason = NULL, paused_at = NULL, ignored_fields = '{}',
+               started_at = NULL, completed_at = NULL,
+               leads_in_range = NULL, recent_leads_per_second = NULL,
+               cursor_updated_at = NULL, cursor_id = NULL, changes_since = NULL,
+               catchup_pass = 0, catchup_lower = NULL,
+               pass_kind = 'range', pass_lower = NULL, pass_upper = NULL,
+               updated_at = pg_catalog.now()
+         WHERE id = p_job_id;
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS violated = CONSTRAINT_NAME;
+        PERFORM @extschema@._gs_export_active_conflict(violated, p_job_id);
+        RAISE;
+    END;
+    DELETE FROM @extschema@.gestao_scouter_export_errors WHERE job_id = p_job_id;
+END;
+$$;

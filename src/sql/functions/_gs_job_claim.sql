@@ -1,0 +1,131 @@
+/*
+ * Claim a job for the calling worker.  The claim is a session advisory lock
+ * on the job id: a second worker for the same job, however it came to be
+ * started, gets outcome 'busy' and goes away.  Outcomes: 'run' (the job is
+ * running, and the other columns say how), 'busy', 'not_runnable' (it is
+ * no longer pending or running, or gone), 'failed' (it cannot run: marked
+ * failed, with the reason).
+ */
+CREATE OR REPLACE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
+    OUT outcome text, OUT reason text,
+    OUT batch_size integer, OUT delay_ms integer, OUT time_zone text,
+    OUT max_in_flight integer, OUT pace text, OUT batch_size_max integer,
+    OUT owner_oid oid, OUT owner_claims text,
+    OUT pass_kind text, OUT pass_lower timestamptz,
+    OUT cursor_updated_at timestamptz, OUT cursor_id bigint,
+    OUT ignored_fields text[], OUT project_url text, OUT api_key text,
+    OUT target_table text, OUT remote_columns text[], OUT lead_columns text[],
+    OUT synced_at_column text, OUT source_column text, OUT source_value text,
+    OUT count_from timestamptz, OUT count_to timestamptz,
+    OUT filter_columns text[], OUT filter_types text[], OUT filter_values text[],
+    OUT changed_since timestamptz)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j @extschema@.gestao_scouter_export_jobs;
+    range_top timestamptz;
+    range_bottom timestamptz;
+    cfg record;
+BEGIN
+    IF NOT pg_catalog.pg_try_advisory_lock(1735617912, pg_catalog.hashtext(p_job_id::text)) THEN
+        outcome := 'busy';
+        RETURN;
+    END IF;
+    SELECT * INTO j FROM @extschema@.gestao_scouter_export_jobs WHERE id = p_job_id FOR UPDATE;
+    IF NOT FOUND OR j.status NOT IN ('pending', 'running') THEN
+        outcome := 'not_runnable';
+        RETURN;
+    END IF;
+
+    batch_size := COALESCE(j.batch_size, pg_catalog.current_setting('gs_export.batch_size')::integer);
+    delay_ms := COALESCE(j.delay_ms, (SELECT s.setting::integer FROM pg_catalog.pg_settings s
+                                       WHERE s.name = 'gs_export.batch_delay_ms'));
+    time_zone := COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone'));
+    /* the pace (a 1.0 job has none: one batch of batch_size at a time) */
+    max_in_flight := COALESCE((j.effective_options ->> 'max_in_flight')::integer, 1);
+    pace := COALESCE(j.effective_options ->> 'pace', 'fixed');
+    batch_size_max := GREATEST(COALESCE((j.effective_options ->> 'batch_size_max')::integer, 5000),
+                               batch_size);
+    owner_oid := pg_catalog.to_regrole(pg_catalog.quote_ident(
+                     COALESCE(j.owner_role, (SELECT r.rolname FROM pg_catalog.pg_extension e
+                                               JOIN pg_catalog.pg_roles r ON r.oid = e.extowner
+                                              WHERE e.extname = 'gs_export'))));
+    IF j.created_by IS NOT NULL THEN
+        owner_claims := pg_catalog.jsonb_build_object('sub', j.created_by, 'role', j.owner_role)::text;
+    END IF;
+    ignored_fields := j.ignored_fields;
+
+    SELECT c.project_url, c.anon_key INTO cfg
+      FROM @extschema@.gestao_scouter_config c
+     WHERE c.active AND c.sync_enabled
+     ORDER BY c.updated_at DESC NULLS LAST
+     LIMIT 1;
+    IF owner_oid IS NULL THEN
+        reason := pg_catalog.format('the job''s owner role %s does not exist', pg_catalog.quote_ident(j.owner_role));
+    ELSIF NOT FOUND THEN
+        reason := 'no active gestao_scouter_config row (active and sync_enabled)';
+    ELSIF cfg.project_url IS NULL OR cfg.anon_key IS NULL THEN
+        reason := 'gestao_scouter_config has no project_url or no anon_key';
+    ELSIF cfg.anon_key ~ '[[:cntrl:]]' THEN
+        reason := 'gestao_scouter_config.anon_key contains control characters';
+    ELSIF pg_catalog.to_regclass('@extschema@.leads') IS NULL THEN
+        reason := 'table @extschema@.leads does not exist';
+    END IF;
+    IF reason IS NOT NULL THEN
+        PERFORM @extschema@._gs_job_stop(p_job_id, 'failed', reason);
+        outcome := 'failed';
+        RETURN;
+    END IF;
+    project_url := cfg.project_url;
+    api_key := cfg.anon_key;
+    SELECT m.target_table, m.remote_columns, m.lead_columns,
+           m.synced_at_column, m.source_column, m.source_value
+      INTO target_table, remote_columns, lead_columns,
+           synced_at_column, source_column, source_value
+      FROM @extschema@._gs_job_mapping(COALESCE(j.effective_options, j.options)) m;
+    SELECT f.filter_columns, f.filter_types, f.filter_values, f.changed_since
+      INTO filter_columns, filter_types, filter_values, changed_since
+      FROM @extschema@._gs_job_filter(COALESCE(j.effective_options, j.options)) f;
+
+    /* The first claim (of a 1.0 job too) sets the walk's first window. */
+    j.changes_since := COALESCE(j.changes_since, @extschema@._gs_changes_horizon());
+    SELECT r.range_bottom, r.range_top INTO range_bottom, range_top
+      FROM @extschema@._gs_job_range(j.start_date, j.end_date, time_zone) r;
+    IF j.leads_in_range IS NULL THEN
+        /* the worker counts them, as the owner reads them */
+        count_from := range_bottom;
+        count_to := range_top;
+    END IF;
+    IF j.pass_lower IS NULL THEN
+        IF j.pass_kind = 'range' THEN
+            j.pass_lower := range_bottom;
+            j.pass_upper := LEAST(range_top, j.changes_since);
+        ELSE
+            j.pass_lower := j.catchup_lower;
+            j.pass_upper := j.changes_since;
+        END IF;
+    END IF;
+    /* A 1.0 cursor may stand above the window: start at its top. */
+    IF j.cursor_updated_at IS NULL OR j.cursor_updated_at > j.pass_upper
+       OR j.cursor_updated_at = j.pass_upper THEN
+        j.cursor_updated_at := j.pass_upper;
+        j.cursor_id := -9223372036854775808;
+    END IF;
+
+    UPDATE @extschema@.gestao_scouter_export_jobs AS t
+       SET status = 'running',
+           started_at = COALESCE(t.started_at, pg_catalog.now()),
+           changes_since = j.changes_since,
+           pass_lower = j.pass_lower, pass_upper = j.pass_upper,
+           cursor_updated_at = j.cursor_updated_at, cursor_id = j.cursor_id,
+           updated_at = pg_catalog.now()
+     WHERE t.id = p_job_id;
+
+    outcome := 'run';
+    pass_kind := j.pass_kind;
+    pass_lower := j.pass_lower;
+    cursor_updated_at := j.cursor_updated_at;
+    cursor_id := j.cursor_id;
+END;
+$$;
