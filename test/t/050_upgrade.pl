@@ -1,13 +1,13 @@
-# 050_upgrade.pl: ALTER EXTENSION gs_export UPDATE from 1.0.
+# 050_upgrade.pl: ALTER EXTENSION gs_export UPDATE from each released version.
 #
-# 1. Catalog equality: a 1.0 install with rows in it, upgraded, has exactly
+# 1. Catalog equality: a 1.0 install (and one of each later released version) with rows in it, upgraded, has exactly
 #    the objects, columns, constraints, indexes, triggers, row level
 #    security, policies, privileges, memberships and roles of a fresh
 #    CREATE EXTENSION gs_export -- in an empty database and in one that
 #    already holds TabuladorMax's tables with rows.  One query
 #    (test/sql/catalog_description.sql) describes each database; the two
 #    descriptions must be equal line for line.
-# 2. A live upgrade with a job in the middle: the 1.1 library meeting a 1.0
+# 2. A live upgrade with a job in the middle: the current library meeting a 1.0
 #    schema (new binaries installed, server restarted, no ALTER EXTENSION
 #    yet) runs no job and logs that ALTER EXTENSION gs_export UPDATE is
 #    needed; once updated, the job goes on from its last recorded position:
@@ -22,6 +22,13 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
+
+# The version a fresh CREATE EXTENSION installs (gs_export.control), and
+# the released versions an installed gs_export may be upgraded from.
+my ($current) = slurp_file("$GsExportTest::TESTDIR/../gs_export.control") =~ /^default_version\s*=\s*'([^']+)'/m
+  or die "no default_version in gs_export.control";
+(my $current_re = $current) =~ s/\./\\./g;
+my @released = ('1.0', '1.1');
 
 my $tabuladormax_sql = slurp_file("$GsExportTest::TESTDIR/sql/tabuladormax.sql");
 my $describe_sql = slurp_file("$GsExportTest::TESTDIR/sql/catalog_description.sql");
@@ -87,7 +94,8 @@ sub jobs_as_contract_sees
 }
 
 ###########################################################################
-# 1. Catalog equality: upgraded 1.0 against fresh 1.1.
+# 1. Catalog equality: upgraded 1.0 (and every later released version)
+#    against a fresh install of the current version.
 ###########################################################################
 
 my $node = GsExportTest::local_node('catalog', tabuladormax => 0);
@@ -181,7 +189,7 @@ for my $case ([ 'empty', 0 ], [ 'tabuladormax', 1 ])
 	for my $db ($u, $f)
 	{
 		is($node->safe_psql($db, "SELECT extversion FROM pg_extension WHERE extname = 'gs_export'"),
-			'1.1', "$label: database $db has gs_export 1.1");
+			$current, "$label: database $db has gs_export $current");
 	}
 
 	my @desc_u = @{ describe($node, $u) };
@@ -190,7 +198,7 @@ for my $case ([ 'empty', 0 ], [ 'tabuladormax', 1 ])
 	# The description sees what it must (a description that sees nothing
 	# would compare equal too).
 	for my $re (
-		qr/^extension gs_export version=1\.1 /,
+		qr/^extension gs_export version=$current_re /,
 		qr/^member function public\.gs_export_create\(/,
 		qr/^function public\.gs_export_create\(start_date date, end_date date, options jsonb\) /,
 		qr/^function public\.gs_export_create\(.* acl gs_export_user EXECUTE /,
@@ -212,7 +220,7 @@ for my $case ([ 'empty', 0 ], [ 'tabuladormax', 1 ])
 	}
 	ok((grep { /^extension gs_export version=1\.0 / } @desc_1_0)
 		  && !same_quietly(\@desc_1_0, \@desc_f),
-		"$label: the description tells 1.0 from 1.1");
+		"$label: the description tells 1.0 from $current");
 
 	# The comparison finds what differs: a grant revoked, a default
 	# changed, row level security forced (changes rolled back).
@@ -232,7 +240,23 @@ for my $case ([ 'empty', 0 ], [ 'tabuladormax', 1 ])
 	  or diag(join("\n", map("tampered only: $_", @$only_t), map("fresh only: $_", @$only_f)));
 
 	same_description(\@desc_u, \@desc_f, "upgraded $u", "fresh $f",
-		"$label: upgraded 1.0 and fresh 1.1 have the same catalog (" . scalar(@desc_f) . " lines)");
+		"$label: upgraded 1.0 and fresh $current have the same catalog (" . scalar(@desc_f) . " lines)");
+
+	# From every later released version too: installed as it was
+	# released, upgraded, it equals the fresh install.
+	for my $from (grep { $_ ne '1.0' && $_ ne $current } @released)
+	{
+		(my $m = "m${from}_$label") =~ s/\./_/g;
+		$node->safe_psql('postgres', "CREATE DATABASE $m");
+		$node->safe_psql($m, "$tabuladormax_sql; CREATE INDEX ON leads (updated_at, id);") if $with_tables;
+		$node->safe_psql($m, "CREATE EXTENSION gs_export VERSION '$from'");
+		is($node->safe_psql($m, "SELECT extversion FROM pg_extension WHERE extname = 'gs_export'"),
+			$from, "$label: database $m has gs_export $from");
+		$node->safe_psql($m, 'ALTER EXTENSION gs_export UPDATE');
+		my @desc_m = @{ describe($node, $m) };
+		same_description(\@desc_m, \@desc_f, "upgraded $m", "fresh $f",
+			"$label: upgraded $from and fresh $current have the same catalog (" . scalar(@desc_f) . " lines)");
+	}
 
 	# Rows are kept.
 	is_deeply(jobs_as_contract_sees($node, $u), $jobs_before, "$label: the update keeps the jobs as they were");
@@ -372,7 +396,7 @@ is($live->safe_psql('postgres', $job_state_sql), $state_mid,
 # The update: the job goes on from where it was.
 $live->safe_psql('postgres', 'ALTER EXTENSION gs_export UPDATE');
 is($live->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'gs_export'"),
-	'1.1', 'gs_export updated to 1.1');
+	$current, "gs_export updated to $current");
 my $status = eval { GsExportTest::wait_status($live, $job, 'completed|failed|paused', 120) };
 is($status // "not finished: $@", 'completed', 'after the update, the job completed');
 
