@@ -46,8 +46,9 @@ BEGIN
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
             n := v::text::numeric;
-            lo := CASE k WHEN 'delay_ms' THEN 0 ELSE 1 END;
-            hi := CASE k WHEN 'delay_ms' THEN 60000 WHEN 'max_in_flight' THEN 16 ELSE 10000 END;
+            -- the limits are the C code's (src/limits.h), asked by name
+            lo := @extschema@._gs_export_limit(k || '.min');
+            hi := @extschema@._gs_export_limit(k || '.max');
             IF n <> pg_catalog.trunc(n) OR n < lo OR n > hi THEN
                 RAISE EXCEPTION 'option "%" is out of range: %', k, v
                     USING ERRCODE = 'invalid_parameter_value',

@@ -41,7 +41,8 @@ BEGIN
     -- given, the most is the default or batch_size, whichever is larger
     IF NOT (COALESCE(cfg.default_options, '{}') ? 'batch_size_max' OR p_options ? 'batch_size_max') THEN
         merged := merged || pg_catalog.jsonb_build_object(
-            'batch_size_max', GREATEST(5000, (merged ->> 'batch_size')::numeric));
+            'batch_size_max', GREATEST(@extschema@._gs_export_limit('batch_size_max.default'),
+                                       (merged ->> 'batch_size')::numeric));
     END IF;
     PERFORM @extschema@._gs_export_check_options(merged, 'options');
     -- changed_since as an instant with its offset, read in the caller's

@@ -25,7 +25,8 @@ AS $$
 DECLARE
     deadline constant timestamptz := pg_catalog.clock_timestamp() + interval '5 seconds';
 BEGIN
-    WHILE NOT pg_catalog.pg_try_advisory_xact_lock(1735617912, pg_catalog.hashtext(p_job_id::text)) LOOP
+    WHILE NOT pg_catalog.pg_try_advisory_xact_lock(@extschema@._gs_export_limit('job_lock_key')::integer,
+                                                     pg_catalog.hashtext(p_job_id::text)) LOOP
         IF pg_catalog.clock_timestamp() >= deadline THEN
             RAISE EXCEPTION 'export job % cannot be % yet: its worker is still finishing a batch', p_job_id, p_done
                 USING ERRCODE = 'object_not_in_prerequisite_state',

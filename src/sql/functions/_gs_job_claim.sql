@@ -28,7 +28,8 @@ DECLARE
     range_bottom timestamptz;
     cfg record;
 BEGIN
-    IF NOT pg_catalog.pg_try_advisory_lock(1735617912, pg_catalog.hashtext(p_job_id::text)) THEN
+    IF NOT pg_catalog.pg_try_advisory_lock(@extschema@._gs_export_limit('job_lock_key')::integer,
+                                             pg_catalog.hashtext(p_job_id::text)) THEN
         outcome := 'busy';
         RETURN;
     END IF;
@@ -45,7 +46,8 @@ BEGIN
     /* the pace (a 1.0 job has none: one batch of batch_size at a time) */
     max_in_flight := COALESCE((j.effective_options ->> 'max_in_flight')::integer, 1);
     pace := COALESCE(j.effective_options ->> 'pace', 'fixed');
-    batch_size_max := GREATEST(COALESCE((j.effective_options ->> 'batch_size_max')::integer, 5000),
+    batch_size_max := GREATEST(COALESCE((j.effective_options ->> 'batch_size_max')::integer,
+                                        @extschema@._gs_export_limit('batch_size_max.default')::integer),
                                batch_size);
     owner_oid := pg_catalog.to_regrole(pg_catalog.quote_ident(
                      COALESCE(j.owner_role, (SELECT r.rolname FROM pg_catalog.pg_extension e
