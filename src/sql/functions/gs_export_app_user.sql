@@ -11,8 +11,8 @@
  * yes counts.
  *
  * It outlives the extension, like gs_export_viewer: the config's policies
- * below call it, and gestao_scouter_config may be TabuladorMax's own table,
- * which DROP EXTENSION leaves.  _gs_export_whoami (replaced below) answers
+ * (policies.sql) call it, and gestao_scouter_config may be TabuladorMax's own table,
+ * which DROP EXTENSION leaves.  _gs_export_whoami answers
  * from it, so the API functions (p_app_admin), gs_export_viewer and 1.0's
  * gs_export_job_visible see an app admin or manager as one who sees and
  * steers every job -- still only through a role that is a gs_export user.

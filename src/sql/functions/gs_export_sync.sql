@@ -1,6 +1,6 @@
 /*
  * The 1.1 API: a C function like gs_export_create (see api.c).  EXECUTE in
- * section 6.
+ * privileges.sql.
  */
 CREATE OR REPLACE FUNCTION @extschema@.gs_export_sync(options jsonb DEFAULT '{}')
 RETURNS uuid

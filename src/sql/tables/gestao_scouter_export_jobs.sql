@@ -115,7 +115,7 @@ $jobs_constraints$;
  * table lock; but a REPEATABLE READ or SERIALIZABLE transaction checked in
  * a snapshot taken before it got the lock, so two such sessions could each
  * create a job, and two workers ran.)  The API functions still take the
- * lock and look first, so as to name the job in the way (section 4).
+ * lock and look first, so as to name the job in the way (_gs_export_check_no_active).
  *
  * Rows already there may break the rule: TabuladorMax's original Edge
  * Function left jobs 'running' for ever, and 1.0 itself let two sessions
