@@ -13,7 +13,8 @@ OBJS = \
 	src/remote.o \
 	src/pace.o \
 	src/store.o \
-	src/alert.o
+	src/alert.o \
+	src/curl_util.o
 
 EXTENSION = gs_export
 DATA = sql/gs_export--1.0.sql sql/gs_export--1.0--1.1.sql
@@ -27,4 +28,4 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Every object depends on the shared header (PGXS tracks no headers).
-$(OBJS): src/gs_export.h src/gs_curl.h
+$(OBJS): src/gs_export.h src/gs_curl.h src/gs_limits.h

@@ -2,8 +2,9 @@
  *
  * gs_export.h
  *	  Declarations shared by the files of gs_export: GUCs, shared memory,
- *	  and the interfaces between launcher, worker, source, payload, remote
- *	  and journal.
+ *	  and the interfaces between launcher, worker, job, source, payload,
+ *	  remote, pace, store and alert.  The limits of the options are in
+ *	  gs_limits.h, what the libcurl users share in gs_curl.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,7 +23,9 @@
 #include "utils/date.h"
 #include "utils/uuid.h"
 
-#define GS_EXPORT_VERSION "1.1"
+#include "gs_limits.h"
+
+#define GS_EXPORT_VERSION "1.2"
 
 /* GUCs (gs_export.c) */
 extern char *gs_export_database;
@@ -72,8 +75,9 @@ extern bool gs_extension_lookup(Oid *nspoid, Oid *owner);
 extern char *gs_extension_version(void);
 
 /*
- * store.c: the transaction bracket, and calls of the state machine's
- * functions (the extension script, section 3) with named results.
+ * store.c: the one way to the extension's tables.  For the launcher and
+ * the workers, the transaction bracket and calls of the state machine's
+ * functions with named results; for api.c, its statements.
  */
 typedef enum GsStoreState
 {
@@ -92,6 +96,7 @@ typedef enum GsStoreFunctionId
 	GS_STORE_IS_RUNNING,
 	GS_STORE_SET_LEADS_IN_RANGE,
 	GS_STORE_RUNNABLE_JOBS,
+	GS_STORE_ALERT_INFO,
 	GS_STORE_NFUNCTIONS
 } GsStoreFunctionId;
 
@@ -112,6 +117,12 @@ extern Datum gs_rows_value(GsRows *rows, int row, const char *column, bool *isnu
 extern char *gs_rows_text(GsRows *rows, int row, const char *column);
 extern bool gs_rows_bool(GsRows *rows, int row, const char *column);
 extern char *gs_rows_output(GsRows *rows, int row, const char *column);
+extern void gs_store_whoami(Oid nspoid, Datum *uid, bool *uid_null, bool *is_app_admin);
+extern Datum gs_store_call_internal(Oid nspoid, const char *function, int nargs,
+									Oid *argtypes, Datum *args, const bool *argnulls,
+									bool *isnull);
+extern void gs_store_latest_active_job(Oid nspoid, Datum except, bool except_null,
+									   Datum *values, bool *nulls);
 
 /* launcher.c and worker.c: bgworker entry points */
 extern PGDLLEXPORT void gs_export_launcher_main(Datum main_arg);
@@ -252,7 +263,7 @@ typedef struct GsRemoteResult
 } GsRemoteResult;
 
 /* Most requests at the remote at once (max_in_flight's upper bound). */
-#define GS_MAX_REQUESTS 16
+#define GS_MAX_REQUESTS GS_MAX_IN_FLIGHT_MAX
 
 typedef enum GsRemoteWait
 {
