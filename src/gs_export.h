@@ -145,7 +145,8 @@ typedef struct GsJob
 	char	   *time_zone;
 	Oid			owner;			/* role whose privileges read the leads */
 	char	   *owner_claims;	/* under Supabase, the owner's JWT claims */
-	char	   *pass_kind;		/* range, catchup or rest */
+	char	   *pass_kind;		/* "range" (the day range), "catchup" or
+								 * "rest" */
 	TimestampTz pass_lower;		/* oldest instant of the current pass */
 	TimestampTz cursor_ts;		/* last lead done: (updated_at, id) */
 	int64		cursor_id;
@@ -164,7 +165,8 @@ typedef struct GsJob
 	List	   *filter_types;	/* each column's type, as format_type says */
 	List	   *filter_values;	/* each a text[] literal; NULL matches NULL */
 	TimestampTz changed_since;	/* -infinity: no bound */
-	/* leads_in_range is to be counted, over [count_from, count_to) */
+	/* the day range's leads (leads_in_range) are to be counted, over
+	 * [count_from, count_to) */
 	bool		count_range;
 	TimestampTz count_from;
 	TimestampTz count_to;

@@ -362,7 +362,7 @@ pump(long timeout_ms)
  * The characters a URL of gs_export's may hold: RFC 3986's unreserved and
  * reserved ones but '#', and '%' (for escapes).  No space, no control
  * character, none of "<>\^`{|}.  The config guard's regular expressions
- * (gs_export--1.0--1.1.sql) allow the same.
+ * (src/sql/functions/gs_export_config_guard.sql) allow the same.
  */
 static bool
 url_chars_allowed(const char *url)
@@ -764,7 +764,7 @@ classify_http(GsRemoteResult *result, int body_len)
 	{
 		/*
 		 * The remote's statement timeout cancelled the upsert: it may pass,
-		 * but the worker first splits the range (worker.c, handle_answer).
+		 * but the worker first splits the span (worker.c, handle_answer).
 		 */
 		result->outcome = GS_REMOTE_RETRY;
 		result->statement_timeout = true;
