@@ -33,7 +33,8 @@ OBJS = \
 	src/remote.o \
 	src/pace.o \
 	src/store.o \
-	src/alert.o
+	src/alert.o \
+	src/curl_util.o
 PGFILEDESC = "gs_export - export of leads to a PostgREST remote"
 
 DATA = \

@@ -15,16 +15,14 @@
  */
 #include "postgres.h"
 
-#include "catalog/pg_type.h"
+#include "access/xact.h"
 #include "common/pg_prng.h"
-#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -44,8 +42,7 @@
 #define GS_ALERT_BODY_EXCERPT 200
 
 /*
- * What the alert says, from _gs_export_alert_info (the extension script,
- * section 4), copied out of SPI.
+ * What the alert says, from _gs_export_alert_info (store.c calls it).
  */
 typedef struct AlertInfo
 {
@@ -60,47 +57,16 @@ typedef struct AlertInfo
 	char	   *alert_url;		/* NULL: no alerts */
 } AlertInfo;
 
-/* The kept plan of _gs_export_alert_info, for the schema it was made in. */
-static SPIPlanPtr info_plan = NULL;
-static Oid	info_plan_schema = InvalidOid;
-
 /* This process's handle for alerts (never the batches'). */
 static CURL *alert_handle = NULL;
 
-/* The start of the webhook's answer, for the log. */
-typedef struct AlertAnswer
-{
-	StringInfoData body;
-} AlertAnswer;
-
-/*
- * A text column of the result row as a C string in cxt, or NULL.
- */
-static char *
-info_text(HeapTuple tuple, TupleDesc tupdesc, const char *column, MemoryContext cxt)
-{
-	int			attno = SPI_fnumber(tupdesc, column);
-	bool		isnull;
-	Datum		d;
-
-	if (attno <= 0)
-		elog(ERROR, "_gs_export_alert_info returned no column \"%s\"", column);
-	d = SPI_getbinval(tuple, tupdesc, attno, &isnull);
-	if (isnull)
-		return NULL;
-	return MemoryContextStrdup(cxt, TextDatumGetCString(d));
-}
-
+/* A bigint column of the result; NULL reads as 0. */
 static int64
-info_int8(HeapTuple tuple, TupleDesc tupdesc, const char *column)
+info_int8(GsRows *rows, const char *column)
 {
-	int			attno = SPI_fnumber(tupdesc, column);
 	bool		isnull;
-	Datum		d;
+	Datum		d = gs_rows_value(rows, 0, column, &isnull);
 
-	if (attno <= 0)
-		elog(ERROR, "_gs_export_alert_info returned no column \"%s\"", column);
-	d = SPI_getbinval(tuple, tupdesc, attno, &isnull);
 	return isnull ? 0 : DatumGetInt64(d);
 }
 
@@ -113,75 +79,34 @@ static bool
 read_info(const pg_uuid_t *job_id, const char *status, const char *reason,
 		  AlertInfo *info)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	GsStoreState state;
 	bool		found = false;
 
 	memset(info, 0, sizeof(AlertInfo));
-	state = gs_xact_begin("gs_export: reading a job for its alert", false, NULL);
-	if (state == GS_STORE_READY)
+	if (gs_xact_begin("gs_export: reading a job for its alert", false, NULL) == GS_STORE_READY)
 	{
 		Datum		args[3];
-		char		nulls[3] = {' ', ' ', ' '};
-		int			ret;
+		bool		nulls[3] = {false, false, reason == NULL};
+		GsRows	   *rows;
 
 		args[0] = UUIDPGetDatum(job_id);
 		args[1] = CStringGetTextDatum(status);
 		args[2] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
-		if (reason == NULL)
-			nulls[2] = 'n';
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (info_plan == NULL || info_plan_schema != gs_xact_schema())
+		rows = gs_store_call(GS_STORE_ALERT_INFO, args, nulls);
+		if (rows->n == 1)
 		{
-			Oid			argtypes[3] = {UUIDOID, TEXTOID, TEXTOID};
-			char	   *sql;
-			SPIPlanPtr	plan;
-
-			if (info_plan != NULL)
-				SPI_freeplan(info_plan);
-			info_plan = NULL;
-			sql = psprintf("SELECT * FROM %s($1, $2, $3)",
-						   quote_qualified_identifier(get_namespace_name(gs_xact_schema()),
-													  "_gs_export_alert_info"));
-			plan = SPI_prepare(sql, 3, argtypes);
-			if (plan == NULL)
-				elog(ERROR, "could not prepare _gs_export_alert_info: %s",
-					 SPI_result_code_string(SPI_result));
-			if (SPI_keepplan(plan) != 0)
-				elog(ERROR, "could not keep the plan of _gs_export_alert_info");
-			info_plan = plan;
-			info_plan_schema = gs_xact_schema();
-		}
-		ret = SPI_execute_plan(info_plan, args, nulls, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "_gs_export_alert_info failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 1)
-		{
-			HeapTuple	tuple = SPI_tuptable->vals[0];
-			TupleDesc	tupdesc = SPI_tuptable->tupdesc;
-			bool		isnull;
-			int			attno = SPI_fnumber(tupdesc, "is_current");
-
-			if (attno <= 0)
-				elog(ERROR, "_gs_export_alert_info returned no column \"is_current\"");
-			info->is_current = DatumGetBool(SPI_getbinval(tuple, tupdesc, attno, &isnull)) &&
-				!isnull;
-			info->status = info_text(tuple, tupdesc, "status", caller);
-			info->reason = info_text(tuple, tupdesc, "reason", caller);
-			info->total_leads = info_int8(tuple, tupdesc, "total_leads");
-			info->exported_leads = info_int8(tuple, tupdesc, "exported_leads");
-			info->error_leads = info_int8(tuple, tupdesc, "error_leads");
-			info->start_date = info_text(tuple, tupdesc, "start_date", caller);
-			info->end_date = info_text(tuple, tupdesc, "end_date", caller);
-			info->alert_url = info_text(tuple, tupdesc, "alert_url", caller);
+			info->is_current = gs_rows_bool(rows, 0, "is_current");
+			info->status = gs_rows_text(rows, 0, "status");
+			info->reason = gs_rows_text(rows, 0, "reason");
+			info->total_leads = info_int8(rows, "total_leads");
+			info->exported_leads = info_int8(rows, "exported_leads");
+			info->error_leads = info_int8(rows, "error_leads");
+			info->start_date = gs_rows_text(rows, 0, "start_date");
+			info->end_date = gs_rows_text(rows, 0, "end_date");
+			info->alert_url = gs_rows_text(rows, 0, "alert_url");
 			found = info->status != NULL;
 		}
-		SPI_finish();
 	}
 	gs_xact_end();
-	MemoryContextSwitchTo(caller);
 	return found;
 }
 
@@ -291,39 +216,42 @@ alert_document(const char *job_id, const AlertInfo *info, const char *status)
 }
 
 /*
- * curl's write callback: keep the start of the answer, for the log.
- */
-static size_t
-keep_answer(char *data, size_t size, size_t nmemb, void *arg)
-{
-	AlertAnswer *answer = (AlertAnswer *) arg;
-	size_t		len = size * nmemb;
-
-	if (answer->body.len < GS_ALERT_BODY_EXCERPT)
-		appendBinaryStringInfo(&answer->body, data,
-							   Min(len, (size_t) (GS_ALERT_BODY_EXCERPT - answer->body.len)));
-	return len;
-}
-
-/*
- * Sleep ms on the latch (a shutdown ends it, and the process).
+ * Sleep ms between two attempts (a shutdown ends it, and the process).
+ *
+ * The latch wakes this sleep for a shutdown or a cancel, which
+ * CHECK_FOR_INTERRUPTS acts on; but a set latch may also be meant for
+ * whoever called gs_alert_job (a pause or a resume, gs_export_wake_all),
+ * which knows nothing of this sleep.  So the sleep resets the latch only
+ * to go on sleeping, and sets it again before it returns if it consumed a
+ * set: the caller's next WaitLatch sees the wake-up at once, as
+ * gs_remote_perform does for the alert's transfer.  (Not resetting it at
+ * all would make the remaining WaitLatch calls return at once: a busy
+ * loop until the time is up.)
  */
 static void
 alert_sleep(long ms)
 {
 	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	bool		woken = false;
 
 	for (;;)
 	{
 		long		left = (long) ((end - GetCurrentTimestamp()) / 1000);
+		int			rc;
 
 		if (left <= 0)
-			return;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 left, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+			break;
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   left, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			woken = true;
+		}
 		CHECK_FOR_INTERRUPTS();
 	}
+	if (woken)
+		SetLatch(MyLatch);
 }
 
 /*
@@ -338,17 +266,13 @@ post_alert(const char *url, const char *document)
 	struct curl_slist *volatile headers = NULL;
 	char	   *volatile outcome = NULL;
 	char		errbuf[CURL_ERROR_SIZE];
-	AlertAnswer answer;
+	GsCurlBody	answer;
 	int			attempt;
 
 	if (alert_handle == NULL)
-	{
-		alert_handle = curl_easy_init();
-		if (alert_handle == NULL)
-			elog(ERROR, "gs_export: curl_easy_init failed");
-	}
+		alert_handle = gs_curl_easy_init();
 	curl_easy_reset(alert_handle);
-	initStringInfo(&answer.body);
+	gs_curl_body_init(&answer, GS_ALERT_BODY_EXCERPT);
 
 	PG_TRY();
 	{
@@ -360,7 +284,10 @@ post_alert(const char *url, const char *document)
 		if (h)
 			h = curl_slist_append(h, "Expect:");
 		if (h == NULL)
-			elog(ERROR, "gs_export: out of memory");
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory"),
+					 errdetail("gs_export could not make an alert's headers.")));
 		headers = h;
 
 		gs_curl_setopt(alert_handle, CURLOPT_URL, url);
@@ -371,7 +298,7 @@ post_alert(const char *url, const char *document)
 		gs_curl_setopt(alert_handle, CURLOPT_POST, 1L);
 		gs_curl_setopt(alert_handle, CURLOPT_POSTFIELDS, document);
 		gs_curl_setopt(alert_handle, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) strlen(document));
-		gs_curl_setopt(alert_handle, CURLOPT_WRITEFUNCTION, keep_answer);
+		gs_curl_setopt(alert_handle, CURLOPT_WRITEFUNCTION, gs_curl_keep_body);
 		gs_curl_setopt(alert_handle, CURLOPT_WRITEDATA, &answer);
 		gs_curl_setopt(alert_handle, CURLOPT_ERRORBUFFER, errbuf);
 		/* one alert, one connection: none is kept for later */
@@ -383,7 +310,7 @@ post_alert(const char *url, const char *document)
 			long		status = 0;
 			bool		again;
 
-			resetStringInfo(&answer.body);
+			resetStringInfo(&answer.buf);
 			errbuf[0] = '\0';
 			rc = (CURLcode) gs_remote_perform(alert_handle);
 			if (rc == CURLE_OK)
@@ -396,10 +323,10 @@ post_alert(const char *url, const char *document)
 				}
 				again = (status == 429 || status >= 500);
 				outcome = psprintf("HTTP %ld%s%s%s", status,
-								   answer.body.len > 0 ? ": \"" : "",
-								   answer.body.len > 0 ?
-								   one_line(answer.body.data, GS_ALERT_BODY_EXCERPT, true) : "",
-								   answer.body.len > 0 ? "\"" : "");
+								   answer.buf.len > 0 ? ": \"" : "",
+								   answer.buf.len > 0 ?
+								   one_line(answer.buf.data, GS_ALERT_BODY_EXCERPT, true) : "",
+								   answer.buf.len > 0 ? "\"" : "");
 			}
 			else
 			{

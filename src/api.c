@@ -4,7 +4,8 @@
  *	  The SQL-callable functions gs_export_create, gs_export_pause and
  *	  gs_export_resume.  Each notes the calling role, runs the matching
  *	  internal plpgsql function as the extension's owner with a fixed
- *	  search_path, and wakes the launcher when the transaction commits.
+ *	  search_path (the statements are store.c's), and wakes the launcher
+ *	  when the transaction commits.
  *	  And _gs_export_latest_active_job, which those internal functions use
  *	  to name the active job as the latest committed state has it.
  *	  Version 1.1 adds gs_export_reset, gs_export_delete and
@@ -17,14 +18,12 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/snapmgr.h"
 #include "utils/typcache.h"
 #include "utils/uuid.h"
 
@@ -89,18 +88,15 @@ call_internal(const char *function, int nargs, Oid *argtypes,
 {
 	Oid			nspoid;
 	Oid			owner;
-	const char *schema;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			save_nestlevel;
-	StringInfoData sql;
 	Oid			types[8];
 	Datum		args[8];
-	char		nulls[8];
-	Datum		result = (Datum) 0;
-	bool		null;
+	bool		nulls[8];
+	bool		app_admin;
+	Datum		result;
 	int			i;
-	int			ret;
 
 	Assert(nargs + 3 <= 8);
 
@@ -111,42 +107,22 @@ call_internal(const char *function, int nargs, Oid *argtypes,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"gs_export\" is not installed in this database"),
 				 errhint("Run CREATE EXTENSION gs_export;")));
-	schema = quote_identifier(get_namespace_name(nspoid));
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 
 	/* Who the caller is under Supabase, asked as the caller. */
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT uid, is_app_admin FROM %s._gs_export_whoami()", schema);
-	ret = SPI_execute(sql.data, true, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "gs_export: could not tell who the caller is: %s",
-			 SPI_result_code_string(ret));
 	types[0] = OIDOID;
 	args[0] = ObjectIdGetDatum(GetUserId());
-	nulls[0] = ' ';
+	nulls[0] = false;
 	types[1] = UUIDOID;
-	args[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &null);
-	if (!null)
-		args[1] = SPI_datumTransfer(args[1], false, UUID_LEN);
-	nulls[1] = null ? 'n' : ' ';
+	gs_store_whoami(nspoid, &args[1], &nulls[1], &app_admin);
 	types[2] = BOOLOID;
-	args[2] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &null);
-	if (null)
-		args[2] = BoolGetDatum(false);
-	nulls[2] = ' ';
-
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "SELECT %s.%s($1, $2, $3", schema, quote_identifier(function));
+	args[2] = BoolGetDatum(app_admin);
+	nulls[2] = false;
 	for (i = 0; i < nargs; i++)
 	{
 		types[i + 3] = argtypes[i];
 		args[i + 3] = values[i];
-		nulls[i + 3] = isnull_args[i] ? 'n' : ' ';
-		appendStringInfo(&sql, ", $%d", i + 4);
+		nulls[i + 3] = isnull_args[i];
 	}
-	appendStringInfoChar(&sql, ')');
 
 	/* The rest as the extension's owner, with a search_path of our own. */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
@@ -156,24 +132,10 @@ call_internal(const char *function, int nargs, Oid *argtypes,
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 
-	ret = SPI_execute_with_args(sql.data, nargs + 3, types, args, nulls, false, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "gs_export: internal call %s failed: %s", function,
-			 SPI_result_code_string(ret));
-	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
-	if (!*isnull)
-	{
-		Oid			rettype = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
-		int16		typlen;
-		bool		typbyval;
-
-		get_typlenbyval(rettype, &typlen, &typbyval);
-		result = SPI_datumTransfer(result, typbyval, typlen);
-	}
+	result = gs_store_call_internal(nspoid, function, nargs + 3, types, args, nulls, isnull);
 
 	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
-	SPI_finish();
 
 	wake_at_commit();
 	return result;
@@ -345,7 +307,8 @@ gs_export_status(PG_FUNCTION_ARGS)
  * session committed after this transaction took its snapshot is invisible
  * to it, yet it is the one that the unique index
  * gestao_scouter_export_jobs_one_active says is in the way, and the one the
- * error must name.  The same device as the foreign key checks' (ri_triggers.c).
+ * error must name.  The same device as the foreign key checks' (ri_triggers.c);
+ * the query is store.c's (gs_store_latest_active_job).
  *
  * Internal: run by the internal functions as the extension's owner (EXECUTE
  * is revoked from PUBLIC), with search_path pinned by its SET clause.
@@ -355,15 +318,8 @@ gs_export_latest_active_job(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
 	Oid			nspoid;
-	const char *schema;
-	StringInfoData sql;
-	SPIPlanPtr	plan;
-	Oid			argtypes[1] = {UUIDOID};
-	Datum		args[1];
-	char		argnulls[1];
 	Datum		values[2];
-	bool		nulls[2] = {true, true};
-	int			ret;
+	bool		nulls[2];
 
 	gs_export_require_preload();
 
@@ -375,52 +331,9 @@ gs_export_latest_active_job(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"gs_export\" is not installed in this database")));
-	schema = quote_identifier(get_namespace_name(nspoid));
 
-	args[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
-	argnulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT id, status::text FROM %s.gestao_scouter_export_jobs"
-					 " WHERE status IN ('pending', 'running', 'paused')"
-					 "   AND id IS DISTINCT FROM $1"
-					 " ORDER BY created_at"
-					 " LIMIT 1",
-					 schema);
-	plan = SPI_prepare(sql.data, 1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "gs_export: could not prepare the active job query: %s",
-			 SPI_result_code_string(SPI_result));
-
-	/*
-	 * read_only with a snapshot of our own: exactly that snapshot is used.
-	 * GetLatestSnapshot() sees what is committed now, and this
-	 * transaction's earlier commands.
-	 */
-	ret = SPI_execute_snapshot(plan, args, argnulls,
-							   GetLatestSnapshot(), InvalidSnapshot,
-							   true, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "gs_export: could not read the active job: %s",
-			 SPI_result_code_string(ret));
-
-	if (SPI_processed == 1)
-	{
-		HeapTuple	row = SPI_tuptable->vals[0];
-		TupleDesc	rowdesc = SPI_tuptable->tupdesc;
-
-		values[0] = SPI_getbinval(row, rowdesc, 1, &nulls[0]);
-		if (!nulls[0])
-			values[0] = SPI_datumTransfer(values[0], false, UUID_LEN);
-		values[1] = SPI_getbinval(row, rowdesc, 2, &nulls[1]);
-		if (!nulls[1])
-			values[1] = SPI_datumTransfer(values[1], false, -1);
-	}
-	SPI_finish();
+	gs_store_latest_active_job(nspoid, PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0),
+							   PG_ARGISNULL(0), values, nulls);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

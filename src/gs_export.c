@@ -3,7 +3,8 @@
  * gs_export.c
  *	  Module entry point: defines the gs_export.* settings and, when loaded
  *	  through shared_preload_libraries, sets up shared memory and registers
- *	  the launcher background worker.
+ *	  the launcher background worker.  Also gs_export_limit, through which
+ *	  the extension's SQL reads the limits of gs_limits.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -11,6 +12,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 
 #include "gs_export.h"
@@ -42,7 +44,7 @@ _PG_init(void)
 							"Leads per request for jobs created without a batch_size option.",
 							NULL,
 							&gs_export_batch_size,
-							100, 1, 10000,
+							100, GS_BATCH_SIZE_MIN, GS_BATCH_SIZE_MAX,
 							PGC_USERSET,
 							0,
 							NULL, NULL, NULL);
@@ -51,7 +53,7 @@ _PG_init(void)
 							"Pause between two batches for jobs created without a delay_ms option.",
 							NULL,
 							&gs_export_batch_delay_ms,
-							500, 0, 60000,
+							500, GS_DELAY_MS_MIN, GS_DELAY_MS_MAX,
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
@@ -154,4 +156,56 @@ _PG_init(void)
 
 	gs_export_shmem_init_hooks();
 	gs_export_register_launcher();
+}
+
+/*
+ * The limits SQL may ask for, by name: each is a constant of gs_limits.h.
+ */
+typedef struct GsLimit
+{
+	const char *name;
+	int64		value;
+} GsLimit;
+
+static const GsLimit gs_limits[] = {
+	{"batch_size.min", GS_BATCH_SIZE_MIN},
+	{"batch_size.max", GS_BATCH_SIZE_MAX},
+	{"delay_ms.min", GS_DELAY_MS_MIN},
+	{"delay_ms.max", GS_DELAY_MS_MAX},
+	{"max_in_flight.min", GS_MAX_IN_FLIGHT_MIN},
+	{"max_in_flight.max", GS_MAX_IN_FLIGHT_MAX},
+	{"batch_size_max.min", GS_BATCH_SIZE_MAX_MIN},
+	{"batch_size_max.max", GS_BATCH_SIZE_MAX_MAX},
+	{"batch_size_max.default", GS_BATCH_SIZE_MAX_DEFAULT},
+	{"job_lock_key", GS_JOB_LOCK_KEY},
+};
+
+PG_FUNCTION_INFO_V1(gs_export_limit);
+
+/*
+ * _gs_export_limit(p_name text) → bigint (IMMUTABLE STRICT)
+ *
+ * One of the limits of gs_limits.h, by the name its comment there gives,
+ * so that the extension's SQL and its C share one definition.  An unknown
+ * name is an error (22023).
+ */
+Datum
+gs_export_limit(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	StringInfoData known;
+	int			i;
+
+	for (i = 0; i < lengthof(gs_limits); i++)
+		if (strcmp(gs_limits[i].name, name) == 0)
+			PG_RETURN_INT64(gs_limits[i].value);
+
+	initStringInfo(&known);
+	for (i = 0; i < lengthof(gs_limits); i++)
+		appendStringInfo(&known, "%s%s", i > 0 ? ", " : "", gs_limits[i].name);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("gs_export has no limit named \"%s\"", name),
+			 errhint("The limits are %s.", known.data)));
+	PG_RETURN_NULL();			/* keep the compiler quiet */
 }

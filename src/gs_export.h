@@ -2,8 +2,9 @@
  *
  * gs_export.h
  *	  Declarations shared by the files of gs_export: GUCs, shared memory,
- *	  and the interfaces between launcher, worker, source, payload, remote
- *	  and journal.
+ *	  and the interfaces between launcher, worker, job, source, payload,
+ *	  remote, pace, store and alert.  The limits of the options are in
+ *	  gs_limits.h, what the libcurl users share in gs_curl.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +22,8 @@
 #include "nodes/pg_list.h"
 #include "utils/date.h"
 #include "utils/uuid.h"
+
+#include "gs_limits.h"
 
 #define GS_EXPORT_VERSION "1.2"
 
@@ -72,8 +75,9 @@ extern bool gs_extension_lookup(Oid *nspoid, Oid *owner);
 extern char *gs_extension_version(void);
 
 /*
- * store.c: the transaction bracket, and calls of the state machine's
- * functions (the extension script, section 3) with named results.
+ * store.c: the one way to the extension's tables.  For the launcher and
+ * the workers, the transaction bracket and calls of the state machine's
+ * functions with named results; for api.c, its statements.
  */
 typedef enum GsStoreState
 {
@@ -92,6 +96,7 @@ typedef enum GsStoreFunctionId
 	GS_STORE_IS_RUNNING,
 	GS_STORE_SET_LEADS_IN_RANGE,
 	GS_STORE_RUNNABLE_JOBS,
+	GS_STORE_ALERT_INFO,
 	GS_STORE_NFUNCTIONS
 } GsStoreFunctionId;
 
@@ -112,6 +117,12 @@ extern Datum gs_rows_value(GsRows *rows, int row, const char *column, bool *isnu
 extern char *gs_rows_text(GsRows *rows, int row, const char *column);
 extern bool gs_rows_bool(GsRows *rows, int row, const char *column);
 extern char *gs_rows_output(GsRows *rows, int row, const char *column);
+extern void gs_store_whoami(Oid nspoid, Datum *uid, bool *uid_null, bool *is_app_admin);
+extern Datum gs_store_call_internal(Oid nspoid, const char *function, int nargs,
+									Oid *argtypes, Datum *args, const bool *argnulls,
+									bool *isnull);
+extern void gs_store_latest_active_job(Oid nspoid, Datum except, bool except_null,
+									   Datum *values, bool *nulls);
 
 /* launcher.c and worker.c: bgworker entry points */
 extern PGDLLEXPORT void gs_export_launcher_main(Datum main_arg);
@@ -134,7 +145,8 @@ typedef struct GsJob
 	char	   *time_zone;
 	Oid			owner;			/* role whose privileges read the leads */
 	char	   *owner_claims;	/* under Supabase, the owner's JWT claims */
-	char	   *pass_kind;		/* range, catchup or rest */
+	char	   *pass_kind;		/* "range" (the day range), "catchup" or
+								 * "rest" */
 	TimestampTz pass_lower;		/* oldest instant of the current pass */
 	TimestampTz cursor_ts;		/* last lead done: (updated_at, id) */
 	int64		cursor_id;
@@ -153,7 +165,8 @@ typedef struct GsJob
 	List	   *filter_types;	/* each column's type, as format_type says */
 	List	   *filter_values;	/* each a text[] literal; NULL matches NULL */
 	TimestampTz changed_since;	/* -infinity: no bound */
-	/* leads_in_range is to be counted, over [count_from, count_to) */
+	/* the day range's leads (leads_in_range) are to be counted, over
+	 * [count_from, count_to) */
 	bool		count_range;
 	TimestampTz count_from;
 	TimestampTz count_to;
@@ -252,7 +265,7 @@ typedef struct GsRemoteResult
 } GsRemoteResult;
 
 /* Most requests at the remote at once (max_in_flight's upper bound). */
-#define GS_MAX_REQUESTS 16
+#define GS_MAX_REQUESTS GS_MAX_IN_FLIGHT_MAX
 
 typedef enum GsRemoteWait
 {

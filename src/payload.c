@@ -2,7 +2,7 @@
  *
  * payload.c
  *	  Builds the JSON that goes to the remote with json-c: one object per
- *	  lead, typed as remote-protocol.md says (numbers digit for digit, ISO
+ *	  lead, typed as doc/remote-protocol.md says (numbers digit for digit, ISO
  *	  8601 timestamps with offset, jsonb as nested JSON), serialized once
  *	  into a palloc'd text (the object is released at once); a request's
  *	  body is those texts in a JSON array (remote.c streams it).

@@ -75,7 +75,7 @@ static WaitEventSet *wait_set = NULL;
 
 typedef struct GsResponse
 {
-	StringInfoData body;
+	GsCurlBody	body;			/* its first GS_MAX_BODY bytes */
 	int			retry_after_ms;
 } GsResponse;
 
@@ -113,14 +113,6 @@ static int	nrequests = 0;		/* slots in use */
 static CURL *other_easy = NULL;
 static bool other_done = false;
 static CURLcode other_rc = CURLE_OK;
-
-#define gs_curl_multi_setopt(handle, opt, value) \
-	do { \
-		CURLMcode mc_ = curl_multi_setopt((handle), (opt), (value)); \
-		if (mc_ != CURLM_OK) \
-			elog(ERROR, "gs_export: curl_multi_setopt(%s) failed: %s", \
-				 #opt, curl_multi_strerror(mc_)); \
-	} while (0)
 
 /*
  * curl's socket callback: note which sockets it wants watched, and for
@@ -191,11 +183,16 @@ note_timer(CURLM *multi, long timeout_ms, void *clientp)
 void
 gs_remote_init(void)
 {
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		elog(ERROR, "gs_export: curl_global_init failed");
+	CURLcode	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	if (rc != CURLE_OK)
+		gs_curl_failed("curl_global_init", rc);
 	multi_handle = curl_multi_init();
 	if (multi_handle == NULL)
-		elog(ERROR, "gs_export: curl_multi_init failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("gs_export could not create a libcurl multi handle.")));
 	gs_curl_multi_setopt(multi_handle, CURLMOPT_SOCKETFUNCTION, note_socket);
 	gs_curl_multi_setopt(multi_handle, CURLMOPT_TIMERFUNCTION, note_timer);
 	/* keep a connection for each request that may be in flight, and more */
@@ -283,8 +280,7 @@ socket_action(curl_socket_t fd, int ev_bitmask)
 
 	mc = curl_multi_socket_action(multi_handle, fd, ev_bitmask, &running);
 	if (mc != CURLM_OK)
-		elog(ERROR, "gs_export: curl_multi_socket_action failed: %s",
-			 curl_multi_strerror(mc));
+		gs_curl_multi_failed("curl_multi_socket_action", mc);
 	collect_done();
 }
 
@@ -366,7 +362,7 @@ pump(long timeout_ms)
  * The characters a URL of gs_export's may hold: RFC 3986's unreserved and
  * reserved ones but '#', and '%' (for escapes).  No space, no control
  * character, none of "<>\^`{|}.  The config guard's regular expressions
- * (gs_export--1.0--1.1.sql) allow the same.
+ * (src/sql/functions/gs_export_config_guard.sql) allow the same.
  */
 static bool
 url_chars_allowed(const char *url)
@@ -408,7 +404,9 @@ check_url(const char *url, const char *what, bool path_allowed)
 		psprintf("%s must be the project's address alone, with no path, query or fragment", what);
 
 	if (u == NULL)
-		elog(ERROR, "gs_export: out of memory");
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
 	if (path_allowed && !url_chars_allowed(url))
 		reason = psprintf("%s holds a character a URL may not hold (a space, a control character, or one of \"<>\\^`{|})", what);
 	else if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
@@ -473,7 +471,9 @@ gs_remote_url_origin(const char *url)
 	char	   *origin;
 
 	if (u == NULL)
-		elog(ERROR, "gs_export: out of memory");
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
 	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
 		curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
 		curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
@@ -490,21 +490,6 @@ gs_remote_url_origin(const char *url)
 	curl_free(port);
 	curl_url_cleanup(u);
 	return origin;
-}
-
-/*
- * curl's write callback: keep the first GS_MAX_BODY bytes of the body.
- */
-static size_t
-write_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-	GsResponse *resp = (GsResponse *) arg;
-	size_t		len = size * nmemb;
-
-	if (resp->body.len < GS_MAX_BODY)
-		appendBinaryStringInfo(&resp->body, data,
-							   Min(len, (size_t) (GS_MAX_BODY - resp->body.len)));
-	return len;
 }
 
 /*
@@ -779,7 +764,7 @@ classify_http(GsRemoteResult *result, int body_len)
 	{
 		/*
 		 * The remote's statement timeout cancelled the upsert: it may pass,
-		 * but the worker first splits the range (worker.c, handle_answer).
+		 * but the worker first splits the span (worker.c, handle_answer).
 		 */
 		result->outcome = GS_REMOTE_RETRY;
 		result->statement_timeout = true;
@@ -888,9 +873,7 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 		elog(ERROR, "gs_export: more than %d requests at once", GS_MAX_REQUESTS);
 	if (req->easy == NULL)
 	{
-		req->easy = curl_easy_init();
-		if (req->easy == NULL)
-			elog(ERROR, "gs_export: curl_easy_init failed");
+		req->easy = gs_curl_easy_init();
 		req->cxt = AllocSetContextCreate(TopMemoryContext, "gs_export request",
 										 ALLOCSET_SMALL_SIZES);
 	}
@@ -929,7 +912,7 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 	/* the key is not needed any more in our memory */
 	memset(header.data, 0, header.maxlen);
 
-	initStringInfo(&req->resp.body);
+	gs_curl_body_init(&req->resp.body, GS_MAX_BODY);
 	req->resp.retry_after_ms = -1;
 	req->errbuf[0] = '\0';
 	req->texts = texts;
@@ -961,15 +944,15 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 		gs_curl_setopt(req->easy, CURLOPT_READDATA, req);
 		gs_curl_setopt(req->easy, CURLOPT_SEEKFUNCTION, seek_body);
 		gs_curl_setopt(req->easy, CURLOPT_SEEKDATA, req);
-		gs_curl_setopt(req->easy, CURLOPT_WRITEFUNCTION, write_body);
-		gs_curl_setopt(req->easy, CURLOPT_WRITEDATA, &req->resp);
+		gs_curl_setopt(req->easy, CURLOPT_WRITEFUNCTION, gs_curl_keep_body);
+		gs_curl_setopt(req->easy, CURLOPT_WRITEDATA, &req->resp.body);
 		gs_curl_setopt(req->easy, CURLOPT_HEADERFUNCTION, read_header);
 		gs_curl_setopt(req->easy, CURLOPT_HEADERDATA, &req->resp);
 		gs_curl_setopt(req->easy, CURLOPT_ERRORBUFFER, req->errbuf);
 		req->started = GetCurrentTimestamp();
 		mc = curl_multi_add_handle(multi_handle, req->easy);
 		if (mc != CURLM_OK)
-			elog(ERROR, "gs_export: curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
+			gs_curl_multi_failed("curl_multi_add_handle", mc);
 		req->added = true;
 	}
 	PG_CATCH();
@@ -1023,8 +1006,8 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 	memset(result, 0, sizeof(GsRemoteResult));
 	result->retry_after_ms = req->resp.retry_after_ms;
 	result->elapsed_ms = (int) ((GetCurrentTimestamp() - req->started) / 1000);
-	if (req->resp.body.len > 0)
-		result->body = pnstrdup(req->resp.body.data, req->resp.body.len);
+	if (req->resp.body.buf.len > 0)
+		result->body = pnstrdup(req->resp.body.buf.data, req->resp.body.buf.len);
 
 	if (rc == CURLE_ABORTED_BY_CALLBACK)
 	{
@@ -1037,7 +1020,7 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 	else
 	{
 		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &result->http_status);
-		classify_http(result, req->resp.body.len);
+		classify_http(result, req->resp.body.buf.len);
 	}
 	release_request(req);
 }
@@ -1121,7 +1104,7 @@ gs_remote_perform(void *easy)
 	{
 		mc = curl_multi_add_handle(multi_handle, easy);
 		if (mc != CURLM_OK)
-			elog(ERROR, "gs_export: curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
+			gs_curl_multi_failed("curl_multi_add_handle", mc);
 		other_easy = easy;
 		other_done = false;
 		while (!other_done)

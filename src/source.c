@@ -131,37 +131,19 @@ append_filter(StringInfo sql, GsJob *job, int first)
 }
 
 /*
- * Find the lead columns to send and prepare the batch query.  NULL when
- * the extension is gone (or not at this library's version).
+ * A new source for the job, in cxt: the values of the parameters that
+ * follow each query's own (changed_since, then each filter's values), and
+ * the context of the payload's shape.
  */
-GsSource *
-gs_source_open(GsJob *job, MemoryContext cxt)
+static GsSource *
+source_new(GsJob *job, MemoryContext cxt)
 {
-	GsSource   *src;
-	MemoryContext oldcxt;
-	StringInfoData sql;
-	StringInfoData list;
-	Oid			leads;
-	ListCell   *lr;
-	ListCell   *ll;
-	const char *qualified;
-	Oid		   *argtypes;
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	GsSource   *src = palloc0(sizeof(GsSource));
 	ListCell   *lv;
 	int			i;
-	Oid			snapshot_types[1] = {INT8ARRAYOID};
 
-	if (gs_xact_begin("gs_export: preparing the leads query", true, &leads) != GS_STORE_READY)
-	{
-		gs_xact_end();
-		return NULL;
-	}
-	if (!OidIsValid(leads))
-		missing_leads();
-
-	oldcxt = MemoryContextSwitchTo(cxt);
-	src = palloc0(sizeof(GsSource));
 	src->job = job;
-	/* changed_since, then each filter's values */
 	src->nextra = 1 + list_length(job->filter_values);
 	src->extra_types = palloc(sizeof(Oid) * src->nextra);
 	src->extra_values = palloc(sizeof(Datum) * src->nextra);
@@ -176,11 +158,25 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 	src->shape_cxt = AllocSetContextCreate(cxt, "gs_export payload shape",
 										   ALLOCSET_SMALL_SIZES);
 	MemoryContextSwitchTo(oldcxt);
+	return src;
+}
 
-	/*
-	 * Each remote column gets its lead column, under the remote's name (the
-	 * names of the query's columns are the keys of the JSON objects).
-	 */
+/*
+ * The select list of the mapped columns: each remote column gets its lead
+ * column, under the remote's name (the names of the query's columns are
+ * the keys of the JSON objects), "l.lead AS remote, " each.  src->columns
+ * gets the keys each object has (in src's context): the remote columns,
+ * then synced_at_column and source_column when the job has them.
+ */
+static char *
+mapped_columns(GsSource *src, MemoryContext cxt)
+{
+	GsJob	   *job = src->job;
+	StringInfoData list;
+	MemoryContext oldcxt;
+	ListCell   *lr;
+	ListCell   *ll;
+
 	initStringInfo(&list);
 	oldcxt = MemoryContextSwitchTo(cxt);
 	forboth(lr, job->remote_columns, ll, job->lead_columns)
@@ -195,18 +191,25 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 	if (job->source_column)
 		src->columns = lappend(src->columns, job->source_column);
 	MemoryContextSwitchTo(oldcxt);
+	return list.data;
+}
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+/*
+ * Prepare (and keep) the batch query on leads (qualified).
+ *
+ * $1, $2: the last lead done (exclusive); $3: the oldest instant of the
+ * pass (inclusive); $4: the job's time zone; $5: the batch size; then the
+ * filter's (append_filter).  An infinite updated_at belongs to no day:
+ * such leads are not exported.  The mapped columns come first, then the
+ * key and the lead's day; every name is qualified, as a remote name may
+ * be a lead column's name.
+ */
+static void
+prepare_batch_query(GsSource *src, const char *qualified, const char *columns)
+{
+	StringInfoData sql;
+	Oid		   *argtypes;
 
-	/*
-	 * $1, $2: the last lead done (exclusive); $3: the oldest instant of the
-	 * pass (inclusive); $4: the job's time zone; $5: the batch size.  An
-	 * infinite updated_at belongs to no day: such leads are not exported.
-	 * The mapped columns come first, then the key and the lead's day; every
-	 * name is qualified, as a remote name may be a lead column's name.
-	 */
-	qualified = quote_qualified_identifier(get_namespace_name(gs_xact_schema()), "leads");
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT %s"
@@ -215,8 +218,8 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 					 "  FROM %s l"
 					 " WHERE (l.updated_at, l.id) < ($1, $2) AND l.updated_at >= $3"
 					 "   AND l.updated_at > '-infinity'::pg_catalog.timestamptz",
-					 list.data, qualified);
-	append_filter(&sql, job, 6);
+					 columns, qualified);
+	append_filter(&sql, src->job, 6);
 	appendStringInfoString(&sql, " ORDER BY l.updated_at DESC, l.id DESC LIMIT $5");
 	argtypes = palloc(sizeof(Oid) * (5 + src->nextra));
 	argtypes[0] = TIMESTAMPTZOID;
@@ -226,64 +229,117 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 	argtypes[4] = INT4OID;
 	memcpy(argtypes + 5, src->extra_types, sizeof(Oid) * src->nextra);
 	src->plan = prepare_kept(sql.data, 5 + src->nextra, argtypes);
+	pfree(argtypes);
+	pfree(sql.data);
+}
 
-	resetStringInfo(&sql);
+/*
+ * Prepare (and keep) the two reads of failed leads by id ($1, an int8[]):
+ * the whole row, and, for an owner who may read only some columns of
+ * leads, the columns the job reads.
+ */
+static void
+prepare_snapshot_queries(GsSource *src, const char *qualified, const char *columns)
+{
+	StringInfoData sql;
+	Oid			snapshot_types[1] = {INT8ARRAYOID};
+
+	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT l.id::pg_catalog.int8, pg_catalog.to_jsonb(l)::pg_catalog.text"
 					 "  FROM %s l WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)",
 					 qualified);
 	src->snapshot_plan = prepare_kept(sql.data, 1, snapshot_types);
 
-	/* for an owner who may read only some columns of leads */
 	resetStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT s.gs_export_id,"
 					 "       (pg_catalog.to_jsonb(s) OPERATOR(pg_catalog.-) 'gs_export_id'::pg_catalog.text)::pg_catalog.text"
 					 "  FROM (SELECT %s l.id::pg_catalog.int8 AS gs_export_id FROM %s l"
 					 "         WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)) s",
-					 list.data, qualified);
+					 columns, qualified);
 	src->snapshot_columns_plan = prepare_kept(sql.data, 1, snapshot_types);
-	src->leads = leads;
+	pfree(sql.data);
+}
 
-	/*
-	 * A job that starts (not one that goes on) counts its range's leads, as
-	 * its owner reads them: an index-only scan on (updated_at, id) where
-	 * that index exists.
-	 */
-	if (job->count_range)
+/*
+ * Count the leads of the job's day range, [count_from, count_to) with its
+ * filter, as its owner reads them (an index-only scan on (updated_at, id)
+ * where that index exists), and record the count on the job
+ * (leads_in_range).
+ */
+static void
+count_day_range(GsSource *src, const char *qualified)
+{
+	GsJob	   *job = src->job;
+	StringInfoData sql;
+	Oid		   *count_types = palloc(sizeof(Oid) * (2 + src->nextra));
+	Datum	   *count_values = palloc(sizeof(Datum) * (2 + src->nextra));
+	Datum		args[2];
+	AsOwner		as;
+	bool		isnull;
+	int64		n;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT pg_catalog.count(*) FROM %s l"
+					 " WHERE l.updated_at >= $1 AND l.updated_at < $2"
+					 "   AND l.updated_at > '-infinity'::pg_catalog.timestamptz",
+					 qualified);
+	append_filter(&sql, job, 3);
+	count_types[0] = TIMESTAMPTZOID;
+	count_types[1] = TIMESTAMPTZOID;
+	count_values[0] = TimestampTzGetDatum(job->count_from);
+	count_values[1] = TimestampTzGetDatum(job->count_to);
+	memcpy(count_types + 2, src->extra_types, sizeof(Oid) * src->nextra);
+	memcpy(count_values + 2, src->extra_values, sizeof(Datum) * src->nextra);
+	as_owner_begin(job, &as);
+	if (SPI_execute_with_args(sql.data, 2 + src->nextra, count_types, count_values,
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not count the leads of the day range");
+	as_owner_end(&as);
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	args[0] = UUIDPGetDatum(&job->id);
+	args[1] = Int64GetDatum(n);
+	(void) gs_store_call(GS_STORE_SET_LEADS_IN_RANGE, args, NULL);
+}
+
+/*
+ * Find the lead columns to send and prepare the queries on leads, in a
+ * transaction of its own that locks leads first; a job that starts (not
+ * one that goes on) also counts the leads of its day range.  NULL when the
+ * extension is gone (or not at this library's version).
+ */
+GsSource *
+gs_source_open(GsJob *job, MemoryContext cxt)
+{
+	GsSource   *src;
+	Oid			leads;
+	const char *qualified;
+	char	   *columns;
+
+	if (gs_xact_begin("gs_export: preparing the leads query", true, &leads) != GS_STORE_READY)
 	{
-		Oid		   *count_types = palloc(sizeof(Oid) * (2 + src->nextra));
-		Datum	   *count_values = palloc(sizeof(Datum) * (2 + src->nextra));
-		Datum		args[2];
-		AsOwner		as;
-		bool		isnull;
-		int64		n;
-
-		resetStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "SELECT pg_catalog.count(*) FROM %s l"
-						 " WHERE l.updated_at >= $1 AND l.updated_at < $2"
-						 "   AND l.updated_at > '-infinity'::pg_catalog.timestamptz",
-						 qualified);
-		append_filter(&sql, job, 3);
-		count_types[0] = TIMESTAMPTZOID;
-		count_types[1] = TIMESTAMPTZOID;
-		count_values[0] = TimestampTzGetDatum(job->count_from);
-		count_values[1] = TimestampTzGetDatum(job->count_to);
-		memcpy(count_types + 2, src->extra_types, sizeof(Oid) * src->nextra);
-		memcpy(count_values + 2, src->extra_values, sizeof(Datum) * src->nextra);
-		as_owner_begin(job, &as);
-		if (SPI_execute_with_args(sql.data, 2 + src->nextra, count_types, count_values,
-								  NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not count the leads of the range");
-		as_owner_end(&as);
-		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		args[0] = UUIDPGetDatum(&job->id);
-		args[1] = Int64GetDatum(n);
-		(void) gs_store_call(GS_STORE_SET_LEADS_IN_RANGE, args, NULL);
+		gs_xact_end();
+		return NULL;
 	}
+	if (!OidIsValid(leads))
+		missing_leads();
 
+	src = source_new(job, cxt);
+	src->leads = leads;
+	columns = mapped_columns(src, cxt);
+	qualified = quote_qualified_identifier(get_namespace_name(gs_xact_schema()), "leads");
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	prepare_batch_query(src, qualified, columns);
+	prepare_snapshot_queries(src, qualified, columns);
+	if (job->count_range)
+		count_day_range(src, qualified);
 	SPI_finish();
+	pfree(columns);
+
 	gs_xact_end();
 	return src;
 }

@@ -1,12 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * store.c
- *	  The one way gs_export's C code reaches its own tables: calls of the
- *	  state machine's functions in the extension script (section 3 of
- *	  gs_export--1.0--1.1.sql), each prepared once per process and kept,
- *	  with results copied into the caller's memory context and read by
- *	  column name.  Also the transaction bracket that every unit of the
- *	  launcher's and the workers' database work uses.
+ *	  The one way gs_export's C code reaches the extension's own tables
+ *	  (jobs, events, errors, config), always through the extension's SQL
+ *	  functions or, for one read that needs a snapshot of its own, a fixed
+ *	  query:
+ *	  - for the launcher and the workers, the transaction bracket that
+ *		every unit of their database work uses, and calls of the state
+ *		machine's functions (_gs_job_*, _gs_runnable_jobs,
+ *		_gs_export_alert_info), each prepared once per process and kept,
+ *		with results copied into the caller's memory context and read by
+ *		column name;
+ *	  - for the SQL-callable functions of api.c, in the caller's
+ *		transaction, the call of an internal function, who the caller is,
+ *		and the latest committed active job.
+ *	  What it does not cover: the leads themselves, the data being
+ *	  exported, which source.c reads as the job's owner with queries built
+ *	  from the job's columns; and pg_extension (catalog.c).  The design is
+ *	  in doc/architecture.md.
  *
  *-------------------------------------------------------------------------
  */
@@ -46,6 +57,7 @@ static const StoreFunction store_functions[GS_STORE_NFUNCTIONS] = {
 	[GS_STORE_IS_RUNNING] = {"_gs_job_is_running", 1, {UUIDOID}},
 	[GS_STORE_SET_LEADS_IN_RANGE] = {"_gs_job_set_leads_in_range", 2, {UUIDOID, INT8OID}},
 	[GS_STORE_RUNNABLE_JOBS] = {"_gs_runnable_jobs", 0, {InvalidOid}},
+	[GS_STORE_ALERT_INFO] = {"_gs_export_alert_info", 3, {UUIDOID, TEXTOID, TEXTOID}},
 };
 
 /* Kept plans, valid for the schema they were prepared in. */
@@ -254,4 +266,155 @@ gs_rows_output(GsRows *rows, int row, const char *column)
 	if (attno <= 0)
 		elog(ERROR, "%s returned no column \"%s\"", rows->function, column);
 	return SPI_getvalue(rows->tuples[row], rows->tupdesc, attno);
+}
+
+/*
+ * The statements of the SQL-callable functions (api.c).  They run in the
+ * caller's transaction and snapshot, once per call: nothing is kept.
+ * Results are copied into the caller's memory context.
+ */
+
+/*
+ * Who the caller is under Supabase (_gs_export_whoami, asked with the
+ * caller's own privileges): *uid (NULL when none) and whether the caller
+ * is an app admin.
+ */
+void
+gs_store_whoami(Oid nspoid, Datum *uid, bool *uid_null, bool *is_app_admin)
+{
+	char	   *sql;
+	bool		isnull;
+	Datum		d;
+	int			ret;
+
+	sql = psprintf("SELECT uid, is_app_admin FROM %s()",
+				   quote_qualified_identifier(get_namespace_name(nspoid), "_gs_export_whoami"));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute(sql, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "gs_export: could not tell who the caller is: %s",
+			 SPI_result_code_string(ret));
+	*uid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, uid_null);
+	if (!*uid_null)
+		*uid = SPI_datumTransfer(*uid, false, UUID_LEN);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	*is_app_admin = !isnull && DatumGetBool(d);
+	SPI_finish();
+	pfree(sql);
+}
+
+/*
+ * SELECT <schema>.<function>($1, ...) with the given arguments, in the
+ * current user's privileges and settings (api.c sets them), and its single
+ * result (copied out of SPI), or 0 with *isnull set.
+ */
+Datum
+gs_store_call_internal(Oid nspoid, const char *function, int nargs,
+					   Oid *argtypes, Datum *args, const bool *argnulls, bool *isnull)
+{
+	StringInfoData sql;
+	char		nulls[8];
+	Datum		result;
+	int			i;
+	int			ret;
+
+	Assert(nargs <= lengthof(nulls));
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s(",
+					 quote_qualified_identifier(get_namespace_name(nspoid), function));
+	for (i = 0; i < nargs; i++)
+	{
+		appendStringInfo(&sql, "%s$%d", i > 0 ? ", " : "", i + 1);
+		nulls[i] = argnulls[i] ? 'n' : ' ';
+	}
+	appendStringInfoChar(&sql, ')');
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(sql.data, nargs, argtypes, args, nulls, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "gs_export: internal call %s failed: %s", function,
+			 SPI_result_code_string(ret));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+	if (!*isnull)
+	{
+		Oid			rettype = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+		int16		typlen;
+		bool		typbyval;
+
+		get_typlenbyval(rettype, &typlen, &typbyval);
+		result = SPI_datumTransfer(result, typbyval, typlen);
+	}
+	else
+		result = (Datum) 0;
+	SPI_finish();
+	pfree(sql.data);
+	return result;
+}
+
+/*
+ * The job, other than except (NULL: none), that is pending, running or
+ * paused in the latest committed state of the jobs table and this
+ * transaction's own changes (api.c, gs_export_latest_active_job, says why
+ * not the transaction's snapshot): values[0] its id, values[1] its status
+ * (text), copied out of SPI; nulls[] true when there is none.
+ */
+void
+gs_store_latest_active_job(Oid nspoid, Datum except, bool except_null,
+						   Datum *values, bool *nulls)
+{
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+	Oid			argtypes[1] = {UUIDOID};
+	Datum		args[1];
+	char		argnulls[1];
+	int			ret;
+
+	args[0] = except;
+	argnulls[0] = except_null ? 'n' : ' ';
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT id, status::pg_catalog.text FROM %s"
+					 " WHERE status IN ('pending', 'running', 'paused')"
+					 "   AND id IS DISTINCT FROM $1"
+					 " ORDER BY created_at"
+					 " LIMIT 1",
+					 quote_qualified_identifier(get_namespace_name(nspoid),
+												"gestao_scouter_export_jobs"));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare(sql.data, 1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "gs_export: could not prepare the active job query: %s",
+			 SPI_result_code_string(SPI_result));
+
+	/*
+	 * read_only with a snapshot of our own: exactly that snapshot is used.
+	 * GetLatestSnapshot() sees what is committed now, and this
+	 * transaction's earlier commands.
+	 */
+	ret = SPI_execute_snapshot(plan, args, argnulls,
+							   GetLatestSnapshot(), InvalidSnapshot,
+							   true, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "gs_export: could not read the active job: %s",
+			 SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	rowdesc = SPI_tuptable->tupdesc;
+
+		values[0] = SPI_getbinval(row, rowdesc, 1, &nulls[0]);
+		if (!nulls[0])
+			values[0] = SPI_datumTransfer(values[0], false, UUID_LEN);
+		values[1] = SPI_getbinval(row, rowdesc, 2, &nulls[1]);
+		if (!nulls[1])
+			values[1] = SPI_datumTransfer(values[1], false, -1);
+	}
+	else
+		nulls[0] = nulls[1] = true;
+	SPI_finish();
+	pfree(sql.data);
 }

@@ -19,8 +19,14 @@
  *	  once and waits for the requests under way.  A pass ends only on an
  *	  empty read made after every batch was recorded (a read that locks
  *	  leads before its snapshot), never on a short batch.
- *	  Each read is its own short transaction: no transaction spans a
- *	  request.
+ *	  Each read is its own short transaction: none is open while a
+ *	  request is at the remote.
+ *
+ *	  Words (doc/architecture.md has the glossary): a batch is the leads
+ *	  one read returns; a flight is a batch from its read until it is
+ *	  recorded; a span is the leads [from, from + n) of a flight's batch
+ *	  that go in one request, and are retried, split or decided as one;
+ *	  the day range is the job's days, walked in passes (job.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -66,8 +72,11 @@ typedef struct SplitWatch
 	bool		all_whole;
 } SplitWatch;
 
-/* Leads [from, from + n) of a flight's batch, to send or at the remote. */
-typedef struct Range
+/*
+ * A span: leads [from, from + n) of a flight's batch, to send in one
+ * request or at the remote; retried, split in halves, or decided as one.
+ */
+typedef struct Span
 {
 	Flight	   *flight;
 	int			from;
@@ -81,7 +90,7 @@ typedef struct Range
 	List	   *columns;
 	int			window;			/* requests at the remote when sent */
 	uint64		epoch;
-} Range;
+} Span;
 
 /* A batch, from its read until it is recorded. */
 struct Flight
@@ -91,7 +100,7 @@ struct Flight
 	GsLeadOutcome *outcomes;
 	int			undecided;		/* leads without an outcome */
 	int			requests;		/* its requests at the remote */
-	List	   *pending;		/* Ranges to send, by from */
+	List	   *pending;		/* Spans to send, by from */
 	bool		waits_for_older;	/* holds a lead an older flight holds */
 	bool		sent;			/* its first request went */
 	int			lane;			/* fixed pace: the lane it took, or -1 */
@@ -250,10 +259,10 @@ release_leads(Run *run, Flight *f)
 	}
 }
 
-static Range *
-new_range(Flight *f, int from, int n, SplitWatch *watch)
+static Span *
+new_span(Flight *f, int from, int n, SplitWatch *watch)
 {
-	Range	   *r = MemoryContextAllocZero(f->cxt, sizeof(Range));
+	Span	   *r = MemoryContextAllocZero(f->cxt, sizeof(Span));
 
 	r->flight = f;
 	r->from = from;
@@ -262,9 +271,9 @@ new_range(Flight *f, int from, int n, SplitWatch *watch)
 	return r;
 }
 
-/* Put a range back among its flight's ranges to send, in lead order. */
+/* Put a span back among its flight's spans to send, in lead order. */
 static void
-queue_range(Range *r)
+queue_span(Span *r)
 {
 	Flight	   *f = r->flight;
 	MemoryContext oldcxt = MemoryContextSwitchTo(f->cxt);
@@ -273,7 +282,7 @@ queue_range(Range *r)
 
 	foreach(lc, f->pending)
 	{
-		if (((Range *) lfirst(lc))->from > r->from)
+		if (((Span *) lfirst(lc))->from > r->from)
 			break;
 		pos++;
 	}
@@ -282,11 +291,11 @@ queue_range(Range *r)
 }
 
 /*
- * The range will not go through in one request: the split it is a half
+ * The span will not go through in one request: the split it is a half
  * of proves nothing about the size.
  */
 static void
-range_not_whole(Range *r)
+span_not_whole(Span *r)
 {
 	if (r->watch != NULL)
 	{
@@ -296,26 +305,26 @@ range_not_whole(Range *r)
 	}
 }
 
-/* Split a range in two halves, to be sent each on its own. */
+/* Split a span in two halves, to be sent each on its own. */
 static void
-split_range(Range *r, SplitWatch *watch)
+split_span(Span *r, SplitWatch *watch)
 {
 	Flight	   *f = r->flight;
 
-	range_not_whole(r);
+	span_not_whole(r);
 	if (watch != NULL)
 	{
 		watch->n = r->n;
 		watch->halves_left = 2;
 		watch->all_whole = true;
 	}
-	queue_range(new_range(f, r->from, r->n / 2, watch));
-	queue_range(new_range(f, r->from + r->n / 2, r->n - r->n / 2, watch));
+	queue_span(new_span(f, r->from, r->n / 2, watch));
+	queue_span(new_span(f, r->from + r->n / 2, r->n - r->n / 2, watch));
 }
 
-/* Leads of a range have their outcome. */
+/* Leads of a span have their outcome. */
 static void
-decide(Run *run, Range *r, bool ok, GsRemoteResult *res)
+decide(Run *run, Span *r, bool ok, GsRemoteResult *res)
 {
 	Flight	   *f = r->flight;
 	int			i;
@@ -352,7 +361,7 @@ stop_job(Run *run, bool pause, char *reason)
  * What a request's answer means for its leads, the job and the pace.
  */
 static void
-handle_answer(Run *run, Range *r, GsRemoteResult *res)
+handle_answer(Run *run, Span *r, GsRemoteResult *res)
 {
 	Flight	   *f = r->flight;
 	GsJob	   *job = &run->job;
@@ -379,7 +388,7 @@ handle_answer(Run *run, Range *r, GsRemoteResult *res)
 			if (r->n == 1)
 				decide(run, r, false, res);
 			else if (!run->stopping)
-				split_range(r, NULL);
+				split_span(r, NULL);
 			break;
 
 		case GS_REMOTE_MISSING_COLUMN:
@@ -395,7 +404,7 @@ handle_answer(Run *run, Range *r, GsRemoteResult *res)
 			if (!column_listed(job->ignored_fields, res->missing_column))
 				gs_job_ignore_column(job, res->missing_column);
 			r->attempt = 0;
-			queue_range(r);
+			queue_span(r);
 			break;
 
 		case GS_REMOTE_FATAL:
@@ -409,7 +418,7 @@ handle_answer(Run *run, Range *r, GsRemoteResult *res)
 			if (res->statement_timeout && r->n > 1)
 			{
 				/* the halves, each in time (or split again) */
-				split_range(r, MemoryContextAllocZero(f->cxt, sizeof(SplitWatch)));
+				split_span(r, MemoryContextAllocZero(f->cxt, sizeof(SplitWatch)));
 				break;
 			}
 			if (res->statement_timeout)
@@ -433,7 +442,7 @@ handle_answer(Run *run, Range *r, GsRemoteResult *res)
 							job->id_text, r->attempt, res->error)));
 			r->not_before = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														retry_delay_ms(r->attempt, res->retry_after_ms));
-			queue_range(r);
+			queue_span(r);
 			break;
 	}
 }
@@ -460,9 +469,9 @@ take_lane(Run *run, Flight *f, TimestampTz now)
 	return false;
 }
 
-/* Send a range: at most the pace's batch of it (the rest waits its turn). */
+/* Send a span: at most the pace's batch of it (the rest waits its turn). */
 static void
-start_range(Run *run, Range *r)
+start_span(Run *run, Span *r)
 {
 	Flight	   *f = r->flight;
 	GsJob	   *job = &run->job;
@@ -473,11 +482,11 @@ start_range(Run *run, Range *r)
 	if (r->n > run->pace.batch)
 	{
 		/* read before the batch was lowered, or the rest of a split */
-		Range	   *rest = new_range(f, r->from + run->pace.batch, r->n - run->pace.batch, NULL);
+		Span	   *rest = new_span(f, r->from + run->pace.batch, r->n - run->pace.batch, NULL);
 
-		range_not_whole(r);
+		span_not_whole(r);
 		r->n = run->pace.batch;
-		queue_range(rest);
+		queue_span(rest);
 	}
 
 	r->columns = NIL;
@@ -497,7 +506,7 @@ start_range(Run *run, Range *r)
 					f->batch->texts + r->from, f->batch->lens + r->from, r->n, r);
 }
 
-/* Ranges waiting for their next attempt (each keeps its place). */
+/* Spans waiting for their next attempt (each keeps its place). */
 static int
 count_retrying(Run *run)
 {
@@ -509,16 +518,16 @@ count_retrying(Run *run)
 		ListCell   *rc;
 
 		foreach(rc, ((Flight *) lfirst(lc))->pending)
-			if (((Range *) lfirst(rc))->attempt > 0)
+			if (((Span *) lfirst(rc))->attempt > 0)
 				n++;
 	}
 	return n;
 }
 
 /*
- * Send what may go now: the ranges of the flights in order, each when its
+ * Send what may go now: the spans of the flights in order, each when its
  * backoff has passed, as long as the pace's window has room and no
- * Retry-After holds.  A range waiting to be tried again keeps its place
+ * Retry-After holds.  A span waiting to be tried again keeps its place
  * in the window: while the remote has trouble no new batch goes in its
  * stead.  A flight holding a lead an older one holds waits until every
  * older flight has its outcomes.
@@ -544,11 +553,11 @@ send_ready(Run *run)
 			continue;
 		for (;;)
 		{
-			Range	   *ready = NULL;
+			Span	   *ready = NULL;
 			ListCell   *rc;
 
 			foreach(rc, f->pending)
-				if (((Range *) lfirst(rc))->not_before <= now)
+				if (((Span *) lfirst(rc))->not_before <= now)
 				{
 					ready = lfirst(rc);
 					break;
@@ -556,10 +565,10 @@ send_ready(Run *run)
 			if (ready == NULL)
 				break;
 			/*
-			 * A new range waits for a place beside the requests in flight
-			 * and the ranges waiting for their retry; a retry only for a
+			 * A new span waits for a place beside the requests in flight
+			 * and the spans waiting for their retry; a retry only for a
 			 * place beside the requests in flight (when the window shrank
-			 * below the ranges retrying, they go one by one).
+			 * below the spans retrying, they go one by one).
 			 */
 			if (gs_remote_in_flight() + (ready->attempt > 0 ? 0 : retrying) >=
 				run->pace.window)
@@ -568,7 +577,7 @@ send_ready(Run *run)
 				return;
 			if (ready->attempt > 0)
 				retrying--;
-			start_range(run, ready);
+			start_span(run, ready);
 		}
 	}
 }
@@ -595,7 +604,7 @@ sleep_ms(Run *run)
 
 		foreach(rc, f->pending)
 		{
-			Range	   *r = lfirst(rc);
+			Span	   *r = lfirst(rc);
 
 			if (r->not_before > now)
 				wake = Min(wake, r->not_before);
@@ -709,7 +718,7 @@ read_flight(Run *run)
 	else
 	{
 		MemoryContextSwitchTo(cxt);
-		f->pending = list_make1(new_range(f, 0, batch->nleads, NULL));
+		f->pending = list_make1(new_span(f, 0, batch->nleads, NULL));
 		MemoryContextSwitchTo(oldcxt);
 	}
 	f->waits_for_older = hold_leads(run, f);
@@ -888,7 +897,7 @@ run_job(const pg_uuid_t *job_id)
 		}
 
 		if (w == GS_WAIT_ANSWER)
-			handle_answer(run, (Range *) tag, &res);
+			handle_answer(run, (Span *) tag, &res);
 		else if (w == GS_WAIT_LATCH && !run->stopping)
 		{
 			handle_reload();
