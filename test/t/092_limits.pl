@@ -61,7 +61,11 @@ is(sql("SELECT min_val || '..' || max_val FROM pg_settings WHERE name = 'gs_expo
 	"$limit{'delay_ms.min'}..$limit{'delay_ms.max'}", 'gs_export.batch_delay_ms bounds');
 
 # A config whose remote is not there (port 9, discard: refused): jobs are
-# created, and their workers only retry.
+# created, and their workers, having leads to send, only retry.
+GsExportTest::insert_leads($node, q{
+	SELECT g, timestamptz '2026-05-20 12:00:00+00' - g * interval '1 hour', 'lead ' || g
+	  FROM generate_series(1, 10) g
+});
 sql(q{
 	INSERT INTO gestao_scouter_config (project_url, anon_key, active, sync_enabled)
 	VALUES ('http://127.0.0.1:9', 'k', true, true);
