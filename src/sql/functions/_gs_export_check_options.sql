@@ -46,7 +46,7 @@ BEGIN
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
             n := v::text::numeric;
-            -- the limits are the C code's (src/limits.h), asked by name
+            -- the limits are the C code's (src/gs_limits.h), asked by name
             lo := @extschema@._gs_export_limit(k || '.min');
             hi := @extschema@._gs_export_limit(k || '.max');
             IF n <> pg_catalog.trunc(n) OR n < lo OR n > hi THEN
@@ -159,6 +159,17 @@ BEGIN
                   HINT = 'batch_size is where an adaptive pace starts, batch_size_max the most it grows to.';
     END IF;
 
+    /*
+     * The synced-at and source columns get values of their own: neither may
+     * be a column the mapping also sends, id included (always sent).  Known
+     * here when the options name the mapping; the job's final options
+     * always do (_gs_export_resolve_options adds the default mapping's
+     * fields before it checks them), and so does a config's
+     * default_options as gs_export_config_guard checks it.
+     */
+    IF p_options ? 'fields' OR p_options ? 'field_mappings' THEN
+        remote_names := remote_names || 'id'::text;
+    END IF;
     FOREACH k IN ARRAY ARRAY['synced_at_column', 'source_column'] LOOP
         IF pg_catalog.jsonb_typeof(p_options -> k) = 'string' THEN
             IF (p_options ->> k) = ANY (remote_names) THEN

@@ -49,11 +49,17 @@ BEGIN
             USING ERRCODE = 'undefined_table',
                   HINT = 'gs_export exports the table leads of the schema it is installed in.';
     END IF;
-    /* the job reads, as its owner, the columns it sends and its key */
+    /*
+     * the job reads, as its owner, the columns it sends, its key and the
+     * columns its filter compares
+     */
     SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ' ORDER BY c) INTO denied
       FROM (SELECT DISTINCT c
               FROM pg_catalog.unnest((SELECT m.lead_columns FROM @extschema@._gs_job_mapping(resolved) m)
-                                     || ARRAY['id', 'updated_at']) AS c) cs
+                                     || ARRAY['id', 'updated_at']
+                                     || ARRAY(SELECT pg_catalog.jsonb_object_keys(
+                                                  CASE WHEN pg_catalog.jsonb_typeof(resolved -> 'filter') = 'object'
+                                                       THEN resolved -> 'filter' ELSE '{}' END))) AS c) cs
      WHERE NOT pg_catalog.has_column_privilege(p_caller, '@extschema@.leads', c, 'SELECT');
     IF denied IS NOT NULL THEN
         RAISE EXCEPTION 'permission denied for table leads'

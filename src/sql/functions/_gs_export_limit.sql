@@ -1,6 +1,6 @@
 /*
  * Internal: a limit or constant of gs_export's, by name, as the C code
- * defines it (src/limits.h): the ranges of the whole-number options
+ * defines it (src/gs_limits.h): the ranges of the whole-number options
  * ('batch_size.min', 'batch_size.max', 'delay_ms.min', 'delay_ms.max',
  * 'max_in_flight.min', 'max_in_flight.max', 'batch_size_max.min',
  * 'batch_size_max.max'), the default of batch_size_max

@@ -14,6 +14,7 @@ DECLARE
     cfg record;
     defaults jsonb;
     merged jsonb;
+    default_fields text[];
 BEGIN
     PERFORM @extschema@._gs_export_check_options(p_options, 'options');
     SELECT c.target_table, c.default_options INTO cfg
@@ -44,7 +45,19 @@ BEGIN
             'batch_size_max', GREATEST(@extschema@._gs_export_limit('batch_size_max.default'),
                                        (merged ->> 'batch_size')::numeric));
     END IF;
+    -- the default mapping, unless one is given: the check below sees what
+    -- is sent (a synced-at or source column must not be a mapped one).
+    -- Without a leads table there is none (fields null: the worker says so).
+    IF NOT (merged ? 'fields' OR merged ? 'field_mappings') THEN
+        default_fields := @extschema@._gs_export_default_fields();
+        IF default_fields IS NOT NULL THEN
+            merged := merged || pg_catalog.jsonb_build_object('fields', pg_catalog.to_jsonb(default_fields));
+        END IF;
+    END IF;
     PERFORM @extschema@._gs_export_check_options(merged, 'options');
+    IF NOT (merged ? 'fields' OR merged ? 'field_mappings') THEN
+        merged := merged || '{"fields": null}'::jsonb;
+    END IF;
     -- changed_since as an instant with its offset, read in the caller's
     -- time zone (the worker's may differ)
     IF merged ? 'changed_since' THEN
@@ -57,10 +70,6 @@ BEGIN
         'delay_ms', (merged ->> 'delay_ms')::numeric::integer,
         'max_in_flight', (merged ->> 'max_in_flight')::numeric::integer,
         'batch_size_max', (merged ->> 'batch_size_max')::numeric::integer);
-    IF NOT (merged ? 'fields' OR merged ? 'field_mappings') THEN
-        merged := merged || pg_catalog.jsonb_build_object(
-            'fields', pg_catalog.to_jsonb(@extschema@._gs_export_default_fields()));
-    END IF;
     RETURN merged;
 END;
 $$;

@@ -27,6 +27,30 @@ DECLARE
 BEGIN
     WHILE NOT pg_catalog.pg_try_advisory_xact_lock(@extschema@._gs_export_limit('job_lock_key')::integer,
                                                      pg_catalog.hashtext(p_job_id::text)) LOOP
+        /*
+         * The worker may be waiting for this very transaction: when it
+         * paused the job (or changed its row otherwise) and the worker
+         * records a batch into that row, the worker waits for this
+         * transaction to end, and no wait here can see it finish.  Say so
+         * at once: the row was written by this transaction (its xmin is
+         * ours), or the worker is blocked by this backend.
+         */
+        IF EXISTS (SELECT 1 FROM @extschema@.gestao_scouter_export_jobs j
+                    WHERE j.id = p_job_id
+                      AND j.xmin::text = (pg_catalog.pg_current_xact_id_if_assigned()::text::numeric
+                                          % 4294967296)::text)
+           OR EXISTS (SELECT 1 FROM pg_catalog.pg_locks l
+                       WHERE l.locktype = 'advisory' AND l.granted
+                         AND l.classid = @extschema@._gs_export_limit('job_lock_key')::oid
+                         AND l.objid = ((pg_catalog.hashtext(p_job_id::text)::bigint + 4294967296) % 4294967296)::oid
+                         AND l.objsubid = 2
+                         AND pg_catalog.pg_backend_pid() = ANY (pg_catalog.pg_blocking_pids(l.pid))) THEN
+            RAISE EXCEPTION 'export job % cannot be % in the transaction that stopped it', p_job_id, p_done
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Its worker is recording the batches it had at the remote, and waits for this transaction to commit.',
+                      HINT = pg_catalog.format('Commit the pause first, then call gs_export_%s in a new transaction.',
+                                               CASE p_done WHEN 'deleted' THEN 'delete' ELSE 'reset' END);
+        END IF;
         IF pg_catalog.clock_timestamp() >= deadline THEN
             RAISE EXCEPTION 'export job % cannot be % yet: its worker is still finishing a batch', p_job_id, p_done
                 USING ERRCODE = 'object_not_in_prerequisite_state',

@@ -10,6 +10,11 @@ RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    url text;
+    port text;
+    opts jsonb;
+    default_fields text[];
 BEGIN
     IF NEW.project_url IS NULL THEN
         RAISE EXCEPTION 'project_url must not be null'
@@ -44,8 +49,33 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'A name of letters, digits and underscores, such as "fichas" or "leads".';
     END IF;
+    -- a port is 1 to 65535 (the patterns above let five digits through)
+    FOREACH url IN ARRAY ARRAY['project_url', 'alert_url'] LOOP
+        port := pg_catalog.substring(CASE url WHEN 'project_url' THEN NEW.project_url ELSE NEW.alert_url END,
+                                     '^https?://(?:\[[^]]*\]|[^/:?#]*):([0-9]+)');
+        IF port IS NOT NULL AND (port::integer < 1 OR port::integer > 65535) THEN
+            RAISE EXCEPTION '% has port %, which does not exist', url, port
+                USING ERRCODE = 'check_violation',
+                      HINT = 'A port goes from 1 to 65535; without one, http uses 80 and https 443.';
+        END IF;
+    END LOOP;
+    /*
+     * default_options are options: checked as a job's are, and with the
+     * mapping a job would send when they name none (the default one), so
+     * that a synced-at or source column that the mapping also sends is
+     * refused here rather than by every job.
+     */
     IF pg_catalog.to_regprocedure('@extschema@._gs_export_check_options(jsonb, text)') IS NOT NULL THEN
-        PERFORM @extschema@._gs_export_check_options(NEW.default_options, 'default_options');
+        opts := NEW.default_options;
+        IF pg_catalog.jsonb_typeof(opts) = 'object'
+           AND NOT (opts ? 'fields' OR opts ? 'field_mappings')
+           AND pg_catalog.to_regprocedure('@extschema@._gs_export_default_fields()') IS NOT NULL THEN
+            default_fields := @extschema@._gs_export_default_fields();
+            IF default_fields IS NOT NULL THEN
+                opts := opts || pg_catalog.jsonb_build_object('fields', pg_catalog.to_jsonb(default_fields));
+            END IF;
+        END IF;
+        PERFORM @extschema@._gs_export_check_options(opts, 'default_options');
     END IF;
     RETURN NEW;
 END;
