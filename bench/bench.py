@@ -54,8 +54,8 @@ import urllib.parse
 import psycopg2
 import psycopg2.extensions
 
-# The columns of leads that gs_export sends (src/source.c, fichas_columns:
-# every fichas column that leads also has, minus sync_source, which
+# The columns of leads that gs_export sends (the default mapping, the SQL
+# function _gs_export_default_fields: every fichas column that leads also has, minus sync_source, which
 # gs_export sets itself), in leads' column order.
 MAPPED = [
     "id", "name", "responsible", "age", "address", "scouter", "photo_url",
@@ -648,7 +648,7 @@ class Wan:
                 "stand_in_s": sum(e.get("duration_ms") or 0.0 for e in reqs) / 1000.0}
 
     def check_once(self, r):
-        """Every lead exported exactly once: the job's counters, its journal,
+        """Every lead exported exactly once: the job's counters, its record,
         the remote's rows (count and md5 against the source) and the
         stand-in's log (each id in exactly one successful upsert)."""
         n = self.n
@@ -1106,7 +1106,7 @@ def main():
         unt["stand_in_s"] = sdur
         unt["requests"] = sreq
         # Each batch's round trip (building the body, the HTTP exchange) is its
-        # leads' sync_duration_ms; its journal transaction gives them one
+        # leads' sync_duration_ms; its record's transaction gives them one
         # created_at.
         unt["round_trips_s"] = one(local, """SELECT COALESCE(sum(d), 0) / 1000.0 FROM (
                                                 SELECT DISTINCT created_at, sync_duration_ms AS d

@@ -1,6 +1,6 @@
 // ui/app.js: the "Gestão Scouter" export screen of TabuladorMax, on
 // gs_export through Supabase RPC with supabase-js's browser build
-// (window.supabase, from vendor/supabase.js).  Configured by the page's
+// (window.supabase, from /vendor/supabase.js, which ui/serve.mjs serves).  Configured by the page's
 // query parameters url (the project URL), key (its anon key) and jwt (the
 // signed-in user's access token).  Polls every 3 s, and listens to Supabase
 // Realtime where the project has it.

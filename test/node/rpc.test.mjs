@@ -26,7 +26,7 @@ const USERS = {
   B: '00000000-0000-4000-8000-00000000000b',
   ADM: '00000000-0000-4000-8000-0000000000ad',
 }
-// The README's example walks 2025-10-17 down to 2024-01-01; the leads are
+// doc/supabase.md's example walks 2025-10-17 down to 2024-01-01; the leads are
 // inside: 2,400 of them, one every 30 minutes back from 2025-10-17 20:00
 // (Sao Paulo).  A is responsible for ids = 0 mod 4, B for 1 mod 4; leads
 // whose id is a multiple of 97 are named 'bad lead', which the remote
@@ -91,13 +91,13 @@ test('setup: each user reads the leads row level security lets him read', async 
   assert.deepEqual([data, error], [[], null], 'anon reads no leads')
 })
 
-// The README's supabase-js block, run as written (its import aside), as A;
-// and the README's curl block makes the same calls.
-test("README: the supabase-js example runs, and the curl example makes the same calls", async () => {
-  const readme = fs.readFileSync(path.join(TOP, 'README.md'), 'utf8')
+// doc/supabase.md's supabase-js block, run as written (its import aside), as
+// A; and its curl block makes the same calls.
+test("doc/supabase.md: the supabase-js example runs, and the curl example makes the same calls", async () => {
+  const readme = fs.readFileSync(path.join(TOP, 'doc', 'supabase.md'), 'utf8')
   const block = (marker, lang) => {
     const at = readme.indexOf(`<!-- rpc-example: ${marker}`)
-    assert.notEqual(at, -1, `README has the ${marker} example`)
+    assert.notEqual(at, -1, `doc/supabase.md has the ${marker} example`)
     const open = readme.indexOf('```' + lang + '\n', at)
     return readme.slice(open + lang.length + 4, readme.indexOf('\n```', open))
   }

@@ -1,6 +1,6 @@
 // test/node/supabase-project.mjs: a throwaway TabuladorMax on "Supabase"
 // with gs_export, for the Node tests (rpc.test.mjs, ui.test.mjs) and
-// tools/ui-demo-run.  Not a test file itself (node --test skips it).
+// tools/ui-demo-run.mjs.  Not a test file itself (node --test skips it).
 //
 // The cluster (initdb in a temporary folder, a Unix socket only): database
 // "postgres" is a Supabase project with TabuladorMax's tables
@@ -161,7 +161,7 @@ gs_export.retry_max_delay_ms = 1000
       ALTER TABLE leads ENABLE ROW LEVEL SECURITY;
       CREATE POLICY "Users read their leads, admins all" ON leads FOR SELECT TO authenticated
         USING (responsible_user_id = auth.uid() OR has_role(auth.uid(), 'admin'));
-      -- the original's policies (original-batch-export.md, "RLS Policies")
+      -- the original's policies (doc/original.md, "Its policies")
       ALTER TABLE gestao_scouter_export_jobs ENABLE ROW LEVEL SECURITY;
       CREATE POLICY "Users can view own export jobs" ON gestao_scouter_export_jobs FOR SELECT
         USING (created_by = auth.uid() OR has_role(auth.uid(), 'admin'));

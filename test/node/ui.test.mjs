@@ -4,7 +4,7 @@
 // the bar move, pause, resume, see it complete and enter the history, open
 // an error's detail, reset and delete; every figure on screen checked
 // against the database.  Screenshots at 1280x800 go to ui/screenshots/ (or
-// $GS_UI_SCREENSHOTS).  And the README's block of the screen's calls is
+// $GS_UI_SCREENSHOTS).  And doc/supabase.md's block of the screen's calls is
 // ui/app.js's.  Fails, never skips, when chromium is missing
 // ($CHROMIUM, default /usr/bin/chromium; tools/install-deps installs it).
 //   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config node --test test/node/ui.test.mjs
@@ -172,10 +172,10 @@ async function jobOfA (args) {
 
 // -- the tests -------------------------------------------------------------------
 
-test("README: its block of the screen's calls is ui/app.js's", () => {
-  const readme = fs.readFileSync(path.join(TOP, 'README.md'), 'utf8')
+test("doc/supabase.md: its block of the screen's calls is ui/app.js's", () => {
+  const readme = fs.readFileSync(path.join(TOP, 'doc', 'supabase.md'), 'utf8')
   const at = readme.indexOf('<!-- ui-calls:')
-  assert.notEqual(at, -1, 'README has the block')
+  assert.notEqual(at, -1, 'doc/supabase.md has the block')
   const open = readme.indexOf('```js\n', at) + '```js\n'.length
   const app = fs.readFileSync(path.join(TOP, 'ui', 'app.js'), 'utf8')
   const from = app.indexOf('// <readme:calls>\n') + '// <readme:calls>\n'.length

@@ -118,7 +118,7 @@ SELECT string_agg(format('%s: %s %s %s %s', v.who, s.jobs, s.events, s.errors, s
   FROM viewers v, rls_seen_as(v.r, v.sub) s;
 
 -- Calls of gs_export's functions while the owner reads the events and the
--- errors of the job (the README's queries) and the jobs table.  Function
+-- errors of the job (doc/usage.md's queries) and the jobs table.  Function
 -- statistics reach pg_stat_user_functions when the backend flushes them at
 -- the end of a transaction: forced before each reading.
 CREATE FUNCTION public.rls_calls_mark() RETURNS void LANGUAGE plpgsql AS $$

@@ -1,4 +1,4 @@
--- The remote side: gestao-scouter's public.fichas, as reference-schema.md
+-- The remote side: gestao-scouter's public.fichas, as doc/reference-schema.md
 -- describes it.  Loaded into the stand-in remote's own database.
 CREATE TABLE public.fichas (
     id                          bigint PRIMARY KEY,

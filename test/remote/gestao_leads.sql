@@ -1,6 +1,6 @@
 -- The remote side, second table: gestao-scouter's own public.leads, with
 -- Portuguese column names, as the original's later versions wrote to it
--- (original-later-life.md: from 2708f369 the target was `leads`, from
+-- (doc/original.md: from 2708f369 the target was `leads`, from
 -- f79dcaee with these names, origem_sincronizacao 'batch_export' from
 -- da70706f).  For jobs with the option target_table = 'leads'.  Loaded into
 -- the stand-in remote's own database next to fichas.sql (the stand-in serves

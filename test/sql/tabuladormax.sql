@@ -1,5 +1,5 @@
 -- TabuladorMax's tables as they exist before gs_export is installed
--- (reference-schema.md), with a few rows, to test CREATE EXTENSION on an
+-- (doc/reference-schema.md), with a few rows, to test CREATE EXTENSION on an
 -- existing database.
 CREATE TABLE public.leads (
     id                          bigint PRIMARY KEY,

@@ -1,5 +1,5 @@
 -- What TabuladorMax's tables grew into after the seed
--- (original-later-life.md), to load after tabuladormax.sql: the jobs table
+-- (doc/original.md), to load after tabuladormax.sql: the jobs table
 -- gained fields_selected and field_mappings, and the errors table was added
 -- (with ignored_fields, its job_id cascading on delete).
 ALTER TABLE public.gestao_scouter_export_jobs

@@ -94,7 +94,7 @@ sub resent_ok
 	} @{ $remote->requests };
 }
 
-# Everything the contract promises once a job is over.
+# Everything doc/contract.md promises once a job is over.
 sub check_outcome
 {
 	my ($job, $label) = @_;

@@ -10,7 +10,7 @@
 # original's row level security (leads: a user reads the leads he is
 # responsible for, admins all; the jobs table with the original's three
 # policies; sync_events readable by app users), then CREATE EXTENSION and
-# gs_export_grant_access('authenticated') as the README says.  Real jobs run
+# gs_export_grant_access('authenticated') as doc/supabase.md says.  Real jobs run
 # here.  Database "fresh": the same project without TabuladorMax's tables
 # (only leads), for gs_export's own tables, grants and policies (SQL only:
 # the launcher runs jobs in "postgres").
@@ -86,7 +86,7 @@ my $leads_rls = q{
 $node->safe_psql('postgres', $supabase);
 $node->safe_psql('postgres', $tabuladormax);
 $node->safe_psql('postgres', $leads_rls . q{
-	-- the original's policies (original-batch-export.md, "RLS Policies")
+	-- the original's policies (doc/original.md, "Its policies")
 	ALTER TABLE gestao_scouter_export_jobs ENABLE ROW LEVEL SECURITY;
 	CREATE POLICY "Users can view own export jobs" ON gestao_scouter_export_jobs FOR SELECT
 	  USING (created_by = auth.uid() OR has_role(auth.uid(), 'admin'));

@@ -3,7 +3,7 @@
 # NULLs, reversed and absurd dates, huge and negative numbers, unknown
 # keys, bad time zones, and strings built to inject SQL, JSON, format
 # directives or HTTP headers.  Each answer must be a clean error with the
-# contract's SQLSTATE, or the text stored as text; never a crash, and
+# SQLSTATE of doc/contract.md, or the text stored as text; never a crash, and
 # nothing changed beyond what was asked (a fingerprint of the database is
 # the same before and after every rejected call).  Then a few hostile
 # inputs that are accepted are run for real by a worker.

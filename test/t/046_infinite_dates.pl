@@ -2,7 +2,7 @@
 # An infinite updated_at belongs to no day, like NULL: such leads are not
 # exported, and the job is unaffected -- its total counts the finite leads
 # only, processing_date and last_completed_date stay finite (the day of the
-# oldest finite lead at the end, with no end date), and the README's
+# oldest finite lead at the end, with no end date), and doc/usage.md's
 # monitoring query works while and after the job runs.
 use strict;
 use warnings;
@@ -42,7 +42,7 @@ $node->safe_psql('postgres', q{
 	   FOR EACH ROW EXECUTE FUNCTION log_job_position();
 });
 
-# README.md, "Monitoring", the first query.
+# doc/usage.md, "Monitoring", the first query.
 my $monitoring = q{
 SELECT id, status, processing_date, last_completed_date,
        total_leads, exported_leads, error_leads, pause_reason,

@@ -1,6 +1,6 @@
 # 047_notify.pl: live updates.  A session that LISTENs gs_export sees a
 # job's progress (one notification per recorded batch, one per change of
-# state) with the contract's payload and nothing more; gs_export.notify =
+# state) with doc/contract.md's payload and nothing more; gs_export.notify =
 # off silences it; where the publication supabase_realtime exists, the jobs
 # and errors tables join it.
 use strict;

@@ -1,5 +1,5 @@
 # 051_one_active_job.pl: "one active job" holds at every isolation level
-# (contract.md: another job pending, running or paused is 55000, the hint
+# (doc/contract.md: another job pending, running or paused is 55000, the hint
 # naming it).  1.0 checked under a table lock, but in a snapshot that a
 # REPEATABLE READ or SERIALIZABLE transaction had taken before the lock: two
 # such sessions each got a job.  Here alice and bob (gs_export_user members,

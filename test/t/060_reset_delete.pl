@@ -1,5 +1,5 @@
 # 060_reset_delete.pl: gs_export_reset and gs_export_delete on real exports
-# (contract.md, "Version 1.1", "More functions").
+# (doc/contract.md, "Functions").
 #
 # A job paused while a batch is at the remote is reset at once: the reset
 # waits for the worker to record that batch and go, then the job runs again

@@ -1,5 +1,5 @@
-# 070_app_admins.pl: the app's admins and managers (contract 1.1, "Admins
-# and managers of the app", "Config").  A Supabase-like cluster as in
+# 070_app_admins.pl: the app's admins and managers (doc/contract.md,
+# "Security"; doc/security.md).  A Supabase-like cluster as in
 # 031_supabase.pl: roles anon, authenticated, service_role (NOINHERIT) and
 # authenticator, which switches to a request's role and sets
 # request.jwt.claims; a schema auth with uid() reading the claims; the

@@ -1,4 +1,4 @@
-# 080_sync_cron.pl: gs_export_sync on a schedule, as the README says to
+# 080_sync_cron.pl: gs_export_sync on a schedule, as doc/sync.md says to
 # run it: pg_cron (Debian's postgresql-15-cron, 1.4) preloaded beside
 # gs_export, a role of gs_export_user schedules
 #     SELECT gs_export_sync('{"delay_ms": 0}')

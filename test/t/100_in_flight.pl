@@ -1,5 +1,5 @@
 # 100_in_flight.pl: several batches at the remote at once (option
-# max_in_flight).  Each case checks the contract's promise: every lead of
+# max_in_flight).  Each case checks doc/contract.md's promise: every lead of
 # the range on the remote, counted exactly once, whatever happens.
 #   a. max_in_flight 4 keeps 4 requests at a slow remote, never more, and
 #      their leads are disjoint;

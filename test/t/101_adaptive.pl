@@ -1,4 +1,4 @@
-# 101_adaptive.pl: pace "adaptive" (contract.md, "Pace").  It must export
+# 101_adaptive.pl: pace "adaptive" (doc/contract.md, "Pace").  It must export
 # every lead exactly once, whatever it does to its pace, and find a pace
 # that suits the remote:
 #   a. a near remote: the batch grows from batch_size towards
