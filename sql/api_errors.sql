@@ -1,6 +1,6 @@
 --
--- api_errors: every row of the error table of contract.md ("SQL API",
--- "Errors"), checked by SQLSTATE.  expect_error() (test/regress_setup/
+-- api_errors: every row of the error table of doc/contract.md
+-- ("Errors"), checked by SQLSTATE.  expect_error() (test/regress_setup/
 -- helpers.sql) runs one statement, reports its SQLSTATE and message (ids
 -- shown as <id>) and rolls back whatever it did.  No job is ever committed
 -- pending or running, so the launcher of this instance has nothing to run.

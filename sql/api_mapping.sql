@@ -1,6 +1,6 @@
 --
 -- api_mapping: the 1.1 options that say what a job sends and where
--- (contract.md, "Version 1.1", "More options"): target_table, fields,
+-- (doc/contract.md, "Options"): target_table, fields,
 -- field_mappings, synced_at_column, source_column, source_value; the
 -- config's target_table and default_options; the effective options a job
 -- keeps.  Bad input is 22023 naming the key, and changes nothing.

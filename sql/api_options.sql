@@ -1,7 +1,7 @@
 --
 -- api_options: valid options are accepted, stored as passed in the jsonb
 -- column options, and resolved into batch_size, delay_ms and time_zone
--- (contract.md, "SQL API": batch_size 1–10000, default gs_export.batch_size;
+-- (doc/contract.md, "Options": batch_size 1–10000, default gs_export.batch_size;
 -- delay_ms 0–60000, default gs_export.batch_delay_ms; time_zone an IANA
 -- name, default the session's TimeZone).  Invalid ones: api_errors.
 -- Everything is rolled back: no job is left for the launcher.

@@ -1,5 +1,5 @@
 --
--- api_pace: the options of the pace (contract.md, "Version 1.1", "Pace"):
+-- api_pace: the options of the pace (doc/contract.md, "Options"):
 -- max_in_flight 1-16 (default 1), pace "fixed" (default) or "adaptive",
 -- batch_size_max 1-10000 (default 5000, or batch_size when that is
 -- larger), never below batch_size.  Bad input is 22023 naming the key.

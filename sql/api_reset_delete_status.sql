@@ -1,6 +1,6 @@
 --
 -- api_reset_delete_status: gs_export_reset, gs_export_delete and
--- gs_export_status (contract.md, "Version 1.1", "More functions").  Job
+-- gs_export_status (doc/contract.md, "Functions").  Job
 -- states are set by hand, as a worker would leave them.  No job is ever
 -- committed pending or running: every case rolls back, so the launcher of
 -- this instance has nothing to run and no worker holds a job's lock.

@@ -1,6 +1,6 @@
 --
 -- api_states: the states a job goes through by the SQL API and the defaults
--- of a new job (contract.md, "SQL API" and "Job semantics").  No job is ever
+-- of a new job (doc/contract.md, "Functions" and "How a job behaves").  No job is ever
 -- committed pending or running: every case either pauses its job before
 -- COMMIT or rolls back, so the launcher of this instance has nothing to run
 -- and nothing here depends on timing.

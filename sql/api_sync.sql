@@ -1,6 +1,6 @@
 --
--- api_sync: the option changed_since, and gs_export_sync (contract.md,
--- "More options" and "Scheduled and incremental export"): the job it
+-- api_sync: the option changed_since, and gs_export_sync (doc/contract.md,
+-- "Options"; doc/sync.md): the job it
 -- creates, the high-water mark from one sync to the next, NULL while
 -- another job is active, the errors it does not swallow, who may call it.
 -- No job is left pending or running in a committed state: the launcher of

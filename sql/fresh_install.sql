@@ -1,6 +1,6 @@
 --
 -- fresh_install: CREATE EXTENSION gs_export in a brand-new database, without
--- any of TabuladorMax's tables (contract.md, "Install and run"): it creates
+-- any of TabuladorMax's tables (doc/contract.md, "Requirements and installation"): it creates
 -- its four tables as members of the extension, and the SQL API with named
 -- parameters.  No launcher runs in this database (gs_export.database names
 -- contrib_regression).
@@ -28,7 +28,7 @@ SELECT c.relname,
  WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
  ORDER BY c.relname COLLATE "C";
 
--- Their columns: every column of reference-schema.md and those gs_export
+-- Their columns: every column of doc/reference-schema.md and those gs_export
 -- adds, with its type (more columns may come: only missing or different
 -- ones are listed, so no rows is right).
 SELECT e.t AS "table", e.col, e.type AS expected_type, format_type(a.atttypid, a.atttypmod) AS actual_type

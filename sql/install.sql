@@ -1,6 +1,6 @@
 --
 -- install: CREATE EXTENSION gs_export into a database that already has
--- TabuladorMax's tables with rows in them (contract.md, "Install and run"):
+-- TabuladorMax's tables with rows in them (doc/contract.md, "Requirements and installation"):
 -- existing rows are kept, the pre-existing tables only gain columns, are not
 -- members of the extension and so survive DROP EXTENSION.
 --
@@ -9,7 +9,7 @@
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 
--- TabuladorMax as it is before gs_export (reference-schema.md).
+-- TabuladorMax as it is before gs_export (doc/reference-schema.md).
 -- pg_regress feeds this file on stdin: find the DDL through PG_ABS_SRCDIR
 -- (the --inputdir, the top of the source tree).
 \getenv abs_srcdir PG_ABS_SRCDIR

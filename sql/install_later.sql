@@ -1,6 +1,6 @@
 --
 -- install_later: CREATE EXTENSION gs_export over the tables as the original
--- left them in its later life (original-later-life.md): a jobs table with
+-- left them in its later life (doc/original.md): a jobs table with
 -- fields_selected and field_mappings, and its own errors table with
 -- ignored_fields, with rows.  The rows are kept and used, the tables stay
 -- TabuladorMax's (not members: DROP EXTENSION leaves them), and gs_export

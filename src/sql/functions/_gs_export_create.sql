@@ -1,6 +1,6 @@
 /*
  * gs_export_create's internal function: 1.0's, but the one active job is
- * kept by the unique index, and a row it refuses is the contract's 55000.
+ * kept by the unique index, and a row it refuses is the 55000 of doc/contract.md.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_export_create(p_caller oid, p_uid uuid, p_app_admin boolean, p_start_date date, p_end_date date, p_options jsonb)
 RETURNS uuid

@@ -1,6 +1,6 @@
 /*
  * The lead columns the default mapping sends, each under its own name:
- * every column of the remote's fichas (reference-schema.md) that leads also
+ * every column of the remote's fichas (doc/reference-schema.md) that leads also
  * has.  (last_sync_at and sync_source are set by gs_export itself,
  * sync_status is the remote's.)
  */

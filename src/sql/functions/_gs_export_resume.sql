@@ -1,6 +1,6 @@
 /*
  * gs_export_resume's internal function: 1.0's, but the one active job is
- * kept by the unique index, and a row it refuses is the contract's 55000.
+ * kept by the unique index, and a row it refuses is the 55000 of doc/contract.md.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_export_resume(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid)
 RETURNS void

@@ -1,6 +1,6 @@
 /*
- * gestao_scouter_config: the remote's address and keys (reference-schema's
- * table).  TabuladorMax may already have it, with rows: then it is kept as
+ * gestao_scouter_config: the remote's address and keys (doc/reference-schema.md).
+ * TabuladorMax may already have it, with rows: then it is kept as
  * it is (not made a member of the extension, so DROP EXTENSION leaves it)
  * and only gains what gs_export needs.  Created here, it is a member of the
  * extension and is dumped with its data.

@@ -1,5 +1,5 @@
 /*
- * gestao_scouter_export_jobs: one row per job (reference-schema's table,
+ * gestao_scouter_export_jobs: one row per job (the table of doc/reference-schema.md,
  * kept with its rows when TabuladorMax already has it; created here, a
  * member of the extension, dumped with its data).
  */

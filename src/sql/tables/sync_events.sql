@@ -1,5 +1,5 @@
 /*
- * sync_events: one row per lead sent (reference-schema's table, often
+ * sync_events: one row per lead sent (the table of doc/reference-schema.md, often
  * TabuladorMax's own, which the app reads: kept with its rows when it is
  * there; created here, a member of the extension, dumped with its data).
  * gs_export adds job_id: the job that sent the lead.
