@@ -13,7 +13,7 @@ DROP POLICY IF EXISTS gs_export_jobs_visible ON @extschema@.gestao_scouter_expor
 CREATE POLICY gs_export_jobs_visible ON @extschema@.gestao_scouter_export_jobs
     FOR SELECT TO PUBLIC
     USING ((SELECT v.sees_all FROM @extschema@.gs_export_viewer() v)
-           OR (owner_role = (SELECT v.own_role FROM @extschema@.gs_export_viewer() v)
+           OR (owner_oid = (SELECT v.own_oid FROM @extschema@.gs_export_viewer() v)
                AND (created_by IS NULL
                     OR created_by = (SELECT v.uid FROM @extschema@.gs_export_viewer() v))));
 

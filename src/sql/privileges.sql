@@ -28,7 +28,7 @@ DECLARE
     ext oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'gs_export');
     gs_roles oid[] := ARRAY(SELECT r.oid FROM pg_catalog.pg_roles r
                              WHERE r.rolname IN ('gs_export_user', 'gs_export_admin'));
-    outliving text[] := ARRAY['gs_export_job_visible', 'gs_export_job_visible_to',
+    outliving text[] := ARRAY['gs_export_job_visible_to',
                               'gs_export_job_id_visible', 'gs_export_config_guard',
                               'gs_export_viewer', 'gs_export_visible_job_ids',
                               'gs_export_app_user', 'gs_export_config_admin',
@@ -104,8 +104,7 @@ GRANT EXECUTE ON FUNCTION @extschema@.gs_export_sync(jsonb) TO gs_export_user, g
 -- called as any role, by the API functions and by row level security; each
 -- tells a caller only about itself or about what it may see
 GRANT EXECUTE ON FUNCTION @extschema@._gs_export_whoami() TO PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.gs_export_job_visible(name, uuid) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.gs_export_job_visible_to(oid, uuid, boolean, name, uuid) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_job_visible_to(oid, uuid, boolean, oid, uuid) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_job_id_visible(uuid) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_viewer() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_visible_job_ids() TO PUBLIC;

@@ -26,11 +26,26 @@ SELECT gs_export_pause(:'job', 'measured');
 RESET ROLE;
 -- Other jobs, ended: one more of the owner's, from a Supabase user (a1);
 -- another user's; two of the app's role, from two of its users (a2, a3).
-INSERT INTO gestao_scouter_export_jobs (id, status, start_date, owner_role, created_by) VALUES
-    ('00000000-0000-4000-8000-000000000002', 'completed', '2026-01-31', 'regress_rls_owner', '00000000-0000-4000-8000-0000000000a1'),
-    ('00000000-0000-4000-8000-000000000003', 'completed', '2026-01-31', 'regress_rls_other', NULL),
-    ('00000000-0000-4000-8000-000000000004', 'failed',    '2026-01-31', 'regress_rls_app',   '00000000-0000-4000-8000-0000000000a2'),
-    ('00000000-0000-4000-8000-000000000005', 'completed', '2026-01-31', 'regress_rls_app',   '00000000-0000-4000-8000-0000000000a3');
+INSERT INTO gestao_scouter_export_jobs (id, status, start_date, owner_role, owner_oid, created_by) VALUES
+    ('00000000-0000-4000-8000-000000000002', 'completed', '2026-01-31', 'regress_rls_owner', 'regress_rls_owner'::regrole, '00000000-0000-4000-8000-0000000000a1'),
+    ('00000000-0000-4000-8000-000000000003', 'completed', '2026-01-31', 'regress_rls_other', 'regress_rls_other'::regrole, NULL),
+    ('00000000-0000-4000-8000-000000000004', 'failed',    '2026-01-31', 'regress_rls_app',   'regress_rls_app'::regrole,   '00000000-0000-4000-8000-0000000000a2'),
+    ('00000000-0000-4000-8000-000000000005', 'completed', '2026-01-31', 'regress_rls_app',   'regress_rls_app'::regrole,   '00000000-0000-4000-8000-0000000000a3');
+
+-- 1.0's policy on the jobs table called, per row, a function that asked
+-- who the caller is and applied the rule (gs_export_job_visible, dropped in
+-- 1.2; its rule is gs_export_job_visible_to's, by owner now): the same,
+-- for the comparisons below.
+CREATE FUNCTION public.regress_gs_export_job_visible(p_owner oid, p_created_by uuid)
+RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    uid uuid;
+    app_admin boolean := false;
+BEGIN
+    SELECT w.uid, w.is_app_admin INTO uid, app_admin FROM public._gs_export_whoami() w;
+    RETURN public.gs_export_job_visible_to(CURRENT_USER::regrole::oid, uid, app_admin, p_owner, p_created_by);
+END;
+$$;
 -- A few sync_events of each job, every tenth an error, and some of no job
 -- (the app's own); an errors row for each error.
 INSERT INTO sync_events (event_type, direction, lead_id, status, error_message, job_id)
@@ -98,7 +113,7 @@ INSERT INTO viewers VALUES
 -- What each sees under 1.0's policies (put back for one transaction) ...
 BEGIN;
 ALTER POLICY gs_export_jobs_visible ON gestao_scouter_export_jobs
-    USING (gs_export_job_visible(owner_role, created_by));
+    USING (regress_gs_export_job_visible(owner_oid, created_by));
 ALTER POLICY gs_export_errors_visible ON gestao_scouter_export_errors
     USING (gs_export_job_id_visible(job_id));
 SELECT CASE WHEN p.polpermissive
@@ -156,7 +171,7 @@ SELECT pg_stat_force_next_flush();
 SELECT rls_calls_mark();
 BEGIN;
 ALTER POLICY gs_export_jobs_visible ON gestao_scouter_export_jobs
-    USING (gs_export_job_visible(owner_role, created_by));
+    USING (regress_gs_export_job_visible(owner_oid, created_by));
 ALTER POLICY gs_export_errors_visible ON gestao_scouter_export_errors
     USING (gs_export_job_id_visible(job_id));
 :sync_events_1_0;

@@ -87,12 +87,12 @@ BEGIN
     BEGIN
         INSERT INTO @extschema@.gestao_scouter_export_jobs
                (status, start_date, end_date, options, batch_size, delay_ms, time_zone,
-                owner_role, created_by, total_leads, exported_leads, error_leads,
+                owner_role, owner_oid, created_by, total_leads, exported_leads, error_leads,
                 effective_options)
         VALUES ('pending', p_start_date, p_end_date, p_options,
                 (resolved ->> 'batch_size')::integer, (resolved ->> 'delay_ms')::integer,
                 resolved ->> 'time_zone',
-                (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = p_caller),
+                (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = p_caller), p_caller,
                 p_uid, 0, 0, 0, resolved)
         RETURNING id INTO job_id;
     EXCEPTION WHEN unique_violation THEN

@@ -16,7 +16,7 @@ BEGIN
     END IF;
     SELECT * INTO job FROM @extschema@.gestao_scouter_export_jobs
      WHERE id = p_job_id FOR UPDATE;
-    IF NOT FOUND OR NOT @extschema@.gs_export_job_visible_to(p_caller, p_uid, p_app_admin, job.owner_role, job.created_by) THEN
+    IF NOT FOUND OR NOT @extschema@.gs_export_job_visible_to(p_caller, p_uid, p_app_admin, job.owner_oid, job.created_by) THEN
         RAISE EXCEPTION 'export job % does not exist', p_job_id
             USING ERRCODE = 'undefined_object',
                   HINT = 'List your jobs with: SELECT id, status FROM gestao_scouter_export_jobs ORDER BY created_at DESC;';

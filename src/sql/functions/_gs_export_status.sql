@@ -40,7 +40,7 @@ BEGIN
         PERFORM @extschema@._gs_export_check_caller(p_caller);
         SELECT * INTO j
           FROM @extschema@.gestao_scouter_export_jobs t
-         WHERE @extschema@.gs_export_job_visible_to(p_caller, p_uid, p_app_admin, t.owner_role, t.created_by)
+         WHERE @extschema@.gs_export_job_visible_to(p_caller, p_uid, p_app_admin, t.owner_oid, t.created_by)
          ORDER BY t.created_at DESC NULLS LAST, t.id DESC
          LIMIT 1;
         IF NOT FOUND THEN

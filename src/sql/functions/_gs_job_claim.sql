@@ -49,10 +49,19 @@ BEGIN
     batch_size_max := GREATEST(COALESCE((j.effective_options ->> 'batch_size_max')::integer,
                                         @extschema@._gs_export_limit('batch_size_max.default')::integer),
                                batch_size);
-    owner_oid := pg_catalog.to_regrole(pg_catalog.quote_ident(
-                     COALESCE(j.owner_role, (SELECT r.rolname FROM pg_catalog.pg_extension e
-                                               JOIN pg_catalog.pg_roles r ON r.oid = e.extowner
-                                              WHERE e.extname = 'gs_export'))));
+    /*
+     * The owner, by identity (a role of the same name created after the
+     * owner was dropped is somebody else).  A job with no owner at all
+     * (TabuladorMax's own rows from before gs_export) runs as the
+     * extension's owner.
+     */
+    IF j.owner_oid IS NOT NULL THEN
+        owner_oid := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.oid = j.owner_oid);
+    ELSIF j.owner_role IS NULL THEN
+        owner_oid := (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'gs_export');
+    ELSE
+        owner_oid := NULL;
+    END IF;
     IF j.created_by IS NOT NULL THEN
         owner_claims := pg_catalog.jsonb_build_object('sub', j.created_by, 'role', j.owner_role)::text;
     END IF;
@@ -64,7 +73,8 @@ BEGIN
      ORDER BY c.updated_at DESC NULLS LAST
      LIMIT 1;
     IF owner_oid IS NULL THEN
-        reason := pg_catalog.format('the job''s owner role %s does not exist', pg_catalog.quote_ident(j.owner_role));
+        reason := pg_catalog.format('the job''s owner role %s does not exist (it was dropped)',
+                                    pg_catalog.quote_ident(COALESCE(j.owner_role, j.owner_oid::text)));
     ELSIF NOT FOUND THEN
         reason := 'no active gestao_scouter_config row (active and sync_enabled)';
     ELSIF cfg.project_url IS NULL OR cfg.anon_key IS NULL THEN

@@ -1,13 +1,14 @@
 /*
  * Who is reading, for the jobs policy: whether the current user sees every
- * job (sees_all), else the owner_role of the jobs it may see (own_role,
- * NULL for none) and its auth.uid() under Supabase (uid).  1.0's rule, as
- * gs_export_job_visible_to applies it to the current user.  _gs_export_whoami
- * is asked only where the extension is there and only when the answer
- * matters.
+ * job (sees_all), else the owner of the jobs it may see (own_oid, with
+ * own_role its name; NULL for none) and its auth.uid() under Supabase
+ * (uid): gs_export_job_visible_to's rule, for the current user.
+ * _gs_export_whoami is asked only where the extension is there and only
+ * when the answer matters.
  */
 DROP FUNCTION IF EXISTS @extschema@.gs_export_viewer() CASCADE;
-CREATE FUNCTION @extschema@.gs_export_viewer(OUT sees_all boolean, OUT own_role name, OUT uid uuid)
+CREATE FUNCTION @extschema@.gs_export_viewer(OUT sees_all boolean, OUT own_role name, OUT uid uuid,
+                                             OUT own_oid oid)
 RETURNS record
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -32,6 +33,7 @@ BEGIN
     END IF;
     sees_all := COALESCE(app_admin, false);
     own_role := CURRENT_USER;
+    own_oid := me;
 END;
 $$;
 ALTER EXTENSION gs_export DROP FUNCTION @extschema@.gs_export_viewer();

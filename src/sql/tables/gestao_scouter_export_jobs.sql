@@ -80,6 +80,29 @@ ALTER TABLE @extschema@.gestao_scouter_export_jobs
     ADD COLUMN IF NOT EXISTS is_sync boolean NOT NULL DEFAULT false,
     ADD COLUMN IF NOT EXISTS synced_through timestamptz;
 
+/*
+ * owner_oid (1.2): the role that owns the job, by identity.  Before 1.2 a
+ * job knew its owner by name alone, so a role created later under a dropped
+ * owner's name took over its jobs.  When the column is added, each job's
+ * owner_role is resolved once, to the role of that name now; a job whose
+ * owner is gone keeps a NULL owner_oid: its owner's rights are gone with
+ * it (admins still see it, and its worker fails it rather than run it as
+ * whoever has the name).  Never resolved by name again after that.
+ */
+DO $owner_oid$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+                   WHERE attrelid = '@extschema@.gestao_scouter_export_jobs'::pg_catalog.regclass
+                     AND attname = 'owner_oid' AND NOT attisdropped) THEN
+        ALTER TABLE @extschema@.gestao_scouter_export_jobs ADD COLUMN owner_oid oid;
+        UPDATE @extschema@.gestao_scouter_export_jobs j
+           SET owner_oid = r.oid
+          FROM pg_catalog.pg_roles r
+         WHERE r.rolname = j.owner_role;
+    END IF;
+END
+$owner_oid$;
+
 -- jobs of 1.0 in a catch-up pass (1.0 knew no pass_kind)
 UPDATE @extschema@.gestao_scouter_export_jobs
    SET pass_kind = 'catchup'
