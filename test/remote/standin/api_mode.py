@@ -278,7 +278,6 @@ class ApiMode:
 # Plan.findProc, and the call
 # ---------------------------------------------------------------------------
 
-
 def find_proc(cache, schema, name, keys, single_object, content_kind, inv_post):
     """Plan.findProc: the function called, by name and argument names, or a
     StandInError (PGRST202, PGRST203)."""

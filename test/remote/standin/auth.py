@@ -143,7 +143,6 @@ def _jwt_claims(token):
 # Auth.middleware (a part of PostgREST)
 # ---------------------------------------------------------------------------
 
-
 class Authentication:
     """PostgREST's authentication of a request.  Uses self.app.opts."""
 

@@ -186,7 +186,6 @@ def raise_pgrst_reply(message, details):
 # One request's transaction (a part of App)
 # ---------------------------------------------------------------------------
 
-
 class Transactions:
     """App's transactions.  Uses App's opts, pool, cache, schemas,
     extra_search_path, lock and faults (statement_timeout_ms)."""

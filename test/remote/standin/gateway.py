@@ -199,7 +199,6 @@ def cors_actual_headers():
 # The gateway (a part of App)
 # ---------------------------------------------------------------------------
 
-
 class Gateway:
     """App's /rest/v1 front.  Uses App's opts, lock, faults, the log and
     statistics, the gateway's counts and postgrest."""

@@ -85,7 +85,6 @@ def parse_columns(text, what):
 # Reads and calls: the query string and the statements
 # ---------------------------------------------------------------------------
 
-
 def range_status(lower, page_total, total):
     """RangeQuery.rangeStatusHeader: the status and the Content-Range."""
     upper = lower + page_total - 1
