@@ -76,7 +76,7 @@ from psycopg2 import sql
 from .common import (JSON_CT, Reply, Rollback, StandInError, decode_media_type,
                     error_reply, jdump, not_implemented, parse_accept, parse_json_strict)
 from .query import (body_sql, count_query_sql, parse_read_query, range_error_body,
-                   range_status, read_query_sql, result_statement)
+                   range_status, read_query_sql, result_row_sql, result_statement)
 from .request import (Preferences, csv_payload, invalid_prefs_reply,
                      override_status_headers, payload_attributes, respond_info,
                      singular_error)
@@ -437,21 +437,13 @@ def call_statement(proc, call_params, args, rq, alias, handler, count):
     src = sql.SQL("{} AS {}").format(sql.Identifier("pgrst_source"), qi)
     select_q, select_p = read_query_sql(src, qi, rq)
     parts = [sql.SQL("WITH pgrst_source AS ("), call_q, sql.SQL(") ")]
+    count_q = count_p = None
     if count:
         count_q, count_p = count_query_sql(src, qi, rq)
-        parts += [sql.SQL(", pgrst_source_count AS ("), count_q, sql.SQL(") ")]
-        params += count_p
-        total = sql.SQL("(SELECT pg_catalog.count(*) FROM pgrst_source_count)")
-    else:
-        total = sql.SQL("null::bigint")
-    parts += [sql.SQL("SELECT "), total, sql.SQL(" AS total_result_set, "),
-              sql.SQL("1" if proc.returns_single else "pg_catalog.count(_postgrest_t)"),
-              sql.SQL(" AS page_total, ("), body_sql(handler, proc), sql.SQL(")::text AS body, "),
-              sql.SQL("nullif(current_setting('response.headers', true), '') AS response_headers, "
-                      "nullif(current_setting('response.status', true), '') AS response_status, "
-                      "'' AS response_inserted FROM ("), select_q,
-              sql.SQL(") _postgrest_t")]
-    params += select_p
+    row, row_params = result_row_sql(count_q, count_p, proc.returns_single,
+                                     body_sql(handler, proc))
+    parts += row + [sql.SQL("FROM ("), select_q, sql.SQL(") _postgrest_t")]
+    params += row_params + select_p
     return sql.Composed(parts), params
 
 

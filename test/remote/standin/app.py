@@ -63,13 +63,22 @@ class App(Gateway, Control, Transactions):
         self._apply_cli_faults()
 
     def _apply_cli_faults(self):
+        """The faults the command line asks for: the one-shot fail_next,
+        and the settings a reset keeps (_apply_cli_faults_reset)."""
         o, f = self.opts, self.faults
-        f.delay_ms = o.delay_ms or 0
         if o.fail_next:
             f.fail_next = o.fail_next
             f.fail_status = o.fail_status
             if o.fail_retry_after is not None:
                 f.fail_retry_after, f.fail_retry_after_set = o.fail_retry_after, True
+        self._apply_cli_faults_reset()
+
+    def _apply_cli_faults_reset(self):
+        # reset keeps what the command line asked for that is not a
+        # one-shot fault (delay, pause, gateway timeout, statement timeout,
+        # the concurrency limit).
+        o, f = self.opts, self.faults
+        f.delay_ms = o.delay_ms or 0
         f.paused_project = bool(o.paused_project)
         f.gateway_timeout_over_ms = o.gateway_timeout_over_ms
         f.statement_timeout_ms = o.statement_timeout_ms

@@ -83,7 +83,8 @@ def _nonneg_int(d, key):
 
 class Control:
     """App's /_control/ calls and its down / up switch.  Uses App's opts,
-    lock, faults, log and statistics, listeners and reload_schema."""
+    lock, faults, log and statistics, listeners, reload_schema and
+    _apply_cli_faults_reset."""
 
     def control(self, handler, method, path, query, body):
         name = path[len("/_control/"):] if path.startswith("/_control/") else ""
@@ -159,19 +160,6 @@ class Control:
                                                 if self.control_listener else None),
                                "down": self.down})
         return Reply(404, {"error": "unknown control call %s %s" % (method, path)})
-
-    def _apply_cli_faults_reset(self):
-        # reset keeps what the command line asked for that is not a
-        # one-shot fault (delay, pause, gateway timeout, statement timeout,
-        # the concurrency limit).
-        o, f = self.opts, self.faults
-        f.delay_ms = o.delay_ms or 0
-        f.paused_project = bool(o.paused_project)
-        f.gateway_timeout_over_ms = o.gateway_timeout_over_ms
-        f.statement_timeout_ms = o.statement_timeout_ms
-        f.keep_bodies = bool(o.keep_bodies)
-        f.max_concurrent = o.max_concurrent
-        f.max_concurrent_retry_after = o.max_concurrent_retry_after
 
     def _set_faults(self, handler, d):
         if not isinstance(d, dict):

@@ -336,7 +336,16 @@ def result_statement(select_q, select_p, count_q, count_p, body, single):
     row: total_result_set, page_total, body, response.headers,
     response.status."""
     parts = [sql.SQL("WITH pgrst_source AS ( "), select_q, sql.SQL(" ) ")]
-    params = list(select_p)
+    row, row_params = result_row_sql(count_q, count_p, single, body)
+    parts += row + [sql.SQL("FROM ( SELECT * FROM pgrst_source ) _postgrest_t")]
+    return sql.Composed(parts), list(select_p) + row_params
+
+
+def result_row_sql(count_q, count_p, single, body):
+    """What follows the pgrst_source CTE in Statements.prepareRead and
+    prepareCall: the count's CTE (count_q, when counting), then the one
+    row's columns; its FROM is the caller's.  Returns (parts, params)."""
+    parts, params = [], []
     if count_q is not None:
         parts += [sql.SQL(", pgrst_source_count AS ("), count_q, sql.SQL(") ")]
         params += count_p
@@ -348,9 +357,8 @@ def result_statement(select_q, select_p, count_q, count_p, body, single):
               sql.SQL(" AS page_total, ("), body, sql.SQL(")::text AS body, "),
               sql.SQL("nullif(current_setting('response.headers', true), '') AS response_headers, "
                       "nullif(current_setting('response.status', true), '') AS response_status, "
-                      "'' AS response_inserted "
-                      "FROM ( SELECT * FROM pgrst_source ) _postgrest_t")]
-    return sql.Composed(parts), params
+                      "'' AS response_inserted ")]
+    return parts, params
 
 
 def _parse_in_list(text):

@@ -16,6 +16,18 @@ class CommandLineTest(StandInCase):
     """The stand-in as a command: its own, and others started on the same
     database."""
 
+    @staticmethod
+    def terminate(proc, timeout):
+        """SIGTERM to proc: (its exit status, None if it still runs after
+        timeout seconds; the seconds it took)."""
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            rc = None
+        return rc, time.monotonic() - t0
+
     def test_stdout_line_and_clean_exit(self):
         with open(os.path.join(self.tmp, "stand_in.out")) as fh:
             self.assertIn("stand_in listening on 127.0.0.1:%d\n" % self.port, fh.read())
@@ -90,13 +102,7 @@ class CommandLineTest(StandInCase):
                             b"Content-Type: application/json\r\n"
                             b"Content-Length: 100\r\n\r\n[{\"id\"")
             time.sleep(0.2)
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                rc = proc.wait(5)
-            except subprocess.TimeoutExpired:
-                rc = None
-            elapsed = time.monotonic() - t0
+            rc, elapsed = self.terminate(proc, 5)
             with open(err) as fh:
                 stderr = fh.read()
             self.assertEqual(rc, 0, stderr)
@@ -171,13 +177,7 @@ runpy.run_path(script, run_name="__main__")
             deadline = time.monotonic() + 1.5
             while not os.path.exists(marker) and time.monotonic() < deadline:
                 time.sleep(0.005)
-            t0 = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                rc = proc.wait(4)
-            except subprocess.TimeoutExpired:
-                rc = None
-            elapsed = time.monotonic() - t0
+            rc, elapsed = self.terminate(proc, 4)
             conn.close()
             with open(base + ".err") as fh:
                 stderr = fh.read()
