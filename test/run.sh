@@ -37,7 +37,7 @@ if ! "$pgxs/src/test/regress/pg_regress" \
 fi
 
 echo "== the remote stand-in's own tests =="
-if ! (cd "$top/test/remote" && /usr/bin/python3 -m unittest -v test_stand_in 2>&1); then
+if ! (cd "$top/test/remote" && /usr/bin/python3 -m unittest discover -v 2>&1); then
 	failed+=(stand_in)
 fi
 
