@@ -81,19 +81,22 @@ SELECT gs_export_sync() IS NULL AS null_while_another_job;
 UPDATE gestao_scouter_export_jobs SET status = 'completed' WHERE id = :'other';
 
 --
--- The next sync starts where the last completed one's synced_through says.
+-- The next sync starts where the last completed one's synced_through says,
+-- less its look-back (option look_back, default five minutes).
 --
 SELECT gs_export_sync('{"delay_ms": 0}') AS s2 \gset
 SELECT status, start_date, end_date, is_sync, options, delay_ms, owned_by_caller, synced_through_ok,
        (SELECT o.options ? 'changed_since' FROM gestao_scouter_export_jobs o WHERE o.id = :'s2') AS passed_in_options
   FROM sync_job WHERE id = :'s2';
-SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz FROM gestao_scouter_export_jobs WHERE id = :'s2')
+SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz + (effective_options ->> 'look_back')::interval
+           FROM gestao_scouter_export_jobs WHERE id = :'s2')
      = (SELECT synced_through FROM gestao_scouter_export_jobs WHERE id = :'s1') AS from_s1_mark;
 -- s2 fails: the mark stays at s1's
 UPDATE gestao_scouter_export_jobs SET status = 'failed', synced_through = now() + interval '1 hour'
  WHERE id = :'s2';
 SELECT gs_export_sync() AS s3 \gset
-SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz FROM gestao_scouter_export_jobs WHERE id = :'s3')
+SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz + (effective_options ->> 'look_back')::interval
+           FROM gestao_scouter_export_jobs WHERE id = :'s3')
      = (SELECT synced_through FROM gestao_scouter_export_jobs WHERE id = :'s1') AS failed_sync_moves_nothing;
 -- the greatest synced_through of the completed syncs counts, not the
 -- latest completion
@@ -101,7 +104,8 @@ UPDATE gestao_scouter_export_jobs SET status = 'completed', synced_through = now
  WHERE id = :'s3';
 UPDATE gestao_scouter_export_jobs SET status = 'completed' WHERE id = :'s2';
 SELECT gs_export_sync() AS s4 \gset
-SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz FROM gestao_scouter_export_jobs WHERE id = :'s4')
+SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz + (effective_options ->> 'look_back')::interval
+           FROM gestao_scouter_export_jobs WHERE id = :'s4')
      = now() + interval '2 hours' AS greatest_mark;
 -- a caller may ask for an earlier start, never for a later one
 UPDATE gestao_scouter_export_jobs SET status = 'completed' WHERE id = :'s4';
@@ -110,13 +114,15 @@ SELECT j.options, s.changed_since
   FROM sync_job s JOIN gestao_scouter_export_jobs j USING (id) WHERE id = :'s5';
 UPDATE gestao_scouter_export_jobs SET status = 'failed' WHERE id = :'s5';
 SELECT gs_export_sync('{"changed_since": "2200-01-01T00:00:00Z"}') AS s6 \gset
-SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz FROM gestao_scouter_export_jobs WHERE id = :'s6')
+SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz + (effective_options ->> 'look_back')::interval
+           FROM gestao_scouter_export_jobs WHERE id = :'s6')
      = now() + interval '2 hours' AS later_ask_ignored;
 UPDATE gestao_scouter_export_jobs SET status = 'failed' WHERE id = :'s6';
 -- deleting the completed syncs does not take the mark back
 DELETE FROM gestao_scouter_export_jobs WHERE is_sync;
 SELECT gs_export_sync() AS s7 \gset
-SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz FROM gestao_scouter_export_jobs WHERE id = :'s7')
+SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz + (effective_options ->> 'look_back')::interval
+           FROM gestao_scouter_export_jobs WHERE id = :'s7')
      = now() + interval '2 hours' AS mark_kept_after_delete;
 UPDATE gestao_scouter_export_jobs SET status = 'failed' WHERE id = :'s7';
 -- other fields, another scope: a mark of its own (none yet)
@@ -126,6 +132,34 @@ UPDATE gestao_scouter_export_jobs SET status = 'failed' WHERE id = :'s8';
 SELECT count(*) AS marks FROM gs_export_sync_marks;
 ROLLBACK;
 
+-- The look-back: five minutes unless given, kept in the effective options;
+-- not part of the scope (the mark is the same whatever the look-back).
+BEGIN;
+SELECT gs_export_sync() AS l1 \gset
+UPDATE gestao_scouter_export_jobs SET status = 'completed', synced_through = now() - interval '1 hour'
+ WHERE id = :'l1';
+SELECT gs_export_sync('{"look_back": "0 seconds"}') AS l2 \gset
+SELECT effective_options ->> 'look_back' AS look_back,
+       (effective_options ->> 'changed_since')::timestamptz = now() - interval '1 hour' AS from_the_mark
+  FROM gestao_scouter_export_jobs WHERE id = :'l2';
+UPDATE gestao_scouter_export_jobs SET status = 'failed' WHERE id = :'l2';
+SELECT gs_export_sync('{"look_back": "2 hours"}') AS l3 \gset
+SELECT effective_options ->> 'look_back' AS look_back,
+       (effective_options ->> 'changed_since')::timestamptz = now() - interval '3 hours' AS two_hours_before
+  FROM gestao_scouter_export_jobs WHERE id = :'l3';
+UPDATE gestao_scouter_export_jobs SET status = 'failed' WHERE id = :'l3';
+SELECT gs_export_sync() AS l4 \gset
+SELECT effective_options ->> 'look_back' AS look_back,
+       (effective_options ->> 'changed_since')::timestamptz = now() - interval '65 minutes' AS five_minutes_before
+  FROM gestao_scouter_export_jobs WHERE id = :'l4';
+ROLLBACK;
+SELECT o, e.* FROM (VALUES
+    ('{"look_back": "-1 minute"}'),
+    ('{"look_back": "8 days"}'),
+    ('{"look_back": 300}'),
+    ('{"look_back": "soon"}')) v(o),
+    LATERAL expect_error(format('SELECT gs_export_sync(%L)', o)) e;
+
 -- The config's default changed_since is the first sync's (no mark yet),
 -- not the next's: the mark wins.
 BEGIN;
@@ -134,7 +168,8 @@ SELECT gs_export_sync() AS c1 \gset
 SELECT options, changed_since FROM sync_job WHERE id = :'c1';
 UPDATE gestao_scouter_export_jobs SET status = 'completed' WHERE id = :'c1';
 SELECT gs_export_sync() AS c2 \gset
-SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz FROM gestao_scouter_export_jobs WHERE id = :'c2')
+SELECT (SELECT (effective_options ->> 'changed_since')::timestamptz + (effective_options ->> 'look_back')::interval
+           FROM gestao_scouter_export_jobs WHERE id = :'c2')
      = (SELECT synced_through FROM gestao_scouter_export_jobs WHERE id = :'c1') AS mark_over_config;
 ROLLBACK;
 

@@ -22,6 +22,7 @@ DECLARE
                                AND a.attnum > 0 AND NOT a.attisdropped);
     remote_names text[] := '{}';
     instant timestamptz;
+    look_back interval;
 BEGIN
     IF p_options IS NULL THEN
         RAISE EXCEPTION '% must not be null', p_what
@@ -143,10 +144,25 @@ BEGIN
                     USING ERRCODE = 'invalid_parameter_value',
                           HINT = 'A string such as "2025-10-17T00:00:00-03:00"; leads with updated_at at or after that instant are exported.';
             END IF;
+        ELSIF k = 'look_back' THEN
+            -- gs_export_sync's look-back: an interval from 0 to 7 days
+            look_back := NULL;
+            IF pg_catalog.jsonb_typeof(v) = 'string' THEN
+                BEGIN
+                    look_back := (v #>> '{}')::interval;
+                EXCEPTION WHEN data_exception THEN
+                    look_back := NULL;
+                END;
+            END IF;
+            IF look_back IS NULL OR look_back < interval '0' OR look_back > interval '7 days' THEN
+                RAISE EXCEPTION 'option "look_back" must be an interval from 0 to 7 days: %', v
+                    USING ERRCODE = 'invalid_parameter_value',
+                          HINT = 'A string such as "5 minutes": gs_export_sync also sends the leads changed that long before its mark, for clocks that write updated_at late.';
+            END IF;
         ELSE
             RAISE EXCEPTION 'unknown option "%"', k
                 USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Known options are batch_size, delay_ms, max_in_flight, pace, batch_size_max, time_zone, target_table, fields, field_mappings, synced_at_column, source_column, source_value, filter and changed_since.';
+                      HINT = 'Known options are batch_size, delay_ms, max_in_flight, pace, batch_size_max, time_zone, target_table, fields, field_mappings, synced_at_column, source_column, source_value, filter, changed_since and look_back.';
         END IF;
     END LOOP;
 

@@ -23,6 +23,7 @@ DECLARE
     newest record;
     since jsonb;
     horizon timestamptz;
+    look_back interval;
     job_id uuid;
     other uuid;
     err_detail text;
@@ -82,18 +83,51 @@ BEGIN
     END IF;
 
     /*
-     * changed_since: the mark, or what the caller asked for if earlier
-     * (checked by gs_export_create); with neither, what the job has (the
-     * config's default_options may give one), or nothing.  An ISO 8601
-     * string with its offset, so that it means one instant in any session.
+     * The look-back: the leads changed a little before the mark are sent
+     * again, for the writers whose updated_at is late (an application
+     * server's clock behind the database's, a value set by hand): a lead
+     * written with updated_at up to look_back before the previous sync
+     * looked is still found.  The option, else five minutes; kept in the
+     * job's effective options.
      */
-    since := pg_catalog.to_jsonb(LEAST(mark, (p_options ->> 'changed_since')::timestamptz));
+    IF NOT job.effective_options ? 'look_back' THEN
+        job.effective_options := job.effective_options || '{"look_back": "5 minutes"}';
+    END IF;
+    look_back := (job.effective_options ->> 'look_back')::interval;
+
+    /*
+     * A prepared transaction (two-phase commit) may still commit leads whose
+     * updated_at is its start, which nothing tells: pg_stat_activity shows
+     * no prepared transaction, pg_prepared_xacts only when it was prepared.
+     * While one is pending in this database, the mark does not move: the
+     * next sync starts again from the mark this one started from.  Every
+     * mark being kept at or before the start of each transaction that could
+     * still commit (an open one through _gs_changes_horizon, a prepared one
+     * through this, from the time it was open), no lead is missed.
+     */
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_xacts x
+                WHERE x.database OPERATOR(pg_catalog.=) pg_catalog.current_database()) THEN
+        horizon := LEAST(horizon, COALESCE(mark, '-infinity'));
+    END IF;
+
+    /*
+     * changed_since: the mark less the look-back, or what the caller asked
+     * for if earlier (checked by gs_export_create); with neither, what the
+     * job has (the config's default_options may give one), or nothing.  An
+     * ISO 8601 string with its offset, so that it means one instant in any
+     * session.
+     */
+    since := pg_catalog.to_jsonb(LEAST(mark - look_back, (p_options ->> 'changed_since')::timestamptz));
     IF since IS NOT NULL THEN
         UPDATE @extschema@.gestao_scouter_export_jobs
            SET options = options || pg_catalog.jsonb_build_object('changed_since', since),
                effective_options = effective_options || pg_catalog.jsonb_build_object('changed_since', since)
          WHERE id = job_id;
     END IF;
+    UPDATE @extschema@.gestao_scouter_export_jobs
+       SET effective_options = effective_options
+                               || pg_catalog.jsonb_build_object('look_back', job.effective_options -> 'look_back')
+     WHERE id = job_id;
     UPDATE @extschema@.gestao_scouter_export_jobs
        SET is_sync = true, synced_through = horizon
      WHERE id = job_id;

@@ -43,5 +43,5 @@ AS $$
         'created_by', p_created_by,
         'options', COALESCE(p_options, '{}')
                    OPERATOR(pg_catalog.-) ARRAY['batch_size', 'delay_ms', 'time_zone', 'changed_since',
-                                                'max_in_flight', 'pace', 'batch_size_max'])
+                                                'max_in_flight', 'pace', 'batch_size_max', 'look_back'])
 $$;
