@@ -260,6 +260,13 @@ for my $case ([ 'empty', 0 ], [ 'tabuladormax', 1 ])
 
 	# Rows are kept.
 	is_deeply(jobs_as_contract_sees($node, $u), $jobs_before, "$label: the update keeps the jobs as they were");
+	# 1.2 knows a job's owner by identity: resolved once from owner_role.
+	is($node->safe_psql($u, q{SELECT count(*) FILTER (WHERE owner_role IS NOT NULL)
+		|| '/' || count(*) FILTER (WHERE owner_oid::regrole::text = owner_role)
+		|| '/' || count(*) FILTER (WHERE owner_role IS NULL AND owner_oid IS NULL)
+		|| '/' || count(*) FROM gestao_scouter_export_jobs}),
+		$with_tables ? '1/1/1/2' : '1/1/0/1',
+		"$label: each job's owner_oid is its owner_role's role (none for a job without one)");
 	is($node->safe_psql($u,
 		"SELECT string_agg(concat_ws('|', id, project_url, anon_key, active, sync_enabled), E'\\n' ORDER BY id) FROM gestao_scouter_config"),
 		$config_before, "$label: the update keeps the config rows");
