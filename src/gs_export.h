@@ -3,7 +3,7 @@
  * gs_export.h
  *	  Declarations shared by the files of gs_export: GUCs, shared memory,
  *	  and the interfaces between launcher, worker, job, source, payload,
- *	  remote, pace, store and alert.  The limits of the options are in
+ *	  remote, pace, store, alert and scrub.  The limits of the options are in
  *	  gs_limits.h, what the libcurl users share in gs_curl.h.
  *
  *-------------------------------------------------------------------------
