@@ -34,6 +34,7 @@ OBJS = \
 	src/pace.o \
 	src/store.o \
 	src/alert.o \
+	src/scrub.o \
 	src/curl_util.o
 PGFILEDESC = "gs_export - export of leads to a PostgREST remote"
 

@@ -172,7 +172,7 @@ json_int8_field(StringInfo buf, const char *key, int64 value)
 
 /*
  * The alert's JSON document (one object, UTF-8).  Nothing of the config
- * goes in it.
+ * goes in it (and the caller scrubs it of the keys).
  */
 static char *
 alert_document(const char *job_id, const AlertInfo *info, const char *status)
@@ -415,9 +415,10 @@ send_alert(const pg_uuid_t *job_id, const char *status, const char *reason)
 		return;
 	}
 
-	document = alert_document(id_text, &info, status);
+	/* no key in what is sent, nor in what the webhook said (scrub.c) */
+	document = gs_scrub_json(alert_document(id_text, &info, status));
 	pgstat_report_activity(STATE_RUNNING, "gs_export: sending an alert");
-	outcome = post_alert(info.alert_url, document);
+	outcome = gs_scrub(post_alert(info.alert_url, document));
 	pgstat_report_activity(STATE_IDLE, NULL);
 	ereport(LOG,
 			(errmsg("gs_export: job %s %s: alert to %s: %s", id_text, status,

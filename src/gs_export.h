@@ -3,7 +3,7 @@
  * gs_export.h
  *	  Declarations shared by the files of gs_export: GUCs, shared memory,
  *	  and the interfaces between launcher, worker, job, source, payload,
- *	  remote, pace, store and alert.  The limits of the options are in
+ *	  remote, pace, store, alert and scrub.  The limits of the options are in
  *	  gs_limits.h, what the libcurl users share in gs_curl.h.
  *
  *-------------------------------------------------------------------------
@@ -338,6 +338,19 @@ extern bool gs_pace_reads_ahead(GsPace *pace);
 extern void gs_pace_answer(GsPace *pace, const GsRemoteResult *res, int rows,
 						   int window, uint64 epoch);
 extern void gs_pace_lower_batch(GsPace *pace, int n);
+
+/*
+ * scrub.c: the config's keys out of every text gs_export stores, logs or
+ * sends.  A job worker sets them once (the emit_log_hook that scrubs its
+ * log lines comes with them); gs_scrub replaces each in a text,
+ * gs_scrub_json in a text that may be JSON (strings as JSON means them).
+ * Both return the text itself when it holds no key.
+ */
+#define GS_SCRUB_MARKER "[key]"
+
+extern void gs_scrub_set_keys(List *keys);
+extern char *gs_scrub(const char *text);
+extern char *gs_scrub_json(const char *text);
 
 /*
  * alert.c: a job completed, failed, or was paused by the remote's trouble:

@@ -137,6 +137,8 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	job->count_from = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_from", &isnull));
 	job->count_range = !isnull;
 	job->count_to = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_to", &isnull));
+	/* from now on no text of this process holds the config's keys */
+	gs_scrub_set_keys(lappend(text_list(rows, "secret_keys"), job->api_key));
 
 	/* The URL is checked as libcurl will read it. */
 	if (reason == NULL)
@@ -145,6 +147,7 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	{
 		Datum		stop_args[3];
 
+		reason = gs_scrub(reason);
 		stop_args[0] = UUIDPGetDatum(&job->id);
 		stop_args[1] = CStringGetTextDatum("failed");
 		stop_args[2] = CStringGetTextDatum(reason);
@@ -204,7 +207,10 @@ make_array(Datum *values, bool *nulls, int n, Oid elemtype)
 
 /*
  * Record what happened to a batch, in one transaction.  The failed leads
- * are recorded with the lead as the job's owner may read it.  Returns false
+ * are recorded with the lead as the job's owner may read it.  Every text
+ * recorded is scrubbed of the config's keys (scrub.c): the answers were
+ * already when they came in (remote.c), and this is where they are stored.
+ * Returns false
  * when the job is no longer running (paused meanwhile) or the extension is
  * gone.
  */
@@ -232,22 +238,24 @@ gs_job_record(GsJob *job, GsSource *src, GsBatch *batch, GsLeadOutcome *outcomes
 
 	for (i = 0; i < n; i++)
 	{
+		char	   *body;
+
 		ids[i] = Int64GetDatum(batch->ids[i]);
 		msgnulls[i] = outcomes[i].ok;
 		messages[i] = outcomes[i].ok ? (Datum) 0 :
-			CStringGetTextDatum(outcomes[i].error ? outcomes[i].error : "unknown error");
+			CStringGetTextDatum(gs_scrub(outcomes[i].error ? outcomes[i].error : "unknown error"));
 		if (outcomes[i].ok)
 			continue;
 		err_ids[nerr] = batch->ids[i];
 		err_id_datums[nerr] = Int64GetDatum(batch->ids[i]);
-		err_fields[nerr] = PointerGetDatum(cstring_to_text_with_len(batch->texts[i],
-																	(int) batch->lens[i]));
+		err_fields[nerr] = CStringGetTextDatum(gs_scrub_json(pnstrdup(batch->texts[i],
+																	  batch->lens[i])));
 		err_statnulls[nerr] = (outcomes[i].http_status == 0);
 		err_statuses[nerr] = Int32GetDatum((int32) outcomes[i].http_status);
 		/* the answer goes into jsonb columns only if jsonb can hold it */
-		err_bodynulls[nerr] = !gs_payload_is_json(outcomes[i].response_body);
-		err_bodies[nerr] = err_bodynulls[nerr] ? (Datum) 0 :
-			CStringGetTextDatum(outcomes[i].response_body);
+		body = gs_scrub_json(outcomes[i].response_body);
+		err_bodynulls[nerr] = !gs_payload_is_json(body);
+		err_bodies[nerr] = err_bodynulls[nerr] ? (Datum) 0 : CStringGetTextDatum(body);
 		nerr++;
 	}
 
@@ -263,7 +271,8 @@ gs_job_record(GsJob *job, GsSource *src, GsBatch *batch, GsLeadOutcome *outcomes
 		for (i = 0; i < nerr; i++)
 		{
 			err_snapnulls[i] = (snapshots[i] == NULL);
-			err_snapshots[i] = snapshots[i] ? CStringGetTextDatum(snapshots[i]) : (Datum) 0;
+			err_snapshots[i] = snapshots[i] ?
+				CStringGetTextDatum(gs_scrub_json(snapshots[i])) : (Datum) 0;
 		}
 
 		args[0] = UUIDPGetDatum(&job->id);
@@ -358,39 +367,12 @@ gs_job_next_pass(GsJob *job)
 }
 
 /*
- * The reason with every occurrence of the key replaced by "[key]": a
- * reason may quote the remote's answer, and a proxy may echo the request's
- * headers.  The key goes into no job row and no log line.
- */
-static const char *
-without_key(const char *reason, const char *key)
-{
-	StringInfoData buf;
-	const char *p = reason;
-	const char *hit;
-	size_t		keylen;
-
-	if (key == NULL || key[0] == '\0' || strstr(reason, key) == NULL)
-		return reason;
-	keylen = strlen(key);
-	initStringInfo(&buf);
-	while ((hit = strstr(p, key)) != NULL)
-	{
-		appendBinaryStringInfo(&buf, p, (int) (hit - p));
-		appendStringInfoString(&buf, "[key]");
-		p = hit + keylen;
-	}
-	appendStringInfoString(&buf, p);
-	return buf.data;
-}
-
-/*
  * Stop the job: paused (if it is running) or failed, with the reason.
  */
 void
 gs_job_stop(GsJob *job, bool pause, const char *reason)
 {
-	reason = without_key(reason, job->api_key);
+	reason = gs_scrub(reason);
 	gs_job_stop_by_id(&job->id, reason, pause);
 	/* the worker pauses a job this way only for the remote's trouble */
 	if (pause)
@@ -399,13 +381,17 @@ gs_job_stop(GsJob *job, bool pause, const char *reason)
 
 /*
  * The same with only the job's id at hand (the error that stops it may have
- * come before the job was loaded).
+ * come before the job was loaded).  The reason, which may quote the
+ * remote's answer, is scrubbed of the config's keys (scrub.c) before it is
+ * stored, logged or alerted.
  */
 void
 gs_job_stop_by_id(const pg_uuid_t *id, const char *reason, bool pause)
 {
 	GsStoreState state;
 	char	   *id_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(id)));
+
+	reason = gs_scrub(reason);
 
 	state = gs_xact_begin(pause ? "gs_export: pausing a job" : "gs_export: failing a job",
 						  false, NULL);

@@ -710,8 +710,9 @@ body_excerpt(const char *body, int len)
 }
 
 /*
- * What an HTTP answer means.  body_len is the length of result->body,
- * which may hold NUL bytes.
+ * What an HTTP answer means.  body_len is the length of the body as it
+ * came (it may hold NUL bytes); result->body is the body as a C string,
+ * scrubbed of the keys.
  *
  * Asked for return=minimal, PostgREST answers a success with 200 or 201
  * and no body.  Any other 2xx, or one with a body, comes from something
@@ -743,7 +744,7 @@ classify_http(GsRemoteResult *result, int body_len)
 									 "return=minimal PostgREST answers 200 or 201 with no body, "
 									 "so something else answered (a proxy or a login page at "
 									 "project_url?); the body began: \"%s\"",
-									 status, body_excerpt(result->body, body_len));
+									 status, body_excerpt(result->body, strlen(result->body)));
 		result->outcome = GS_REMOTE_FATAL;
 		return;
 	}
@@ -996,7 +997,12 @@ gs_remote_uploading(void)
 
 /*
  * The result of a request curl is through with, in the caller's memory
- * context; the slot is freed.
+ * context; the slot is freed.  The answer is scrubbed of the config's keys
+ * (scrub.c) as it comes in, before anything reads or quotes it: a remote or
+ * a proxy may echo our headers, and a quote cut short could not be
+ * scrubbed later.  (Only the first GS_MAX_BODY bytes are kept: a key cut
+ * at that end is in a body that is no JSON any more, which is stored
+ * nowhere and quoted only by its first GS_BODY_EXCERPT bytes.)
  */
 static void
 finish_request(GsRequest *req, GsRemoteResult *result)
@@ -1007,7 +1013,8 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 	result->retry_after_ms = req->resp.retry_after_ms;
 	result->elapsed_ms = (int) ((GetCurrentTimestamp() - req->started) / 1000);
 	if (req->resp.body.buf.len > 0)
-		result->body = pnstrdup(req->resp.body.buf.data, req->resp.body.buf.len);
+		result->body = gs_scrub_json(pnstrdup(req->resp.body.buf.data,
+											  req->resp.body.buf.len));
 
 	if (rc == CURLE_ABORTED_BY_CALLBACK)
 	{
@@ -1022,6 +1029,7 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &result->http_status);
 		classify_http(result, req->resp.body.buf.len);
 	}
+	result->error = gs_scrub(result->error);
 	release_request(req);
 }
 

@@ -4,7 +4,9 @@
  * started, gets outcome 'busy' and goes away.  Outcomes: 'run' (the job is
  * running, and the other columns say how), 'busy', 'not_runnable' (it is
  * no longer pending or running, or gone), 'failed' (it cannot run: marked
- * failed, with the reason).
+ * failed, with the reason).  secret_keys: the config's keys (anon_key,
+ * service_role_key_encrypted), which the worker keeps out of every text
+ * it stores, logs or sends (src/scrub.c).
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT outcome text, OUT reason text,
@@ -18,7 +20,7 @@ CREATE OR REPLACE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT synced_at_column text, OUT source_column text, OUT source_value text,
     OUT count_from timestamptz, OUT count_to timestamptz,
     OUT filter_columns text[], OUT filter_types text[], OUT filter_values text[],
-    OUT changed_since timestamptz)
+    OUT changed_since timestamptz, OUT secret_keys text[])
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -67,7 +69,7 @@ BEGIN
     END IF;
     ignored_fields := j.ignored_fields;
 
-    SELECT c.project_url, c.anon_key INTO cfg
+    SELECT c.project_url, c.anon_key, c.service_role_key_encrypted INTO cfg
       FROM @extschema@.gestao_scouter_config c
      WHERE c.active AND c.sync_enabled
      ORDER BY c.updated_at DESC NULLS LAST
@@ -91,6 +93,7 @@ BEGIN
     END IF;
     project_url := cfg.project_url;
     api_key := cfg.anon_key;
+    secret_keys := pg_catalog.array_remove(ARRAY[cfg.anon_key, cfg.service_role_key_encrypted], NULL);
     SELECT m.target_table, m.remote_columns, m.lead_columns,
            m.synced_at_column, m.source_column, m.source_value
       INTO target_table, remote_columns, lead_columns,
