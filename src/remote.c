@@ -995,6 +995,22 @@ gs_remote_uploading(void)
 }
 
 /*
+ * Was the request's whole body handed over to the network?  Then the
+ * remote may have it, and may apply it even though no answer came: a
+ * remote cannot apply a JSON array it did not get whole.  When curl cannot
+ * tell, it may have.
+ */
+static bool
+body_handed_over(GsRequest *req)
+{
+	curl_off_t	sent = 0;
+
+	if (curl_easy_getinfo(req->easy, CURLINFO_SIZE_UPLOAD_T, &sent) != CURLE_OK)
+		return true;
+	return sent >= req->body_len;
+}
+
+/*
  * The result of a request curl is through with, in the caller's memory
  * context; the slot is freed.
  */
@@ -1016,11 +1032,24 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (rc != CURLE_OK)
+	{
 		classify_curl(req->easy, rc, req->errbuf, result);
+		/* no answer: a timeout, a connection lost or reset */
+		result->in_doubt = body_handed_over(req);
+	}
 	else
 	{
 		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &result->http_status);
 		classify_http(result, req->resp.body.buf.len);
+
+		/*
+		 * A gateway that gave up on its upstream (502, 504, Supabase's
+		 * 544) speaks for a PostgREST that may still be at work on the
+		 * request.  Any other answer is the remote's own: the upsert was
+		 * applied, or refused, or never began.
+		 */
+		result->in_doubt = (result->http_status == 502 || result->http_status == 504 ||
+							result->http_status == 544);
 	}
 	release_request(req);
 }
@@ -1070,16 +1099,25 @@ gs_remote_wait(long timeout_ms, bool upload_only, GsRemoteResult *result, void *
 
 /*
  * Give up every request under way (the worker stops on an error): they
- * leave the multi handle, their headers are freed.
+ * leave the multi handle, their headers are freed.  Returns whether one of
+ * them may still reach the remote and be applied: its whole body was
+ * handed over, and no answer of the remote's own came.
  */
-void
+bool
 gs_remote_abandon_all(void)
 {
+	bool		in_doubt = false;
 	int			i;
 
 	for (i = 0; i < GS_MAX_REQUESTS; i++)
 		if (requests[i].in_use)
+		{
+			if (!(requests[i].done && requests[i].rc == CURLE_OK) &&
+				body_handed_over(&requests[i]))
+				in_doubt = true;
 			release_request(&requests[i]);
+		}
+	return in_doubt;
 }
 
 /*
