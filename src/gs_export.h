@@ -268,10 +268,12 @@ typedef struct GsRemoteResult
 	bool		statement_timeout;	/* 500 57014: the remote's statement
 									 * timeout cancelled the upsert (outcome
 									 * GS_REMOTE_RETRY) */
-	bool		in_doubt;		/* its fate at the remote is unknown: the
-								 * remote may still apply it (a timeout or a
-								 * connection lost after the whole body was
-								 * sent; a gateway's 502, 504, 544) */
+	const char *doubt;			/* NULL, or why its fate at the remote is
+								 * unknown: the remote may still apply it (a
+								 * timeout or a connection lost after the
+								 * whole body was sent; a gateway's 502,
+								 * 504, 544; an attempt libcurl repeated on
+								 * its own) */
 } GsRemoteResult;
 
 /* Most requests at the remote at once (max_in_flight's upper bound). */

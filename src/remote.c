@@ -101,6 +101,8 @@ typedef struct GsRequest
 	int			ntexts;
 	int			part;			/* of the 2 * ntexts + 1 parts */
 	size_t		part_off;		/* bytes of it already handed over */
+	bool		resent_whole;	/* curl sent the body again after it had
+								 * handed all of it over once */
 	curl_off_t	body_len;
 	TimestampTz started;
 	void	   *tag;			/* the caller's */
@@ -531,8 +533,12 @@ read_body(char *buf, size_t size, size_t nitems, void *arg)
 	return out;
 }
 
-/* curl's seek callback: a body sent again (say, on a reused connection that
- * turned out closed) starts over. */
+/*
+ * curl's seek callback: a body sent again (say, on a reused connection that
+ * turned out closed) starts over.  If the whole of it had been handed over
+ * before, that first attempt may have reached the remote, which may still
+ * apply it: the request is in doubt, whatever its answer.
+ */
 static int
 seek_body(void *arg, curl_off_t offset, int origin)
 {
@@ -540,6 +546,8 @@ seek_body(void *arg, curl_off_t offset, int origin)
 
 	if (origin != SEEK_SET || offset != 0)
 		return CURL_SEEKFUNC_CANTSEEK;
+	if (req->part > 2 * req->ntexts)
+		req->resent_whole = true;
 	req->part = 0;
 	req->part_off = 0;
 	return CURL_SEEKFUNC_OK;
@@ -920,6 +928,7 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 	req->ntexts = n;
 	req->part = 0;
 	req->part_off = 0;
+	req->resent_whole = false;
 	req->body_len = 2 + (n > 0 ? n - 1 : 0);
 	for (i = 0; i < n; i++)
 		req->body_len += (curl_off_t) lens[i];
@@ -1035,7 +1044,8 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 	{
 		classify_curl(req->easy, rc, req->errbuf, result);
 		/* no answer: a timeout, a connection lost or reset */
-		result->in_doubt = body_handed_over(req);
+		if (body_handed_over(req))
+			result->doubt = result->error;
 	}
 	else
 	{
@@ -1048,9 +1058,13 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 		 * request.  Any other answer is the remote's own: the upsert was
 		 * applied, or refused, or never began.
 		 */
-		result->in_doubt = (result->http_status == 502 || result->http_status == 504 ||
-							result->http_status == 544);
+		if (result->http_status == 502 || result->http_status == 504 ||
+			result->http_status == 544)
+			result->doubt = psprintf("HTTP %ld, a gateway's", result->http_status);
 	}
+	/* an earlier attempt curl made of it on its own, unanswered */
+	if (req->resent_whole && result->doubt == NULL)
+		result->doubt = "libcurl sent it again on its own after an attempt went unanswered";
 	release_request(req);
 }
 
@@ -1112,8 +1126,9 @@ gs_remote_abandon_all(void)
 	for (i = 0; i < GS_MAX_REQUESTS; i++)
 		if (requests[i].in_use)
 		{
-			if (!(requests[i].done && requests[i].rc == CURLE_OK) &&
-				body_handed_over(&requests[i]))
+			if (requests[i].resent_whole ||
+				(!(requests[i].done && requests[i].rc == CURLE_OK) &&
+				 body_handed_over(&requests[i])))
 				in_doubt = true;
 			release_request(&requests[i]);
 		}

@@ -20,11 +20,11 @@
  *	  sent) may still reach the remote later: its leads stay in doubt for
  *	  gs_export.late_request_ms, during which no newer version of them is
  *	  sent (its own retries, the same texts, may go) and the job does not
- *	  complete; the job's row keeps the end of the quarantine for the next
- *	  worker, which waits it out before it sends anything.  A pause stops the sending at
- *	  once and waits for the requests under way.  A pass ends only on an
- *	  empty read made after every batch was recorded (a read that locks
- *	  leads before its snapshot), never on a short batch.
+ *	  complete; the job's row keeps the end of that quarantine for the next
+ *	  worker, which waits it out before it sends anything.  A pause stops
+ *	  the sending at once and waits for the requests under way.  A pass
+ *	  ends only on an empty read made after every batch was recorded (a
+ *	  read that locks leads before its snapshot), never on a short batch.
  *	  Each read is its own short transaction: none is open while a
  *	  request is at the remote.
  *
@@ -296,8 +296,8 @@ release_leads(Run *run, Flight *f)
  * sent (send_ready) and the job does not complete (run_job).  The job's row
  * says so first, for a worker that claims a job later.  The same
  * version, sent again by the span's retries, is harmless and may go at
- * once.  why: what came instead of an answer (curl's error, or the
- * gateway's status), for the log.
+ * once.  why: why its fate is unknown (GsRemoteResult.doubt), for the
+ * log.
  */
 static void
 doubt_span(Run *run, Span *r, const char *why)
@@ -324,7 +324,7 @@ doubt_span(Run *run, Span *r, const char *why)
 	}
 	run->doubt_changes++;
 	ereport(LOG,
-			(errmsg("gs_export: job %s: gave up on a request of %d leads (%s); the remote may still apply it until %s: no newer version of its leads is sent, and the job does not complete, before then (gs_export.late_request_ms)",
+			(errmsg("gs_export: job %s: the fate of a request of %d leads is unknown (%s); the remote may still apply it until %s: no newer version of its leads is sent, and the job does not complete, before then (gs_export.late_request_ms)",
 					run->job.id_text, r->n, why, timestamptz_to_str(until))));
 }
 
@@ -478,8 +478,8 @@ handle_answer(Run *run, Span *r, GsRemoteResult *res)
 	f->requests--;
 	gs_pace_answer(&run->pace, res, r->n, r->window, r->epoch);
 	/* first, whatever comes next: stopping, retrying, splitting */
-	if (res->in_doubt)
-		doubt_span(run, r, res->http_status ? psprintf("HTTP %ld", res->http_status) : res->error);
+	if (res->doubt != NULL)
+		doubt_span(run, r, res->doubt);
 
 	switch (res->outcome)
 	{
