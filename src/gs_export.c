@@ -31,6 +31,7 @@ int			gs_export_connect_timeout_ms = 10000;
 int			gs_export_max_workers = 4;
 int			gs_export_max_retries = 8;
 int			gs_export_retry_max_delay_ms = 30000;
+int			gs_export_late_request_ms = 60000;
 char	   *gs_export_ca_file = NULL;
 int			gs_export_max_request_size = 4 * 1024 * 1024;
 bool		gs_export_notify = true;
@@ -90,6 +91,19 @@ _PG_init(void)
 							NULL,
 							&gs_export_retry_max_delay_ms,
 							30000, 10, 3600000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("gs_export.late_request_ms",
+							"How long a request given up on may still reach the remote and be applied.",
+							"Counted from the moment gs_export gives up on a request whose fate is "
+							"unknown (a timeout, a connection lost after its body was sent, a gateway's "
+							"502, 504 or 544): until then no newer version of its leads is sent, and the "
+							"job does not complete.  Set it above the remote's statement timeout plus "
+							"the time its gateways may hold a request; 0 turns the quarantine off.",
+							&gs_export_late_request_ms,
+							60000, 0, 3600000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -36,6 +36,7 @@ extern int	gs_export_connect_timeout_ms;
 extern int	gs_export_max_workers;
 extern int	gs_export_max_retries;
 extern int	gs_export_retry_max_delay_ms;
+extern int	gs_export_late_request_ms;
 extern char *gs_export_ca_file;
 extern int	gs_export_max_request_size;
 extern bool gs_export_notify;
@@ -97,6 +98,7 @@ typedef enum GsStoreFunctionId
 	GS_STORE_SET_LEADS_IN_RANGE,
 	GS_STORE_RUNNABLE_JOBS,
 	GS_STORE_ALERT_INFO,
+	GS_STORE_DOUBT,
 	GS_STORE_NFUNCTIONS
 } GsStoreFunctionId;
 
@@ -170,6 +172,9 @@ typedef struct GsJob
 	bool		count_range;
 	TimestampTz count_from;
 	TimestampTz count_to;
+	/* a request given up on, of this or another job, may still reach the
+	 * remote until then (0: none): nothing is sent before */
+	TimestampTz doubt_until;
 } GsJob;
 
 typedef enum GsJobLoad
@@ -222,6 +227,7 @@ extern bool gs_job_next_pass(GsJob *job);
 extern void gs_job_stop(GsJob *job, bool pause, const char *reason);
 extern void gs_job_stop_by_id(const pg_uuid_t *id, const char *reason, bool pause);
 extern void gs_job_ignore_column(GsJob *job, const char *column);
+extern void gs_job_doubt(const pg_uuid_t *id, TimestampTz until);
 
 /* payload.c */
 typedef struct GsPayloadShape GsPayloadShape;
@@ -262,6 +268,12 @@ typedef struct GsRemoteResult
 	bool		statement_timeout;	/* 500 57014: the remote's statement
 									 * timeout cancelled the upsert (outcome
 									 * GS_REMOTE_RETRY) */
+	const char *doubt;			/* NULL, or why its fate at the remote is
+								 * unknown: the remote may still apply it (a
+								 * timeout or a connection lost after the
+								 * whole body was sent; a gateway's 502,
+								 * 504, 544; an attempt libcurl repeated on
+								 * its own) */
 } GsRemoteResult;
 
 /* Most requests at the remote at once (max_in_flight's upper bound). */
@@ -290,7 +302,7 @@ extern int	gs_remote_in_flight(void);
 extern bool gs_remote_uploading(void);
 extern GsRemoteWait gs_remote_wait(long timeout_ms, bool upload_only,
 								   GsRemoteResult *result, void **tag);
-extern void gs_remote_abandon_all(void);
+extern bool gs_remote_abandon_all(void);
 
 /*
  * pace.c: how many leads a request holds (batch) and how many requests

@@ -137,6 +137,9 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	job->count_from = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_from", &isnull));
 	job->count_range = !isnull;
 	job->count_to = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_to", &isnull));
+	job->doubt_until = DatumGetTimestampTz(gs_rows_value(rows, 0, "doubt_until", &isnull));
+	if (isnull)
+		job->doubt_until = 0;
 	/* from now on no text of this process holds the config's keys */
 	gs_scrub_set_keys(lappend(text_list(rows, "secret_keys"), job->api_key));
 
@@ -446,4 +449,26 @@ gs_job_ignore_column(GsJob *job, const char *column)
 	ereport(LOG,
 			(errmsg("gs_export: job %s: the remote has no column \"%s\"; it is no longer sent",
 					job->id_text, column)));
+}
+
+/*
+ * A request of the job was given up on, and the remote may still apply it
+ * until then: say so on the job's row, before any newer version of its
+ * leads goes (a worker that claims a job later waits until then).
+ */
+void
+gs_job_doubt(const pg_uuid_t *id, TimestampTz until)
+{
+	GsStoreState state;
+
+	state = gs_xact_begin("gs_export: noting a request given up on", false, NULL);
+	if (state == GS_STORE_READY)
+	{
+		Datum		args[2];
+
+		args[0] = UUIDPGetDatum(id);
+		args[1] = TimestampTzGetDatum(until);
+		(void) gs_store_call(GS_STORE_DOUBT, args, NULL);
+	}
+	gs_xact_end();
 }

@@ -101,6 +101,8 @@ typedef struct GsRequest
 	int			ntexts;
 	int			part;			/* of the 2 * ntexts + 1 parts */
 	size_t		part_off;		/* bytes of it already handed over */
+	bool		resent_whole;	/* curl sent the body again after it had
+								 * handed all of it over once */
 	curl_off_t	body_len;
 	TimestampTz started;
 	void	   *tag;			/* the caller's */
@@ -531,8 +533,12 @@ read_body(char *buf, size_t size, size_t nitems, void *arg)
 	return out;
 }
 
-/* curl's seek callback: a body sent again (say, on a reused connection that
- * turned out closed) starts over. */
+/*
+ * curl's seek callback: a body sent again (say, on a reused connection that
+ * turned out closed) starts over.  If the whole of it had been handed over
+ * before, that first attempt may have reached the remote, which may still
+ * apply it: the request is in doubt, whatever its answer.
+ */
 static int
 seek_body(void *arg, curl_off_t offset, int origin)
 {
@@ -540,6 +546,8 @@ seek_body(void *arg, curl_off_t offset, int origin)
 
 	if (origin != SEEK_SET || offset != 0)
 		return CURL_SEEKFUNC_CANTSEEK;
+	if (req->part > 2 * req->ntexts)
+		req->resent_whole = true;
 	req->part = 0;
 	req->part_off = 0;
 	return CURL_SEEKFUNC_OK;
@@ -921,6 +929,7 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 	req->ntexts = n;
 	req->part = 0;
 	req->part_off = 0;
+	req->resent_whole = false;
 	req->body_len = 2 + (n > 0 ? n - 1 : 0);
 	for (i = 0; i < n; i++)
 		req->body_len += (curl_off_t) lens[i];
@@ -996,6 +1005,22 @@ gs_remote_uploading(void)
 }
 
 /*
+ * Was the request's whole body handed over to the network?  Then the
+ * remote may have it, and may apply it even though no answer came: a
+ * remote cannot apply a JSON array it did not get whole.  When curl cannot
+ * tell, it may have.
+ */
+static bool
+body_handed_over(GsRequest *req)
+{
+	curl_off_t	sent = 0;
+
+	if (curl_easy_getinfo(req->easy, CURLINFO_SIZE_UPLOAD_T, &sent) != CURLE_OK)
+		return true;
+	return sent >= req->body_len;
+}
+
+/*
  * The result of a request curl is through with, in the caller's memory
  * context; the slot is freed.  The answer is scrubbed of the config's keys
  * (scrub.c) as it comes in, before anything reads or quotes it: a remote or
@@ -1023,13 +1048,31 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (rc != CURLE_OK)
+	{
 		classify_curl(req->easy, rc, req->errbuf, result);
+		/* no answer: a timeout, a connection lost or reset */
+		if (body_handed_over(req))
+			result->doubt = result->error;
+	}
 	else
 	{
 		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &result->http_status);
 		classify_http(result, req->resp.body.buf.len);
+
+		/*
+		 * A gateway that gave up on its upstream (502, 504, Supabase's
+		 * 544) speaks for a PostgREST that may still be at work on the
+		 * request.  Any other answer is the remote's own: the upsert was
+		 * applied, or refused, or never began.
+		 */
+		if (result->http_status == 502 || result->http_status == 504 ||
+			result->http_status == 544)
+			result->doubt = psprintf("HTTP %ld, a gateway's", result->http_status);
 	}
 	result->error = gs_scrub(result->error);
+	/* an earlier attempt curl made of it on its own, unanswered */
+	if (req->resent_whole && result->doubt == NULL)
+		result->doubt = "libcurl sent it again on its own after an attempt went unanswered";
 	release_request(req);
 }
 
@@ -1078,16 +1121,26 @@ gs_remote_wait(long timeout_ms, bool upload_only, GsRemoteResult *result, void *
 
 /*
  * Give up every request under way (the worker stops on an error): they
- * leave the multi handle, their headers are freed.
+ * leave the multi handle, their headers are freed.  Returns whether one of
+ * them may still reach the remote and be applied: its whole body was
+ * handed over, and no answer of the remote's own came.
  */
-void
+bool
 gs_remote_abandon_all(void)
 {
+	bool		in_doubt = false;
 	int			i;
 
 	for (i = 0; i < GS_MAX_REQUESTS; i++)
 		if (requests[i].in_use)
+		{
+			if (requests[i].resent_whole ||
+				(!(requests[i].done && requests[i].rc == CURLE_OK) &&
+				 body_handed_over(&requests[i])))
+				in_doubt = true;
 			release_request(&requests[i]);
+		}
+	return in_doubt;
 }
 
 /*

@@ -15,10 +15,16 @@
  *	  counted once.  A batch holding a lead that an older batch not yet
  *	  recorded also holds (a lead that changed and was read again) waits
  *	  until the older ones have their outcomes, so that two versions of a
- *	  lead are never at the remote at once.  A pause stops the sending at
- *	  once and waits for the requests under way.  A pass ends only on an
- *	  empty read made after every batch was recorded (a read that locks
- *	  leads before its snapshot), never on a short batch.
+ *	  lead are never at the remote at once.  A request given up on without
+ *	  knowing its fate (a timeout, a connection lost after its body was
+ *	  sent) may still reach the remote later: its leads stay in doubt for
+ *	  gs_export.late_request_ms, during which no newer version of them is
+ *	  sent (its own retries, the same texts, may go) and the job does not
+ *	  complete; the job's row keeps the end of that quarantine for the next
+ *	  worker, which waits it out before it sends anything.  A pause stops
+ *	  the sending at once and waits for the requests under way.  A pass
+ *	  ends only on an empty read made after every batch was recorded (a
+ *	  read that locks leads before its snapshot), never on a short batch.
  *	  Each read is its own short transaction: none is open while a
  *	  request is at the remote.
  *
@@ -102,6 +108,11 @@ struct Flight
 	int			requests;		/* its requests at the remote */
 	List	   *pending;		/* Spans to send, by from */
 	bool		waits_for_older;	/* holds a lead an older flight holds */
+	uint64		seq;			/* its place in the order read, from 1 */
+	TimestampTz doubt_until;	/* a lead of it is in doubt from another
+								 * flight's request given up on: it waits
+								 * until then (0: it need not) ... */
+	uint64		doubt_seen;		/* ... as of that Run.doubt_changes */
 	bool		sent;			/* its first request went */
 	int			lane;			/* fixed pace: the lane it took, or -1 */
 	uint64		epoch;			/* the pace's when it was read */
@@ -115,6 +126,19 @@ typedef struct HeldLead
 	int			count;
 } HeldLead;
 
+/*
+ * A lead of a request given up on without knowing its fate: the remote may
+ * still apply that request, with the version of the lead it holds, until
+ * `until`.  Only the flight that sent it (its retries carry the same texts)
+ * may send the lead before then.
+ */
+typedef struct DoubtLead
+{
+	int64		id;
+	TimestampTz until;
+	uint64		flight;			/* that flight's seq */
+} DoubtLead;
+
 /* The job being run. */
 typedef struct Run
 {
@@ -124,6 +148,11 @@ typedef struct Run
 	MemoryContext cxt;
 	List	   *flights;		/* not yet recorded, in the order read */
 	HTAB	   *held;			/* HeldLead by id */
+	HTAB	   *doubt;			/* DoubtLead by id, until the quarantine
+								 * of the latest request given up on ends */
+	TimestampTz doubt_until;	/* that end: the job completes only after */
+	uint64		doubt_changes;	/* leads put in doubt, times */
+	uint64		flights_read;
 	bool		exhausted;		/* a read after the last flight was empty */
 	bool		read_failed;	/* a read ahead failed: read again once the
 								 * flights are recorded, the ordinary way */
@@ -259,6 +288,86 @@ release_leads(Run *run, Flight *f)
 	}
 }
 
+/*
+ * A request of span r was given up on, and its fate at the remote is
+ * unknown: the remote may still apply it until gs_export.late_request_ms
+ * from now (the remote's statement timeout and its gateways' hold bound
+ * that).  Its leads are in doubt until then: no newer version of them is
+ * sent (send_ready) and the job does not complete (run_job).  The job's row
+ * says so first, for a worker that claims a job later.  The same
+ * version, sent again by the span's retries, is harmless and may go at
+ * once.  why: why its fate is unknown (GsRemoteResult.doubt), for the
+ * log.
+ */
+static void
+doubt_span(Run *run, Span *r, const char *why)
+{
+	Flight	   *f = r->flight;
+	TimestampTz until;
+	int			i;
+
+	if (gs_export_late_request_ms <= 0)
+		return;
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), gs_export_late_request_ms);
+	if (until > run->doubt_until)
+	{
+		gs_job_doubt(&run->job.id, until);
+		run->doubt_until = until;
+	}
+	for (i = r->from; i < r->from + r->n; i++)
+	{
+		bool		found;
+		DoubtLead  *d = hash_search(run->doubt, &f->batch->ids[i], HASH_ENTER, &found);
+
+		d->until = found ? Max(d->until, until) : until;
+		d->flight = f->seq;
+	}
+	run->doubt_changes++;
+	ereport(LOG,
+			(errmsg("gs_export: job %s: the fate of a request of %d leads is unknown (%s); the remote may still apply it until %s: no newer version of its leads is sent, and the job does not complete, before then (gs_export.late_request_ms)",
+					run->job.id_text, r->n, why, timestamptz_to_str(until))));
+}
+
+/*
+ * Until when flight f must wait, because one of its leads is in doubt from
+ * another flight's request given up on (0: it need not).  Worked out again
+ * only when leads were put in doubt since.
+ */
+static TimestampTz
+flight_doubt(Run *run, Flight *f)
+{
+	int			i;
+
+	if (f->doubt_seen == run->doubt_changes)
+		return f->doubt_until;
+	f->doubt_until = 0;
+	if (hash_get_num_entries(run->doubt) > 0)
+		for (i = 0; i < f->batch->nleads; i++)
+		{
+			DoubtLead  *d = hash_search(run->doubt, &f->batch->ids[i], HASH_FIND, NULL);
+
+			if (d != NULL && d->flight != f->seq && d->until > f->doubt_until)
+				f->doubt_until = d->until;
+		}
+	f->doubt_seen = run->doubt_changes;
+	return f->doubt_until;
+}
+
+/* Once the latest quarantine is over, no lead is in doubt any more. */
+static void
+forget_doubts(Run *run, TimestampTz now)
+{
+	HASH_SEQ_STATUS status;
+	DoubtLead  *d;
+
+	if (run->doubt_until > now || hash_get_num_entries(run->doubt) == 0)
+		return;
+	hash_seq_init(&status, run->doubt);
+	while ((d = hash_seq_search(&status)) != NULL)
+		hash_search(run->doubt, &d->id, HASH_REMOVE, NULL);
+	run->doubt_changes++;
+}
+
 static Span *
 new_span(Flight *f, int from, int n, SplitWatch *watch)
 {
@@ -368,6 +477,9 @@ handle_answer(Run *run, Span *r, GsRemoteResult *res)
 
 	f->requests--;
 	gs_pace_answer(&run->pace, res, r->n, r->window, r->epoch);
+	/* first, whatever comes next: stopping, retrying, splitting */
+	if (res->doubt != NULL)
+		doubt_span(run, r, res->doubt);
 
 	switch (res->outcome)
 	{
@@ -530,7 +642,8 @@ count_retrying(Run *run)
  * Retry-After holds.  A span waiting to be tried again keeps its place
  * in the window: while the remote has trouble no new batch goes in its
  * stead.  A flight holding a lead an older one holds waits until every
- * older flight has its outcomes.
+ * older flight has its outcomes; one holding a lead in doubt from another
+ * flight's request given up on waits until the quarantine ends.
  */
 static void
 send_ready(Run *run)
@@ -540,12 +653,14 @@ send_ready(Run *run)
 	int			retrying = count_retrying(run);
 	ListCell   *lc;
 
+	forget_doubts(run, now);
 	if (now < run->pace.hold_until)
 		return;
 	foreach(lc, run->flights)
 	{
 		Flight	   *f = lfirst(lc);
-		bool		blocked = f->waits_for_older && older_undecided;
+		bool		blocked = (f->waits_for_older && older_undecided) ||
+			flight_doubt(run, f) > now;
 
 		if (f->undecided > 0)
 			older_undecided = true;
@@ -583,9 +698,9 @@ send_ready(Run *run)
 }
 
 /*
- * How long the main loop may sleep: until a backoff, a Retry-After or a
- * lane's rest ends, MAX_SLEEP_MS at most (an answer or the latch wakes it
- * sooner).
+ * How long the main loop may sleep: until a backoff, a Retry-After, a
+ * lane's rest or a flight's wait for a lead in doubt ends, MAX_SLEEP_MS at
+ * most (an answer or the latch wakes it sooner).
  */
 static long
 sleep_ms(Run *run)
@@ -602,6 +717,8 @@ sleep_ms(Run *run)
 		Flight	   *f = lfirst(lc);
 		ListCell   *rc;
 
+		if (f->doubt_until > now)
+			wake = Min(wake, f->doubt_until);
 		foreach(rc, f->pending)
 		{
 			Span	   *r = lfirst(rc);
@@ -704,6 +821,7 @@ read_flight(Run *run)
 	f->undecided = batch->nleads;
 	f->lane = -1;
 	f->epoch = run->pace.epoch;
+	f->seq = ++run->flights_read;
 	if (batch->oversized)
 	{
 		/* a lead alone larger than a request may be: never sent */
@@ -785,6 +903,47 @@ report_activity(void)
 }
 
 /*
+ * Wait until no request given up on can reach the remote any more
+ * (run->doubt_until): before a worker sends anything (the job's row, or
+ * another job's, says until when), and before a pass that may be the last
+ * ends.  No request is in flight.  A pause or any other change of the job
+ * (its latch) is looked at at once, a shutdown ends the wait.  False when
+ * the job is no longer running.
+ */
+static bool
+wait_out_doubt(Run *run)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (run->doubt_until <= now)
+		return true;
+	ereport(LOG,
+			(errmsg("gs_export: job %s: a request given up on may still reach the remote until %s; the job waits until then (gs_export.late_request_ms)",
+					run->job.id_text, timestamptz_to_str(run->doubt_until))));
+	pgstat_report_activity(STATE_IDLE, "gs_export: waiting until a request given up on can no longer reach the remote");
+	while ((now = GetCurrentTimestamp()) < run->doubt_until)
+	{
+		int			rc;
+
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					   TimestampDifferenceMilliseconds(now, run->doubt_until),
+					   PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		handle_reload();
+		if ((rc & WL_LATCH_SET) && !gs_job_is_running(&run->job))
+		{
+			ereport(LOG,
+					(errmsg("gs_export: job %s is no longer running; its worker stops",
+							run->job.id_text)));
+			run->stopping = true;
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
  * The job, batch after batch, pass after pass, until it is done or must
  * stop.
  */
@@ -812,6 +971,9 @@ run_job(const pg_uuid_t *job_id)
 	hctl.hcxt = job_cxt;
 	run->held = hash_create("gs_export leads in flight", 1024, &hctl,
 							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	hctl.entrysize = sizeof(DoubtLead);
+	run->doubt = hash_create("gs_export leads in doubt", 1024, &hctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	/* what one turn of the loop allocates (answers, records) lives here */
 	loop_cxt = AllocSetContextCreate(job_cxt, "gs_export loop",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -825,6 +987,15 @@ run_job(const pg_uuid_t *job_id)
 				(errmsg("gs_export: job %s started: batches of %d, %d ms apart, %d in flight, time zone %s",
 						run->job.id_text, run->job.batch_size, run->job.delay_ms,
 						run->pace.window, run->job.time_zone)));
+
+	/*
+	 * A request given up on before (by an earlier worker of this job, or of
+	 * another) may still reach the remote: which leads it holds is not
+	 * known here, so nothing is sent before its quarantine is over.
+	 */
+	run->doubt_until = run->job.doubt_until;
+	if (!wait_out_doubt(run))
+		return;
 
 	for (;;)
 	{
@@ -860,6 +1031,15 @@ run_job(const pg_uuid_t *job_id)
 				case READ_GONE:
 					return;
 				case READ_EMPTY:
+
+					/*
+					 * The job must not complete while a request given up
+					 * on may still overwrite a newer version of its leads.
+					 * Only the range pass surely goes on to another.
+					 */
+					if (strcmp(run->job.pass_kind, "range") != 0 &&
+						!wait_out_doubt(run))
+						return;
 					if (!gs_job_next_pass(&run->job))
 						return;
 					break;
@@ -971,7 +1151,10 @@ gs_export_worker_main(Datum main_arg)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
-		gs_remote_abandon_all();
+		/* a request abandoned here may reach the remote all the same */
+		if (gs_remote_abandon_all() && gs_export_late_request_ms > 0)
+			gs_job_doubt(&job_id, TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															  gs_export_late_request_ms));
 		gs_job_stop_by_id(&job_id, error_reason(edata),
 						  edata->sqlerrcode == ERRCODE_QUERY_CANCELED);
 	}

@@ -6,7 +6,9 @@
  * no longer pending or running, or gone), 'failed' (it cannot run: marked
  * failed, with the reason).  secret_keys: the config's keys (anon_key,
  * service_role_key_encrypted), which the worker keeps out of every text
- * it stores, logs or sends (src/scrub.c).
+ * it stores, logs or sends (src/scrub.c).  doubt_until: the latest
+ * quarantine of a request given up on, of any job, not over yet (NULL if
+ * none): the worker sends nothing before (_gs_job_doubt).
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT outcome text, OUT reason text,
@@ -20,7 +22,7 @@ CREATE OR REPLACE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT synced_at_column text, OUT source_column text, OUT source_value text,
     OUT count_from timestamptz, OUT count_to timestamptz,
     OUT filter_columns text[], OUT filter_types text[], OUT filter_values text[],
-    OUT changed_since timestamptz, OUT secret_keys text[])
+    OUT changed_since timestamptz, OUT secret_keys text[], OUT doubt_until timestamptz)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -136,6 +138,14 @@ BEGIN
            cursor_updated_at = j.cursor_updated_at, cursor_id = j.cursor_id,
            updated_at = pg_catalog.now()
      WHERE t.id = p_job_id;
+
+    /*
+     * Any job's: a request another job gave up on (one failed or paused
+     * meanwhile, or reset into this one) may hold the same leads.
+     */
+    doubt_until := (SELECT pg_catalog.max(d.doubt_until)
+                      FROM @extschema@.gestao_scouter_export_jobs d
+                     WHERE d.doubt_until > pg_catalog.now());
 
     outcome := 'run';
     pass_kind := j.pass_kind;

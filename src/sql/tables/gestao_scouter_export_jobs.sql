@@ -58,6 +58,14 @@ $jobs$;
  * sync starts: the changes horizon (_gs_changes_horizon) when it was
  * created, so that a lead changed while it runs, even by a transaction open
  * when it was created, is taken by the next one.
+ *
+ * doubt_until: the end of the quarantine of the latest request the job's
+ * worker gave up on without knowing its fate (a timeout, a connection lost
+ * after the body was sent): until then that request may still reach the
+ * remote, so no newer version of its leads may be sent, and the job may
+ * not complete (gs_export.late_request_ms; doc/architecture.md).  A worker
+ * that claims a job waits until the latest doubt_until of every job has
+ * passed; a reset keeps it.
  */
 ALTER TABLE @extschema@.gestao_scouter_export_jobs
     ADD COLUMN IF NOT EXISTS options jsonb NOT NULL DEFAULT '{}',
@@ -78,7 +86,8 @@ ALTER TABLE @extschema@.gestao_scouter_export_jobs
     ADD COLUMN IF NOT EXISTS pass_lower timestamptz,
     ADD COLUMN IF NOT EXISTS pass_upper timestamptz,
     ADD COLUMN IF NOT EXISTS is_sync boolean NOT NULL DEFAULT false,
-    ADD COLUMN IF NOT EXISTS synced_through timestamptz;
+    ADD COLUMN IF NOT EXISTS synced_through timestamptz,
+    ADD COLUMN IF NOT EXISTS doubt_until timestamptz;
 
 /*
  * owner_oid (1.2): the role that owns the job, by identity.  Before 1.2 a
