@@ -99,6 +99,7 @@ typedef enum GsStoreFunctionId
 	GS_STORE_RUNNABLE_JOBS,
 	GS_STORE_ALERT_INFO,
 	GS_STORE_DOUBT,
+	GS_STORE_RELEASE,
 	GS_STORE_NFUNCTIONS
 } GsStoreFunctionId;
 
@@ -228,6 +229,7 @@ extern void gs_job_stop(GsJob *job, bool pause, const char *reason);
 extern void gs_job_stop_by_id(const pg_uuid_t *id, const char *reason, bool pause);
 extern void gs_job_ignore_column(GsJob *job, const char *column);
 extern void gs_job_doubt(const pg_uuid_t *id, TimestampTz until);
+extern void gs_job_release(const pg_uuid_t *id);
 
 /* payload.c */
 typedef struct GsPayloadShape GsPayloadShape;

@@ -472,3 +472,23 @@ gs_job_doubt(const pg_uuid_t *id, TimestampTz until)
 	}
 	gs_xact_end();
 }
+
+/*
+ * The worker leaves in order, nothing of its at the remote any more: the
+ * next claim of the job need not put it in doubt (_gs_job_release).
+ */
+void
+gs_job_release(const pg_uuid_t *id)
+{
+	GsStoreState state;
+
+	state = gs_xact_begin("gs_export: leaving the job", false, NULL);
+	if (state == GS_STORE_READY)
+	{
+		Datum		args[1];
+
+		args[0] = UUIDPGetDatum(id);
+		(void) gs_store_call(GS_STORE_RELEASE, args, NULL);
+	}
+	gs_xact_end();
+}

@@ -59,6 +59,7 @@ static const StoreFunction store_functions[GS_STORE_NFUNCTIONS] = {
 	[GS_STORE_RUNNABLE_JOBS] = {"_gs_runnable_jobs", 0, {InvalidOid}},
 	[GS_STORE_ALERT_INFO] = {"_gs_export_alert_info", 3, {UUIDOID, TEXTOID, TEXTOID}},
 	[GS_STORE_DOUBT] = {"_gs_job_doubt", 2, {UUIDOID, TIMESTAMPTZOID}},
+	[GS_STORE_RELEASE] = {"_gs_job_release", 1, {UUIDOID}},
 };
 
 /* Kept plans, valid for the schema they were prepared in. */

@@ -943,6 +943,9 @@ wait_out_doubt(Run *run)
 	return true;
 }
 
+/* This worker claimed its job (and so must release it when it leaves). */
+static bool job_claimed = false;
+
 /*
  * The job, batch after batch, pass after pass, until it is done or must
  * stop.
@@ -961,6 +964,7 @@ run_job(const pg_uuid_t *job_id)
 	run->cxt = job_cxt;
 	if (gs_job_start(&run->job, job_id, job_cxt) != GS_JOB_RUN)
 		return;
+	job_claimed = true;
 
 	run->src = gs_source_open(&run->job, job_cxt);
 	if (run->src == NULL)
@@ -1160,5 +1164,13 @@ gs_export_worker_main(Datum main_arg)
 	}
 	PG_END_TRY();
 
+	/*
+	 * Leaving in order: whatever was at the remote was answered, or given
+	 * up on and put in doubt.  (A worker that dies -- a crash, a kill, a
+	 * shutdown -- does not get here: the next claim puts the job in doubt
+	 * instead, see _gs_job_claim.)
+	 */
+	if (job_claimed)
+		gs_job_release(&job_id);
 	proc_exit(0);
 }

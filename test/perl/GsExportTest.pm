@@ -49,6 +49,11 @@ cron.host = '${\ $node->host }'
 shared_preload_libraries = '$preload'
 gs_export.database = 'postgres'
 gs_export.retry_max_delay_ms = 1000
+# a request given up on, or left at the remote by a worker that died (a
+# crash, a kill, a restart), is in doubt this long, not a minute: the
+# stand-in applies what it holds within that (094_late_request and
+# 010_remote_faults set their own)
+gs_export.late_request_ms = 3000
 log_min_messages = info
 } . $cron . ($opts{conf} // ''));
 	$node->start;

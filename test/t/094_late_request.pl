@@ -21,7 +21,9 @@
 #   d. the job is paused during the quarantine and resumed at once: the new
 #      worker sends nothing before the quarantine (kept on the job's row)
 #      is over;
-#   e. no lead changes: the job completes only once the quarantine is over.
+#   e. no lead changes: the job completes only once the quarantine is over;
+#   f. the worker killed while the held request is out (no one gave up on
+#      it): the restarted worker's claim puts the job in doubt.
 use strict;
 use warnings;
 
@@ -32,7 +34,7 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 my $remote = GsExportTest::remote();
-my $node = GsExportTest::local_node('local', conf => "gs_export.http_timeout_ms = 2000\n");
+my $node = GsExportTest::local_node('local', conf => "gs_export.http_timeout_ms = 2000\nrestart_after_crash = on\n");
 GsExportTest::configure($node, $remote);
 my $json = JSON::PP->new;
 
@@ -216,6 +218,54 @@ is(GsExportTest::sync_summary($node, $job), "$n/$n/0/0/0",
 	'quarantine, no change: one success event per lead, nothing else');
 ok($node->log_contains(qr/job $job: a request given up on may still reach the remote until .*; the job waits until then/),
 	'quarantine, no change: the wait before completing is logged');
+
+###########################################################################
+# f. The worker killed (SIGKILL: the server restarts) while the held
+#    request is out, before it gave up on it: nothing told anyone its fate.
+#    The next worker's claim finds that the one before did not leave in
+#    order (worker_since) and puts the job in doubt: the new version of the
+#    held request's leads is sent only after the quarantine, and the remote
+#    ends current.  (Without that, the restarted worker sends the new
+#    version at once, and the held request lands over it.)
+###########################################################################
+{
+	my $what = 'killed worker';
+	GsExportTest::set_gucs($node, 'gs_export.late_request_ms' => $quarantine_ms);
+	fresh_leads();
+	$remote->truncate;
+	$remote->reset;
+	$remote->faults(keep_bodies => JSON::PP::true, delay_next => 1, delay_ms => $hold_ms);
+	$job = GsExportTest::create_job($node, qq{'2026-06-30', '2026-06-01',
+		'{"batch_size": $bs, "delay_ms": 0, "max_in_flight": 1, "time_zone": "UTC"}'});
+	my $h = GsExportTest::wait_for("$what: the held request",
+		sub {
+			return undef if $remote->control('GET', 'faults')->{delay_next} != 0;
+			my ($r) = grep { ($_->{table} // '') eq 'fichas' } @{ $remote->requests };
+			return $r;
+		}, 30);
+	my @ids = sort { $a <=> $b } map { $_->{id} } @{ $json->decode($h->{body}) };
+	my $pid = GsExportTest::worker_pid($node);
+	ok($pid, "$what: the worker is at it ($pid)");
+	kill 'KILL', $pid;
+	# the server restarts after the crash; then the leads change
+	$node->poll_query_until('postgres', 'SELECT true') or die 'the server did not come back';
+	$node->safe_psql('postgres',
+		"UPDATE leads SET name = name || ' v2', updated_at = now() WHERE id IN (${\ join(',', @ids) })");
+	ok(defined((grep { $_->{seq} == $h->{seq} && !defined $_->{duration_ms} } @{ $remote->requests })[0]),
+		"$what: changed while the held request was still at the remote");
+	is(GsExportTest::wait_status($node, $job, 'completed|failed|paused', 90), 'completed',
+		"$what: the job completed after the restart");
+	$remote->wait_idle(30);
+	my ($l) = grep { $_->{seq} == $h->{seq} } @{ $remote->requests };
+	like($l->{status} // '', qr/^20[01]$/, "$what: the held request reached the remote and was applied");
+	is_deeply([ GsExportTest::mismatches($node, $remote, 'true') ], [],
+		"$what: every lead at the remote is its newest local version");
+	is($remote->count("name LIKE '% v2'"), scalar(@ids), "$what: the new versions are there");
+	ok($node->log_contains(qr/job $job: a request given up on may still reach the remote until .*; the job waits until then/),
+		"$what: the restarted worker says it waits");
+	my $j = GsExportTest::job($node, $job);
+	is($j->{exported_leads} . '/' . $j->{error_leads}, "$j->{total_leads}/0", "$what: exported = total, no error");
+}
 
 $remote->stop;
 $node->stop;

@@ -31,6 +31,8 @@ DECLARE
     range_top timestamptz;
     range_bottom timestamptz;
     cfg record;
+    late_ms integer := COALESCE((SELECT s.setting::integer FROM pg_catalog.pg_settings s
+                                  WHERE s.name = 'gs_export.late_request_ms'), 0);
 BEGIN
     IF NOT pg_catalog.pg_try_advisory_lock(@extschema@._gs_export_limit('job_lock_key')::integer,
                                              pg_catalog.hashtext(p_job_id::text)) THEN
@@ -136,7 +138,16 @@ BEGIN
            changes_since = j.changes_since,
            pass_lower = j.pass_lower, pass_upper = j.pass_upper,
            cursor_updated_at = j.cursor_updated_at, cursor_id = j.cursor_id,
-           updated_at = pg_catalog.now()
+           updated_at = pg_catalog.now(),
+           /*
+            * A worker before this one that did not leave in order may have
+            * left requests at the remote: in doubt, as one given up on.
+            */
+           doubt_until = CASE
+               WHEN t.worker_since IS NOT NULL AND late_ms > 0
+               THEN GREATEST(t.doubt_until, pg_catalog.now() + late_ms * interval '1 millisecond')
+               ELSE t.doubt_until END,
+           worker_since = pg_catalog.now()
      WHERE t.id = p_job_id;
 
     /*

@@ -66,6 +66,12 @@ $jobs$;
  * not complete (gs_export.late_request_ms; doc/architecture.md).  A worker
  * that claims a job waits until the latest doubt_until of every job has
  * passed; a reset keeps it.
+ *
+ * worker_since: when the worker that holds the job claimed it; NULL once it
+ * has left in order (_gs_job_release).  Found set by the next claim, the
+ * worker before did not leave in order (a crash, a kill, a server
+ * shutdown): it may have had requests at the remote whose fate is unknown,
+ * so the claim puts the job in doubt for gs_export.late_request_ms.
  */
 ALTER TABLE @extschema@.gestao_scouter_export_jobs
     ADD COLUMN IF NOT EXISTS options jsonb NOT NULL DEFAULT '{}',
@@ -87,7 +93,8 @@ ALTER TABLE @extschema@.gestao_scouter_export_jobs
     ADD COLUMN IF NOT EXISTS pass_upper timestamptz,
     ADD COLUMN IF NOT EXISTS is_sync boolean NOT NULL DEFAULT false,
     ADD COLUMN IF NOT EXISTS synced_through timestamptz,
-    ADD COLUMN IF NOT EXISTS doubt_until timestamptz;
+    ADD COLUMN IF NOT EXISTS doubt_until timestamptz,
+    ADD COLUMN IF NOT EXISTS worker_since timestamptz;
 
 /*
  * owner_oid (1.2): the role that owns the job, by identity.  Before 1.2 a
