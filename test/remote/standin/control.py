@@ -7,7 +7,9 @@ CONTROL API (all JSON):
   POST /_control/reset          clear faults, statistics and the request log
   POST /_control/faults         set any of:
      {"fail_next": N, "status": 503, "body": {...}|"raw text"|null,
-      "retry_after": "2"|null, "headers": {"X": "y"}}
+      "retry_after": "2"|null, "headers": {"X": "y"},
+      "method": "DELETE"|null}            only requests of that method take
+                                           it (and count down); null: any
      {"delay_ms": X}                       every /rest/v1 answer waits X ms
                                            (a WAN's round trip; gateway.py)
      {"delay_next": N, "delay_ms": X}      only the next N requests wait
@@ -181,6 +183,10 @@ class Control:
                     f.fail_retry_after = d.get("retry_after")
                     f.fail_retry_after_set = "retry_after" in d
                     f.fail_headers = dict(d.get("headers") or {})
+                    m = d.get("method")
+                    if m is not None and (not isinstance(m, str) or not m.isalpha()):
+                        raise ValueError("method must be an HTTP method or null")
+                    f.fail_method = m.upper() if m else None
                 if "delay_next" in d:
                     f.delay_next = _nonneg_int(d, "delay_next")
                     f.delay_next_ms = _nonneg_int(d, "delay_ms") if "delay_ms" in d else 0
