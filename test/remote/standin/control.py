@@ -59,7 +59,8 @@ What the log and statistics hold:
     them: before answering a success, and for a request that is refused,
     fails or is dropped once its answer is known (outside duration_ms).
     For those ids, the upsert returns `id` instead of PostgREST's `1`, and
-    one more column.
+    one more column.  A PATCH's or DELETE's are the rows it changed or
+    deleted and their ids (null, null when it did not run; mutate_path.py).
   * Each logged request has "table": the table its path names
     (/rest/v1/<table>, whatever the answer, faults included), null for
     other paths.  The name only: a Content-Profile schema is not in it.
