@@ -95,6 +95,9 @@ def parse_args(argv):
                         "default (default: %(default)s, as on Supabase)")
     p.add_argument("--extra-search-path", default=",".join(EXTRA_SEARCH_PATH),
                    help="PostgREST's db-extra-search-path (default: %(default)s)")
+    p.add_argument("--db-max-rows", type=int, default=None,
+                   help="PostgREST's db-max-rows: a read or a call returns at most this "
+                        "many rows (Supabase's default: 1000; default here: none)")
     p.add_argument("--no-safeupdate", dest="safeupdate", action="store_false",
                    help="the database has no pg-safeupdate (Supabase's has it: a PATCH "
                         "or DELETE without a filter is refused with 21000); without it "

@@ -290,6 +290,25 @@ class DeletePatchGetTest(StandInCase):
         a = self.get("select=id&nope=eq.1")
         self.assertPgrstError(a, 400, "42703", "column fichas.nope does not exist")
 
+    def test_db_max_rows_caps_reads_not_deletes(self):
+        proc, port, _ = self.spawn("--db-max-rows", "2")
+        try:
+            a = self.request("GET", "/rest/v1/fichas?select=id&order=id", None,
+                             hdrs(Prefer="count=exact"), port=port)
+            self.assertEqual((a.status, a.json(), a.headers.get("content-range")),
+                             (206, [{"id": 1}, {"id": 2}], "0-1/5"))
+            a = self.request("GET", "/rest/v1/fichas?select=id&order=id&offset=2&limit=9",
+                             None, H, port=port)
+            self.assertEqual((a.json(), a.headers.get("content-range")),
+                             ([{"id": 3}, {"id": 4}], "2-3/*"))
+            a = self.request("DELETE", "/rest/v1/fichas?id=gt.1", None,
+                             hdrs(Prefer="count=exact"), port=port)
+            self.assertEqual((a.status, a.headers.get("content-range")), (204, "*/4"))
+        finally:
+            proc.terminate()
+            proc.wait()
+            proc.stdout.close()
+
     def test_keyset_pages(self):
         seen, last = [], 0
         while True:
