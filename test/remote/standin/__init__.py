@@ -16,7 +16,9 @@ PostgreSQL database that holds the real tables (test/remote/fichas.sql):
   sent to the database in the same SQL shape PostgREST 12.2.12 builds
   (src/PostgREST/Query/QueryBuilder.hs, SqlFragment.hs, Statements.hs), its
   201/200 rule, its error bodies and its SQLSTATE -> HTTP status mapping
-  (src/PostgREST/Error.hs); `GET` / `HEAD` on tables (see READS below).
+  (src/PostgREST/Error.hs); `GET` / `HEAD` on tables (see READS below);
+  `PATCH` / `DELETE` with filters (mutate_path.py); `GET /rest/v1/`, the
+  OpenAPI document (openapi.py).
   Errors that come from the data (bad values, CHECK, NOT NULL, duplicate id
   in one batch...) are produced by the real database, never pre-validated
   here.  What this server does not implement answers 501 with a body whose
@@ -74,10 +76,14 @@ Known differences from PostgREST 12.2 (all on paths gs_export does not use):
     in select, no operators but those of READS, no count=planned /
     estimated, no Range header (all 501 STANDIN501); the schema cache's
     order of overloaded functions in PGRST203 and ties in the fuzzy hint
-    may differ.  The OpenAPI root, PUT/PATCH/DELETE on tables, POST with
-    filters/order/limit or a select list, Accept of CSV / nulls=stripped /
-    plan, the Range header and count=planned/estimated answer 501
-    STANDIN501.
+    may differ.  PUT on tables, POST with filters/order/limit or a select
+    list, Accept of CSV / nulls=stripped / plan, the Range header and
+    count=planned/estimated answer 501 STANDIN501.
+  * PATCH / DELETE (mutate_path.py): Supabase's pg-safeupdate is emulated
+    (a request without a filter: 400 21000) unless --no-safeupdate.
+  * The OpenAPI document (openapi.py): no view primary keys (PostgREST
+    infers them), info.version without a git hash, PostgREST's default
+    host and basePath.
   * `Prefer: tx=` is accepted and ignored (as with Supabase's settings);
     `max-affected` is ignored for inserts, as in 12.2.
   * Response headers: Server says postgrest.
@@ -96,6 +102,8 @@ it only imports cli.main):
   request.py       one PostgREST request: its context, Prefer header,
                    payload, response.* overrides
   write_path.py    POST on a table: PostgREST 12.2's insert / upsert
+  mutate_path.py   PATCH and DELETE on a table
+  openapi.py       GET /rest/v1/: the OpenAPI (Swagger 2.0) document
   api_mode.py      the app's API: RPC, GET / HEAD on tables
   postgrest.py     PostgREST's dispatch (resource, schema, method)
   gateway.py       Supabase's gateway in front: api key, faults, WAN

@@ -93,7 +93,7 @@ class ApiMode:
     def rpc(self, ctx, cache, schema, name):
         method = ctx.method
         inv_post = method == "POST"
-        rq = parse_read_query(ctx.params, not inv_post)
+        rq = restrict_range(parse_read_query(ctx.params, not inv_post), self.app.opts)
         prefs = Preferences(ctx.header_all("prefer"), cache.timezones)
         ct = ctx.header("content-type")
         ckind, cmime = decode_media_type(ct) if ct is not None else ("json", "application/json")
@@ -222,7 +222,7 @@ class ApiMode:
     # -- GET / HEAD: a read ------------------------------------------------
 
     def get(self, ctx, cache, rel):
-        rq = parse_read_query(ctx.params, False)
+        rq = restrict_range(parse_read_query(ctx.params, False), self.app.opts)
         if ctx.header("range") is not None:
             return not_implemented("the Range header")
         prefs = Preferences(ctx.header_all("prefer"), cache.timezones)
@@ -272,6 +272,17 @@ class ApiMode:
             out = b""
         reply = Reply(status, out, headers)
         return override_status_headers(reply, guc_status, guc_headers)
+
+
+def restrict_range(rq, opts):
+    """Plan.treeRestrictRange: db-max-rows (--db-max-rows; Supabase's
+    default is 1000) caps the limit of a read or a call, never that of a
+    PATCH or DELETE.  The Content-Range still counts from the offset asked
+    for, so a capped page of a counted read answers 206."""
+    max_rows = getattr(opts, "db_max_rows", None)
+    if max_rows is None:
+        return rq
+    return rq._replace(limit=max_rows if rq.limit is None else min(rq.limit, max_rows))
 
 
 # ---------------------------------------------------------------------------

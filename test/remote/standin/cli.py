@@ -95,6 +95,14 @@ def parse_args(argv):
                         "default (default: %(default)s, as on Supabase)")
     p.add_argument("--extra-search-path", default=",".join(EXTRA_SEARCH_PATH),
                    help="PostgREST's db-extra-search-path (default: %(default)s)")
+    p.add_argument("--db-max-rows", type=int, default=None,
+                   help="PostgREST's db-max-rows: a read or a call returns at most this "
+                        "many rows (Supabase's default: 1000; default here: none)")
+    p.add_argument("--no-safeupdate", dest="safeupdate", action="store_false",
+                   help="the database has no pg-safeupdate (Supabase's has it: a PATCH "
+                        "or DELETE without a filter is refused with 21000); without it "
+                        "such a request changes or deletes every row, as PostgREST "
+                        "alone does (mutate_path.py)")
     p.add_argument("--pool-size", type=int, default=10)
     p.add_argument("--pool-timeout", type=float, default=10.0,
                    help="seconds to wait for a pool connection (then 504 PGRST003)")

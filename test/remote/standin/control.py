@@ -7,7 +7,9 @@ CONTROL API (all JSON):
   POST /_control/reset          clear faults, statistics and the request log
   POST /_control/faults         set any of:
      {"fail_next": N, "status": 503, "body": {...}|"raw text"|null,
-      "retry_after": "2"|null, "headers": {"X": "y"}}
+      "retry_after": "2"|null, "headers": {"X": "y"},
+      "method": "DELETE"|null}            only requests of that method take
+                                           it (and count down); null: any
      {"delay_ms": X}                       every /rest/v1 answer waits X ms
                                            (a WAN's round trip; gateway.py)
      {"delay_next": N, "delay_ms": X}      only the next N requests wait
@@ -57,7 +59,8 @@ What the log and statistics hold:
     them: before answering a success, and for a request that is refused,
     fails or is dropped once its answer is known (outside duration_ms).
     For those ids, the upsert returns `id` instead of PostgREST's `1`, and
-    one more column.
+    one more column.  A PATCH's or DELETE's are the rows it changed or
+    deleted and their ids (null, null when it did not run; mutate_path.py).
   * Each logged request has "table": the table its path names
     (/rest/v1/<table>, whatever the answer, faults included), null for
     other paths.  The name only: a Content-Profile schema is not in it.
@@ -181,6 +184,10 @@ class Control:
                     f.fail_retry_after = d.get("retry_after")
                     f.fail_retry_after_set = "retry_after" in d
                     f.fail_headers = dict(d.get("headers") or {})
+                    m = d.get("method")
+                    if m is not None and (not isinstance(m, str) or not m.isalpha()):
+                        raise ValueError("method must be an HTTP method or null")
+                    f.fail_method = m.upper() if m else None
                 if "delay_next" in d:
                     f.delay_next = _nonneg_int(d, "delay_next")
                     f.delay_next_ms = _nonneg_int(d, "delay_ms") if "delay_ms" in d else 0

@@ -60,7 +60,7 @@ from .request import RequestContext
 # Faults, statistics and the request log
 # ---------------------------------------------------------------------------
 
-FAULT_KEYS = {"fail_next", "status", "body", "retry_after", "headers",
+FAULT_KEYS = {"fail_next", "status", "body", "retry_after", "headers", "method",
               "delay_ms", "delay_next", "drop_next", "drop_after_commit_next",
               "drop_with_reset", "down_for_ms", "down",
               "gateway_timeout_over_ms", "paused_project",
@@ -109,6 +109,7 @@ class FaultState:
         self.fail_retry_after = None
         self.fail_retry_after_set = False
         self.fail_headers = {}
+        self.fail_method = None         # fail_next's method (None: any)
         self.delay_ms = 0
         self.delay_next = 0
         self.delay_next_ms = 0
@@ -126,7 +127,7 @@ class FaultState:
         return {
             "fail_next": self.fail_next, "status": self.fail_status,
             "body": self.fail_body, "retry_after": self.fail_retry_after,
-            "headers": self.fail_headers,
+            "headers": self.fail_headers, "method": self.fail_method,
             "delay_ms": self.delay_ms, "delay_next": self.delay_next,
             "delay_next_ms": self.delay_next_ms,
             "drop_next": self.drop_next,
@@ -289,7 +290,7 @@ class Gateway:
                 action = "drop"
             elif f.paused_project:
                 action = "paused"
-            elif f.fail_next > 0:
+            elif f.fail_next > 0 and f.fail_method in (None, method):
                 f.fail_next -= 1
                 action = "fail"
                 fail = (f.fail_status, f.fail_body, f.fail_body_set,

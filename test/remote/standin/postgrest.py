@@ -5,14 +5,17 @@ RequestContext in, one Reply out."""
 from .api_mode import ApiMode
 from .auth import Authentication
 from .common import Reply, StandInError, error_reply, not_implemented
+from .mutate_path import MutatePath
+from .openapi import OpenAPI
 from .query import parse_read_query
 from .request import respond_info
 from .write_path import WritePath
 
 
-class PostgREST(Authentication, WritePath, ApiMode):
+class PostgREST(Authentication, WritePath, MutatePath, ApiMode, OpenAPI):
     """The emulation of PostgREST 12.2: this dispatch, with its
-    authentication, write path and API mode (reads, calls) mixed in."""
+    authentication, write path (POST), mutate path (PATCH, DELETE), API
+    mode (reads, calls) and OpenAPI document mixed in."""
 
     def __init__(self, app):
         self.app = app
@@ -72,7 +75,7 @@ class PostgREST(Authentication, WritePath, ApiMode):
                 parse_read_query(ctx.params, False)
                 return respond_info("OPTIONS,GET,HEAD")
             if method in ("GET", "HEAD"):
-                return not_implemented("the OpenAPI root (GET /rest/v1/)")
+                return self.openapi(ctx, cache, schema)
             return error_reply(405, "PGRST117", "Unsupported HTTP method: " + method)
         table = name
         # The relation of the schema cache, or None: PostgREST looks it up
@@ -97,6 +100,10 @@ class PostgREST(Authentication, WritePath, ApiMode):
             if rel.deletable:
                 allow.append("DELETE")
             return respond_info(",".join(allow))
-        if method in ("PUT", "PATCH", "DELETE"):
+        if method == "PATCH":
+            return self.patch(ctx, cache, rel)
+        if method == "DELETE":
+            return self.delete(ctx, cache, rel)
+        if method == "PUT":
             return not_implemented(method + " on tables")
         return error_reply(405, "PGRST117", "Unsupported HTTP method: " + method)

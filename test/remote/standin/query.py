@@ -290,19 +290,35 @@ def read_query_sql(src, qi, rq):
     if where:
         q = q + sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
     if rq.order:
-        terms = []
-        for col, direction, nulls in rq.order:
-            t = sql.SQL("{}.{}").format(qi, sql.Identifier(col))
-            if direction:
-                t = t + sql.SQL(" " + direction)
-            if nulls:
-                t = t + sql.SQL(" " + nulls)
-            terms.append(t)
-        q = q + sql.SQL(" ORDER BY ") + sql.SQL(", ").join(terms)
+        q = q + sql.SQL(" ") + order_sql(qi, rq.order)
     if rq.limit is not None or rq.offset is not None:
-        q = q + sql.SQL(" LIMIT %s OFFSET %d" % (
-            "ALL" if rq.limit is None else str(rq.limit), rq.offset or 0))
+        q = q + sql.SQL(" ") + limit_offset_sql(rq)
     return q, params
+
+
+def order_sql(qi, order):
+    """SqlFragment.orderF: ORDER BY <qi>.<col> [ASC|DESC] [NULLS ...], ..."""
+    terms = []
+    for col, direction, nulls in order:
+        t = sql.SQL("{}.{}").format(qi, sql.Identifier(col))
+        if direction:
+            t = t + sql.SQL(" " + direction)
+        if nulls:
+            t = t + sql.SQL(" " + nulls)
+        terms.append(t)
+    return sql.SQL("ORDER BY ") + sql.SQL(", ").join(terms)
+
+
+def limit_offset_sql(rq):
+    """SqlFragment.limitOffsetF, for a range other than allRange."""
+    return sql.SQL("LIMIT %s OFFSET %d" % (
+        "ALL" if rq.limit is None else str(rq.limit), rq.offset or 0))
+
+
+def where_sql(qi, rq):
+    """The filters of rq on the relation qi: ([pieces], params), to be
+    joined with AND (QueryBuilder's pgFmtLogicTree for plain filters)."""
+    return _where_sql(qi, rq)
 
 
 def count_query_sql(src, qi, rq):

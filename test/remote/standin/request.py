@@ -45,6 +45,10 @@ class RequestContext:
         if self.rows_noted:
             return
         self.rows_noted = True
+        if self.method in ("PATCH", "DELETE"):
+            # Their log rows are those the statement touched
+            # (mutate_path.py), never the body's: none when it did not run.
+            return
         try:
             parsed = parse_json_strict(self.body)
         except (ValueError, RecursionError):

@@ -6,6 +6,7 @@ the upserts built so far."""
 import collections
 
 from .common import EXPOSED_SCHEMAS, SCHEMA, TABLE
+from .openapi import load_openapi_catalog
 from .write_path import insert_statement
 
 
@@ -278,6 +279,7 @@ class SchemaCache:
             cur.execute("SELECT name FROM pg_timezone_names")
             tzs = {r[0] for r in cur.fetchall()}
             routines = load_routines(cur, schemas)
+            openapi = load_openapi_catalog(cur, schemas)
             api_settings, api_iso = ({}, {})
             if api_mode:
                 api_settings, api_iso = load_api_role_settings(cur)
@@ -306,7 +308,11 @@ class SchemaCache:
             relations[qi] = Relation(schema, rel, kind, columns.get(qi, {}),
                                      pks.get(qi, []), bool(rows_as_sent),
                                      bool(ins), bool(upd), bool(dele))
-        return cls(relations, tzs, role_settings, routines, api_settings, api_iso)
+        cache = cls(relations, tzs, role_settings, routines, api_settings, api_iso)
+        # What only the OpenAPI document (GET /rest/v1/) uses: comments,
+        # nullability, PostgREST's type names, foreign keys (openapi.py).
+        cache.openapi = openapi
+        return cache
 
 
 def load_routines(cur, schemas):

@@ -60,41 +60,7 @@ class WritePath:
             else:
                 return not_implemented(
                     "the query parameter %r on POST (filters, order, limit)" % k)
-        ct = ctx.header("content-type")
-        kind, mime = decode_media_type(ct) if ct is not None else ("json", "application/json")
-        body = ctx.body
-        payload_is_object = False
-        # ApiRequest.getPayload
-        if kind == "json":
-            if columns is not None:
-                # RawJSON: PostgREST does not parse the body at all; the
-                # database does (and refuses it if it is not JSON).  Nor
-                # does this stand-in: the log's rows come from the upsert.
-                keys = set(columns)
-                raw = body
-            else:
-                try:
-                    parsed = parse_json_strict(body)
-                except ValueError:
-                    raise StandInError(error_reply(400, "PGRST102", "Empty or invalid json"))
-                except RecursionError:
-                    return not_implemented("JSON nested this deep")
-                note_rows(ctx, parsed)
-                keys, raw = payload_attributes(parsed, body)
-        elif kind == "csv":
-            keys, raw = csv_payload(body)
-            note_rows(ctx, json.loads(raw))
-        elif kind == "urlencoded":
-            pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"),
-                                           keep_blank_values=True)
-            obj = dict(pairs)
-            keys, raw = set(obj), jdump(obj)
-            note_rows(ctx, obj)
-        else:
-            raise StandInError(error_reply(400, "PGRST102",
-                                           "Content-Type not acceptable: " + mime))
-        stripped = raw.lstrip(b" \t\n\r")
-        payload_is_object = stripped[:1] == b"{"
+        keys, raw, payload_is_object = mutation_payload(ctx, columns, note=True)
 
         prefs = Preferences(ctx.header_all("prefer"), cache.timezones)
         # Plan (mutatePlan): resolving the columns of a relation missing
@@ -224,6 +190,50 @@ class WritePath:
                            + ", ".join(m for _, m in mts))
 
 
+
+def mutation_payload(ctx, columns, note):
+    """ApiRequest.getPayload for POST and PATCH on a table: (keys, raw body
+    to send, is it one object).  JSON (with `columns`: RawJSON, not parsed),
+    CSV, form bodies; any other Content-Type is PGRST102.  With `note`, the
+    body's rows are noted for the request log (note_rows)."""
+    ct = ctx.header("content-type")
+    kind, mime = decode_media_type(ct) if ct is not None else ("json", "application/json")
+    body = ctx.body
+    if kind == "json":
+        if columns is not None:
+            # RawJSON: PostgREST does not parse the body at all; the
+            # database does (and refuses it if it is not JSON).  Nor
+            # does this stand-in: the log's rows come from the upsert.
+            keys = set(columns)
+            raw = body
+        else:
+            try:
+                parsed = parse_json_strict(body)
+            except ValueError:
+                raise StandInError(error_reply(400, "PGRST102", "Empty or invalid json"))
+            except RecursionError:
+                raise StandInError(not_implemented("JSON nested this deep"))
+            if note:
+                note_rows(ctx, parsed)
+            keys, raw = payload_attributes(parsed, body)
+    elif kind == "csv":
+        keys, raw = csv_payload(body)
+        if note:
+            note_rows(ctx, json.loads(raw))
+    elif kind == "urlencoded":
+        pairs = urllib.parse.parse_qsl(body.decode("utf-8", "replace"),
+                                       keep_blank_values=True)
+        obj = dict(pairs)
+        keys, raw = set(obj), jdump(obj)
+        if note:
+            note_rows(ctx, obj)
+    else:
+        raise StandInError(error_reply(400, "PGRST102",
+                                       "Content-Type not acceptable: " + mime))
+    stripped = raw.lstrip(b" \t\n\r")
+    return keys, raw, stripped[:1] == b"{"
+
+
 # ---------------------------------------------------------------------------
 # The upsert statement
 # ---------------------------------------------------------------------------
@@ -311,51 +321,9 @@ def insert_statement(spec, as_bytea):
     tbl = sql.SQL("{}.{}").format(sql.Identifier(relation[0]),
                                   sql.Identifier(relation[1]))
     idents = [sql.Identifier(c[0]) for c in cols]
-    body_idents = [sql.SQL("{}.{}").format(sql.Identifier("pgrst_body"), i)
-                   for i in idents]
-    typed = [sql.SQL("{} " + c[1].replace("{", "{{").replace("}", "}}"))
-             .format(sql.Identifier(c[0])) for c in cols]
     comma = sql.SQL(", ")
-
-    json_type = "jsonb" if apply_defaults else "json"
-    if as_bytea:
-        placeholder = sql.SQL("convert_from(%s::bytea, 'UTF8')::" + json_type)
-    else:
-        placeholder = sql.SQL("%s::" + json_type)
-
-    # fromJsonBodyF body cols includeSelect=True includeLimitOne=False
-    parts = [sql.SQL("SELECT "), comma.join(body_idents),
-             sql.SQL(" FROM (SELECT "), placeholder, sql.SQL(" AS json_data) pgrst_payload, ")]
-    if apply_defaults:
-        defs = [sql.SQL("{}, " + c[2].replace("{", "{{").replace("}", "}}")
-                        .replace("%", "%%"))
-                .format(sql.Literal(c[0])) for c in cols if c[2] is not None]
-        defs_jsonb = sql.SQL("jsonb_build_object(") + sql.SQL(",").join(defs) + sql.SQL(")")
-        if is_object:
-            parts += [sql.SQL("LATERAL (SELECT "), defs_jsonb,
-                      sql.SQL(" || pgrst_payload.json_data AS val) pgrst_json_defs, ")]
-        else:
-            parts += [sql.SQL("LATERAL (SELECT jsonb_agg("), defs_jsonb,
-                      sql.SQL(" || elem) AS val from jsonb_array_elements("
-                              "pgrst_payload.json_data) elem) pgrst_json_defs, ")]
-        final_body = "pgrst_json_defs.val"
-        arr_elems = "jsonb_array_elements"
-        to_rec = "jsonb_to_record" if is_object else "jsonb_to_recordset"
-    else:
-        final_body = "pgrst_payload.json_data"
-        arr_elems = "json_array_elements"
-        to_rec = "json_to_record" if is_object else "json_to_recordset"
-    parts += [sql.SQL("LATERAL (SELECT "), comma.join(idents), sql.SQL(" FROM ")]
-    if not cols:
-        if is_object:
-            parts.append(sql.SQL("(values(1)) _ "))
-        else:
-            parts.append(sql.SQL("%s(%s) _ " % (arr_elems, final_body)))
-    else:
-        parts += [sql.SQL("%s(%s) AS _(" % (to_rec, final_body)), comma.join(typed),
-                  sql.SQL(") ")]
-    parts.append(sql.SQL(") pgrst_body "))
-    from_body = sql.Composed(parts)
+    from_body = json_body_fragment(cols, is_object, apply_defaults, as_bytea,
+                                   include_select=True)
 
     def inserted_cfg(add):
         sym, num = ("+", "0") if add else ("-", "-1")
@@ -415,3 +383,63 @@ def insert_statement(spec, as_bytea):
         sql.SQL("FROM (SELECT * FROM pgrst_source) _postgrest_t"),
     ])
     return stmt
+
+
+def json_body_fragment(cols, is_object, apply_defaults, as_bytea, include_select,
+                       include_limit_one=False):
+    """SqlFragment.fromJsonBodyF: the body (the one parameter %s) as rows of
+    the typed columns `cols` ((name, nominal_type, default), sorted), in a
+    `pgrst_body` relation: "[SELECT pgrst_body.<cols> ]FROM (SELECT $1 AS
+    json_data) pgrst_payload, [LATERAL (<defaults> || ...) pgrst_json_defs, ]
+    LATERAL (SELECT <cols> FROM json_to_record[set](...) AS _(<typed>)
+    [LIMIT 1]) pgrst_body ".  Clean UTF-8 goes as text cast to json, other
+    bytes as bytea through convert_from (see insert_statement)."""
+    idents = [sql.Identifier(c[0]) for c in cols]
+    body_idents = [sql.SQL("{}.{}").format(sql.Identifier("pgrst_body"), i)
+                   for i in idents]
+    typed = [sql.SQL("{} " + c[1].replace("{", "{{").replace("}", "}}"))
+             .format(sql.Identifier(c[0])) for c in cols]
+    comma = sql.SQL(", ")
+
+    json_type = "jsonb" if apply_defaults else "json"
+    if as_bytea:
+        placeholder = sql.SQL("convert_from(%s::bytea, 'UTF8')::" + json_type)
+    else:
+        placeholder = sql.SQL("%s::" + json_type)
+
+    parts = []
+    if include_select:
+        parts += [sql.SQL("SELECT "), comma.join(body_idents), sql.SQL(" ")]
+    parts += [sql.SQL("FROM (SELECT "), placeholder, sql.SQL(" AS json_data) pgrst_payload, ")]
+    if apply_defaults:
+        defs = [sql.SQL("{}, " + c[2].replace("{", "{{").replace("}", "}}")
+                        .replace("%", "%%"))
+                .format(sql.Literal(c[0])) for c in cols if c[2] is not None]
+        defs_jsonb = sql.SQL("jsonb_build_object(") + sql.SQL(",").join(defs) + sql.SQL(")")
+        if is_object:
+            parts += [sql.SQL("LATERAL (SELECT "), defs_jsonb,
+                      sql.SQL(" || pgrst_payload.json_data AS val) pgrst_json_defs, ")]
+        else:
+            parts += [sql.SQL("LATERAL (SELECT jsonb_agg("), defs_jsonb,
+                      sql.SQL(" || elem) AS val from jsonb_array_elements("
+                              "pgrst_payload.json_data) elem) pgrst_json_defs, ")]
+        final_body = "pgrst_json_defs.val"
+        arr_elems = "jsonb_array_elements"
+        to_rec = "jsonb_to_record" if is_object else "jsonb_to_recordset"
+    else:
+        final_body = "pgrst_payload.json_data"
+        arr_elems = "json_array_elements"
+        to_rec = "json_to_record" if is_object else "json_to_recordset"
+    parts += [sql.SQL("LATERAL (SELECT "), comma.join(idents), sql.SQL(" FROM ")]
+    if not cols:
+        if is_object:
+            parts.append(sql.SQL("(values(1)) _ "))
+        else:
+            parts.append(sql.SQL("%s(%s) _ " % (arr_elems, final_body)))
+    else:
+        parts += [sql.SQL("%s(%s) AS _(" % (to_rec, final_body)), comma.join(typed),
+                  sql.SQL(") ")]
+        if include_limit_one:
+            parts.append(sql.SQL("LIMIT 1"))
+    parts.append(sql.SQL(") pgrst_body "))
+    return sql.Composed(parts)

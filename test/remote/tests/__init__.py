@@ -1,5 +1,6 @@
 """Tests of the PostgREST stand-in (test/remote/standin/), one module a role:
-test_write_path, test_gateway, test_control, test_cli, test_api_mode;
+test_write_path, test_gateway, test_control, test_cli, test_api_mode,
+test_delete_patch_get, test_openapi;
 fixture.py is what they share (a throwaway cluster, the stand-in on it).
 
 Run, from test/remote:
