@@ -218,6 +218,21 @@ run_suite()
 	return "$rc"
 }
 
+# Start a suite in the background: its pid in $pid.
+start_suite()
+{
+	: >"$out/$1.log"
+	run_suite "$1" &
+	pid=$!
+}
+
+# Print a suite's log as it grows, until the suite (pid $2) has ended.
+follow_suite()
+{
+	tail -n +1 -f --pid="$2" "$out/$1.log" 2>/dev/null
+	wait "$2"
+}
+
 # --- run them: the TAP tests beside the rest, printed in order -----------
 started=$SECONDS
 others=()
@@ -228,23 +243,20 @@ done
 if [ $serial -eq 1 ]; then
 	for s in "${suites[@]}"; do
 		echo "== $(suite_title "$s") =="
-		run_suite "$s"
-		cat "$out/$s.log"
+		start_suite "$s"
+		follow_suite "$s" "$pid"
 	done
 else
 	if [[ " ${suites[*]} " == *" tap "* ]]; then
-		: >"$out/tap.log"
-		run_suite tap &
-		tap_pid=$!
+		start_suite tap
+		tap_pid=$pid
 	fi
 	# The other suites one after the other; a line on fd 4 as each ends.
 	exec 4< <(for s in "${others[@]}"; do run_suite "$s"; echo "$s"; done)
 	for s in "${suites[@]}"; do
 		echo "== $(suite_title "$s") =="
 		if [ "$s" = tap ]; then
-			# The TAP log as it grows, until prove has ended.
-			tail -n +1 -f --pid="$tap_pid" "$out/tap.log" 2>/dev/null
-			wait "$tap_pid"
+			follow_suite tap "$tap_pid"
 		else
 			read -r done <&4
 			[ "$done" = "$s" ] || echo "run.sh: expected suite $s to end, got $done" >&2

@@ -291,13 +291,18 @@ sub check_outcome
 {
 	# Reads are slowed to ~1 s by the owner's row level security (an
 	# uncorrelated sub-select that sleeps, once per read), so that a lead
-	# can change between the read of its batch and the read of a later one.
+	# can change between the read of its batch and the read of a later one;
+	# once the changed lead has been read again, the rest of the job reads
+	# at full speed (gs_test_slow).
 	$node->safe_psql('postgres', q{
 		CREATE ROLE slow_reader LOGIN;
 		GRANT gs_export_user TO slow_reader;
 		GRANT SELECT ON leads TO slow_reader;
+		CREATE TABLE gs_test_slow (slow boolean NOT NULL);
+		INSERT INTO gs_test_slow VALUES (true);
+		GRANT SELECT ON gs_test_slow TO slow_reader;
 		CREATE FUNCTION gs_test_slow_read() RETURNS boolean LANGUAGE sql VOLATILE
-		    AS 'SELECT pg_sleep(1) IS NOT NULL';
+		    AS 'SELECT CASE WHEN (SELECT bool_or(slow) FROM gs_test_slow) THEN pg_sleep(1) IS NOT NULL ELSE true END';
 		GRANT EXECUTE ON FUNCTION gs_test_slow_read() TO slow_reader;
 		ALTER TABLE leads ENABLE ROW LEVEL SECURITY;
 		CREATE POLICY slow_reader_all ON leads FOR SELECT TO slow_reader
@@ -318,14 +323,18 @@ sub check_outcome
 	ok(scalar(grep { $_ == 5 } @first_ids), '(f) lead 5 is in the first batch');
 	$node->safe_psql('postgres', q{UPDATE leads SET name = 'changed',
 		updated_at = (SELECT updated_at FROM leads WHERE id = 45) - interval '1 minute' WHERE id = 5});
+	my $has_changed_5 = sub {
+		my $b = $json->decode($_[0]->{body});
+		return scalar grep { $_->{id} == 5 && $_->{name} eq 'changed' } @$b;
+	};
+	GsExportTest::wait_for('the changed lead 5 at the remote',
+		sub { grep { $has_changed_5->($_) } @{ $remote->requests } }, 120);
+	$node->safe_psql('postgres', 'UPDATE gs_test_slow SET slow = false');
 	is(GsExportTest::wait_status($node, $job, 'completed|failed|paused', 120), 'completed',
 		'(f) the job completed');
 	$remote->wait_idle;
 	my @reqs = @{ $remote->requests };
-	my ($second) = grep {
-		my $b = $json->decode($_->{body});
-		grep { $_->{id} == 5 && $_->{name} eq 'changed' } @$b
-	} @reqs;
+	my ($second) = grep { $has_changed_5->($_) } @reqs;
 	ok($second, "(f) the changed lead 5 was read again, into request $second->{seq}");
 	my $first_done = $first->{started_at};
 	($first) = grep { $_->{seq} == $first->{seq} } @reqs;
