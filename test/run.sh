@@ -180,9 +180,18 @@ suite_tap()
 	mkdir -p "$out/tap"
 	# --merge: a test's diagnostics (stderr) are printed with its own
 	# output, which prove -j prints whole when the test ends.
-	cd "$top/test" &&
-		PATH="$bindir:$PATH" TESTDIR="$out/tap" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
-		prove -j "$jobs" -v --merge --timer -I "$pgxs/src/test/perl" -I "$top/test/perl" "${files[@]}"
+	cd "$top/test" || return 1
+	PATH="$bindir:$PATH" TESTDIR="$out/tap" PG_REGRESS="$pgxs/src/test/regress/pg_regress" \
+		prove -j "$jobs" -v --merge --timer -I "$pgxs/src/test/perl" -I "$top/test/perl" "${files[@]}" \
+		| tee "$out/tap/prove.out"
+	local rc=${PIPESTATUS[0]}
+	# A test that died says why in its own log only (PostgreSQL::Test::Utils
+	# sends a die's message there): show its end.
+	for t in $(sed -n 's|^t/\([^ ]*\)\.pl  *(Wstat.*|\1|p' "$out/tap/prove.out"); do
+		echo "--- the end of $out/tap/tmp_check/log/regress_log_$t:"
+		tail -n 25 "$out/tap/tmp_check/log/regress_log_$t"
+	done
+	return "$rc"
 }
 
 suite_node()
