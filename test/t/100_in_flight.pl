@@ -115,8 +115,9 @@ sub check_outcome
 	# The first request to reach the remote waits 4 s, the others 100 ms.
 	# The case needs that first request to be batch 1 (leads 1..20), and
 	# three later ones answered while it is still held.  The four requests
-	# leave at once and a later batch often reaches the remote first (about
-	# one run in two), or on a busy machine the three may take the 4 s:
+	# leave at once and a later batch often reaches the remote first (3 runs
+	# in 8 when this was written), or on a busy machine the three may take
+	# the 4 s:
 	# then the case is run again (its assertions are made once, on a run
 	# that met both).
 	my ($job, $j);
