@@ -117,9 +117,8 @@ sub check_outcome
 	# three later ones answered while it is still held.  The four requests
 	# leave at once and a later batch often reaches the remote first (3 runs
 	# in 8 when this was written), or on a busy machine the three may take
-	# the 4 s:
-	# then the case is run again (its assertions are made once, on a run
-	# that met both).
+	# the 4 s: then the case is run again (its assertions are made once, on
+	# a run that met both).
 	my ($job, $j);
 	my $tries = 10;
 	for my $try (1 .. $tries)
