@@ -90,3 +90,8 @@ build/gs_export--$(EXTVERSION).sql: src/sql/install.list $(INSTALL_SQL)
 
 build/gs_export--$(PREVVERSION)--$(EXTVERSION).sql: src/sql/update.list $(UPDATE_SQL)
 	$(call assemble_sql,update.list,\echo Use "ALTER EXTENSION gs_export UPDATE TO '$(EXTVERSION)'" to load this file. \quit)
+
+# The pg_regress tests, for test/run.sh.
+print-regress:
+	@echo $(REGRESS)
+.PHONY: print-regress

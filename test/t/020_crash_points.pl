@@ -50,17 +50,6 @@ sub unanswered
 	return grep { !defined $_->{duration_ms} } @{ $remote->requests };
 }
 
-# The request that took the one-shot delay (delay_next), while it waits:
-# once delay_next is used up, the worker (one request at a time) has that
-# request in flight.
-sub delayed_request_in_flight
-{
-	return GsExportTest::wait_for('the delayed request in flight', sub {
-		return undef if $remote->control('GET', 'faults')->{delay_next} != 0;
-		my @u = unanswered();
-		return $u[-1];
-	});
-}
 
 # Wait until the stand-in has finished every request it got (a request
 # whose client went away is still processed, and committed, by the remote).
@@ -127,6 +116,35 @@ sub new_case
 		qq{'2026-06-10', '2026-06-01', '$opts'});
 }
 
+# A job (batches of 50, 300 ms apart) with a request the remote holds 3 s,
+# after its first batch was recorded.  On a busy machine (tests run side by
+# side) the job may send its last batch before the fault is set: then it
+# ends, and the case starts again.  Once delay_next is used up, the worker
+# (one request at a time) has the held request in flight.  Returns the job
+# and that request.
+sub case_with_request_held
+{
+	for my $try (1 .. 5)
+	{
+		my $job = new_case('{"batch_size": 50, "delay_ms": 300, "time_zone": "UTC"}');
+		GsExportTest::wait_true($node,
+			"SELECT exported_leads >= 50 FROM gestao_scouter_export_jobs WHERE id = '$job'");
+		$remote->faults(delay_next => 1, delay_ms => 3000);
+		my $got = GsExportTest::wait_for('the delayed request in flight, or the job ended', sub {
+			if ($remote->control('GET', 'faults')->{delay_next} == 0)
+			{
+				my @u = unanswered();
+				return @u ? { req => $u[-1] } : undef;
+			}
+			return GsExportTest::job($node, $job)->{status} =~ /^(?:completed|failed|paused)$/
+			  ? { ended => 1 } : undef;
+		});
+		return ($job, $got->{req}) if $got->{req};
+		diag("try $try: the job ended before the fault was set; again");
+	}
+	die 'five jobs ended before a request could be held';
+}
+
 sub restart_immediate
 {
 	my $t0 = time;
@@ -138,11 +156,7 @@ sub restart_immediate
 # --- (a) immediate shutdown while a request is in flight --------------------
 {
 	my $t0 = time;
-	my $job = new_case('{"batch_size": 50, "delay_ms": 300, "time_zone": "UTC"}');
-	GsExportTest::wait_true($node,
-		"SELECT exported_leads >= 50 FROM gestao_scouter_export_jobs WHERE id = '$job'");
-	$remote->faults(delay_next => 1, delay_ms => 3000);
-	my $req = delayed_request_in_flight();
+	my ($job, $req) = case_with_request_held();
 	GsExportTest::wait_true($node, "SELECT count(*) = 1 FROM pg_stat_activity"
 		  . " WHERE backend_type = 'gs_export job worker' AND query = 'gs_export: sending a batch'"
 		  . " AND state = 'active'", 5);
@@ -236,11 +250,7 @@ sub restart_immediate
 # --- (d) SIGKILL of the job worker: crash recovery, then the job goes on -----
 {
 	my $t0 = time;
-	my $job = new_case('{"batch_size": 50, "delay_ms": 300, "time_zone": "UTC"}');
-	GsExportTest::wait_true($node,
-		"SELECT exported_leads >= 50 FROM gestao_scouter_export_jobs WHERE id = '$job'");
-	$remote->faults(delay_next => 1, delay_ms => 3000);
-	my $req = delayed_request_in_flight();
+	my ($job, $req) = case_with_request_held();
 	my $pid = GsExportTest::worker_pid($node);
 	like($pid, qr/^\d+$/, "(d) job worker pid $pid");
 	my $log_offset = -s $node->logfile;

@@ -32,20 +32,34 @@ sub unanswered
 # remote holds it for 60 s.  Returns the job id and the request.
 sub job_with_request_in_flight
 {
-	$remote->truncate;
-	$remote->reset;
-	my $job = GsExportTest::create_job($node,
-		q{'2026-07-10', '2026-07-01', '{"batch_size": 50, "delay_ms": 100, "time_zone": "UTC"}'});
-	GsExportTest::wait_true($node,
-		"SELECT exported_leads >= 50 FROM gestao_scouter_export_jobs WHERE id = '$job'");
-	$remote->faults(delay_next => 1, delay_ms => 60000);
-	# Once delay_next is used up, the worker (one request at a time) has
-	# the delayed request in flight.
-	my $req = GsExportTest::wait_for('the delayed request in flight', sub {
-		return undef if $remote->control('GET', 'faults')->{delay_next} != 0;
-		my @u = unanswered();
-		return $u[-1];
-	});
+	my ($job, $req);
+	for my $try (1 .. 5)
+	{
+		$remote->truncate;
+		$remote->reset;
+		$job = GsExportTest::create_job($node,
+			q{'2026-07-10', '2026-07-01', '{"batch_size": 50, "delay_ms": 100, "time_zone": "UTC"}'});
+		GsExportTest::wait_true($node,
+			"SELECT exported_leads >= 50 FROM gestao_scouter_export_jobs WHERE id = '$job'");
+		$remote->faults(delay_next => 1, delay_ms => 60000);
+		# Once delay_next is used up, the worker (one request at a time) has
+		# the delayed request in flight.  On a busy machine (tests run side
+		# by side) the job may have sent its last batch before the fault was
+		# set: then it ends, and the case starts again.
+		my $got = GsExportTest::wait_for('the delayed request in flight, or the job ended', sub {
+			if ($remote->control('GET', 'faults')->{delay_next} == 0)
+			{
+				my @u = unanswered();
+				return @u ? { req => $u[-1] } : undef;
+			}
+			return GsExportTest::job($node, $job)->{status} =~ /^(?:completed|failed|paused)$/
+			  ? { ended => 1 } : undef;
+		});
+		$req = $got->{req};
+		last if $req;
+		die "$try jobs ended before a request could be held" if $try == 5;
+		diag("try $try: the job ended before the fault was set; again");
+	}
 	GsExportTest::wait_true($node, "SELECT count(*) = 1 FROM pg_stat_activity"
 		  . " WHERE backend_type = 'gs_export job worker' AND query = 'gs_export: sending a batch'"
 		  . " AND state = 'active'", 10);

@@ -350,9 +350,10 @@ hook_control(hang => JSON::PP::false);
 # 8. The webhook refuses connections: the job completes on time; a few
 #    attempts, then the alert is given up.
 ###########################################################################
-my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1) or die;
+# A port bound but not listening refuses connections, and stays ours: no
+# other test running at the same time can take it meanwhile.
+my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp') or die;
 my $closed_port = $sock->sockport;
-close($sock);
 configure("http://127.0.0.1:$closed_port/hook");
 $t0 = time;
 $job = new_job();
