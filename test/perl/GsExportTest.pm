@@ -29,6 +29,14 @@ my $http = HTTP::Tiny->new(timeout => 30);
 our @all_remotes;
 END { $_->stop for grep { $_->{handle} } @all_remotes; }
 
+# The version CREATE EXTENSION gs_export installs (gs_export.control).
+sub current_version
+{
+	my ($v) = slurp_file("$TESTDIR/../gs_export.control") =~ /^default_version\s*=\s*'([^']+)'/m
+	  or die "no default_version in gs_export.control";
+	return $v;
+}
+
 # A local cluster with gs_export preloaded, TabuladorMax's tables and the
 # extension created.  %opts: conf => extra postgresql.conf lines,
 # tabuladormax => 0 to start from an empty database, cron => 1 to preload

@@ -1,7 +1,8 @@
 # 080_sync_cron.pl: gs_export_sync on a schedule, as doc/sync.md says to
 # run it: pg_cron (Debian's postgresql-15-cron, 1.4) preloaded beside
 # gs_export, a role of gs_export_user schedules
-#     SELECT gs_export_sync('{"delay_ms": 0}')
+#     SELECT gs_export_sync('{"delay_ms": 0, "look_back": "0 seconds"}')
+#   (no look-back: each sync sends exactly what changed since the last)
 # every minute (pg_cron 1.4 schedules by the minute: three ticks, about
 # three minutes).  Between the ticks leads change, new ones come, and one
 # change is made by a transaction that stays open across a sync's start
@@ -42,7 +43,7 @@ $node->safe_psql('postgres', q{
 });
 my $t0 = time;
 my ($st, $out, $err) = GsExportTest::psql_as($node, 'cron_owner', q{
-	SELECT cron.schedule('gs-export', '* * * * *', $$SELECT gs_export_sync('{"delay_ms": 0}')$$);
+	SELECT cron.schedule('gs-export', '* * * * *', $$SELECT gs_export_sync('{"delay_ms": 0, "look_back": "0 seconds"}')$$);
 });
 is($st, '', 'cron_owner schedules gs_export_sync every minute') or diag($err);
 is($node->safe_psql('postgres', q{SELECT username || ' ' || schedule FROM cron.job WHERE jobname = 'gs-export'}),

@@ -30,7 +30,9 @@ GsExportTest::insert_leads($node, qq{
 	  FROM generate_series(1, $N) g
 });
 
-my $opts = q{'{"batch_size": 500, "delay_ms": 0}'};
+# no look-back: each sync sends exactly what changed since the last
+# (096_sync_blind_spots tests the look-back)
+my $opts = q{'{"batch_size": 500, "delay_ms": 0, "look_back": "0 seconds"}'};
 
 sub sync
 {
@@ -112,7 +114,7 @@ is_deeply([ GsExportTest::mismatches($node, $remote, 'true') ], [], 'third sync:
 $node->safe_psql('postgres', q{
 	UPDATE leads SET updated_at = now(), name = name || ' (slow)' WHERE id IN (11, 12, 13)});
 $remote->reset;
-my $slow = sync(q{'{"batch_size": 1, "delay_ms": 1500}'});
+my $slow = sync(q{'{"batch_size": 1, "delay_ms": 1500, "look_back": "0 seconds"}'});
 like($slow, qr/^[0-9a-f-]{36}$/, 'a slow sync: a job');
 my $before = $node->safe_psql('postgres', 'SELECT count(*) FROM gestao_scouter_export_jobs');
 is(sync(), '', 'while it is pending or running: NULL');
@@ -160,9 +162,9 @@ is($j6->{total_leads}, 0, 'nothing changed, nothing sent: the mark was kept');
 is(since_of($j6->{id}), $mark5, "changed_since is the mark of the last completed sync seen");
 
 # 7. Other fields: another scope, all leads.
-my ($j7, $sent7) = run_sync('another scope', q{'{"fields": ["name", "updated_at"], "batch_size": 1000, "delay_ms": 0}'});
+my ($j7, $sent7) = run_sync('another scope', q{'{"fields": ["name", "updated_at"], "batch_size": 1000, "delay_ms": 0, "look_back": "0 seconds"}'});
 is($j7->{total_leads}, $N, 'other fields: every lead, the first time');
-my ($j7b, $sent7b) = run_sync('another scope again', q{'{"fields": ["name", "updated_at"], "batch_size": 1000, "delay_ms": 0}'});
+my ($j7b, $sent7b) = run_sync('another scope again', q{'{"fields": ["name", "updated_at"], "batch_size": 1000, "delay_ms": 0, "look_back": "0 seconds"}'});
 is($j7b->{total_leads}, 0, 'other fields, again: nothing changed');
 
 # 8. A role of its own: its job, its mark.

@@ -30,7 +30,7 @@ What a client relies on, as PostgREST computes it:
     type; "description": the column's comment, and for a primary key
     column "Note:\nThis is a Primary Key.<pk/>" (after "\n\n" when there is
     a comment), and for a column that is the single column of a foreign key
-    to a table of the same schema "This is a Foreign Key to `t.c`.<fk
+    to a table of the same schema "This is a Foreign Key to `<table>.<column>`.<fk
     table='t' column='c'/>" on its own line after the note's "Note:".
   * "default": the column's default expression (a domain's, nextval for an
     identity column) when it reads as JSON after parseDefault: for a type
