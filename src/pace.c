@@ -4,43 +4,47 @@
  *	  How many leads a request holds and how many requests may be at the
  *	  remote at once.  A fixed pace keeps the job's batch_size and
  *	  max_in_flight.  An adaptive pace finds them, and must tell a remote
- *	  that is overloaded from one that is only noisy or flaky (issue 17):
+ *	  that is overloaded from one that is only noisy or flaky (issue 17:
+ *	  1.1's pace backed off on every fault and on single slow answers and
+ *	  grew back one request at a time, and a healthy remote with a noisy
+ *	  latency or 13 % transient faults got a trickle):
  *
- *	  - At first it doubles the batch after each answer while requests take
- *		less than PACE_BATCH_GROW_MS, one request at a time.
- *	  - Then it doubles the requests in flight (the window) after each
- *		clean round, up to max_in_flight: a round is a few answers (at least
- *		PACE_ROUND_ANSWERS, and a window's worth) to requests read and sent
- *		since the last change; it is clean when at most a quarter of them
- *		are faults and their median time is under PACE_LATENCY_RISE times
- *		the base (the median when few were in flight).  A remote that is
- *		full answers slower as more are sent (each waits for the others):
- *		its median rises with the window, and when two rounds in a row
- *		say so the pace goes back to the last clean window and settles.  A noisy remote's median does not
- *		rise with the window, and a median of several answers is not moved
- *		by a few slow ones, so noise does not stop it.  A round with too
- *		many faults is not judged: the next one is.
+ *	  - At first it doubles the batch after each answer while requests
+ *		take less than PACE_BATCH_GROW_MS, one request at a time.
+ *	  - Then it doubles the requests in flight (the window), from two,
+ *		after each clean round, up to max_in_flight.  A round is a few
+ *		answers (at least PACE_ROUND_ANSWERS, and half a window's worth;
+ *		settled, a window's) to requests sent since the last change; it is clean when at most a
+ *		quarter of them are faults and their median time is under
+ *		PACE_FULL_RISE times the base (the median of the first round).  A
+ *		remote that is full answers slower as more are sent (each waits
+ *		for the others): its median rises with the window, and when two
+ *		rounds in a row say so, the pace goes back to the last clean
+ *		window and settles.  A noisy remote's median does not rise with
+ *		the window, and a median is not moved by a few slow answers.  A
+ *		round with too many faults is not judged: the next one is.
  *	  - Settled, every PACE_PROBE_ROUNDS rounds it tries one more request
  *		(or, at max_in_flight, a batch twice as large), kept only when the
  *		rate rises by PACE_GAIN.
  *	  - It backs off (halves the window) only on what says the remote is
- *		hurt, not on single answers: the median of the last
- *		GS_PACE_SAMPLES answers' times above PACE_LATENCY_RISE times the
- *		settled one; PACE_FAULT_OVERLOAD transient faults (429, 503, 502,
- *		504, 544, a timeout, a connection error) among the last
- *		GS_PACE_FAULT_WINDOW answers (a flaky remote at 13 % faults meets
- *		that about once in a few hundred answers, a remote that is down
- *		at once; timeouts among them halve the batch too); and 429s that
- *		come with the window: at least PACE_LIMIT_REFUSED refusals, of at
- *		least half the requests sent with that many or more at the remote,
- *		mark a limit -- the window stays below it for PACE_CEILING_MS (a
- *		gateway that allows N at once refuses the (N+1)th every time; a 429
- *		at random falls anywhere).  413 and the remote's statement timeout
- *		halve the batch, as before.  Isolated faults are retried (the
- *		worker) and are noise here.
- *	  - After a back-off it grows again the same way, doubling the window
- *		per clean round back to where it was: once the trouble passes it
- *		is back within a few round trips, not one request per trial.
+ *		hurt, never on one answer: the median of the last GS_PACE_SAMPLES
+ *		answers' times above PACE_LATENCY_RISE times the settled one, two
+ *		rounds in a row; PACE_FAULT_OVERLOAD transient faults (429, 503,
+ *		502, 504, 544, a timeout, a connection error) among the last
+ *		GS_PACE_FAULT_WINDOW answers (at 13 % faults that happens about
+ *		once in several hundred answers, to a remote that is down at once;
+ *		timeouts among them halve the batch too; not below a quarter of
+ *		the settled window, PACE_FAULT_FLOOR); and 429s that come with the
+ *		window: PACE_LIMIT_REFUSED refusals, at least half of the requests
+ *		sent with that many or more at the remote, mark a limit, and the
+ *		window stays below it for PACE_CEILING_MS (a gateway that lets N
+ *		through at once refuses the (N+1)th every time; a 429 at random
+ *		falls anywhere).  413 and the remote's statement timeout halve the
+ *		batch, as before.  Isolated faults are retried by the worker, and
+ *		are noise here.
+ *	  - After a back-off it grows the same way, doubling the window per
+ *		clean round back to where it had settled: once the trouble passes
+ *		it is back within a few round trips.
  *
  *	  In either pace a Retry-After holds every request back until it has
  *	  passed, and a statement timeout proven to come from the batch's size
@@ -610,6 +614,8 @@ gs_pace_answer(GsPace *pace, const GsRemoteResult *res, int rows, int window, ui
 		if (rows * 2 >= pace->batch && pace->round_nlat < GS_MAX_REQUESTS)
 			pace->round_lat[pace->round_nlat++] = Max(res->elapsed_ms, 1);
 	}
-	if (pace->round_answers >= Max(PACE_ROUND_ANSWERS, Min(pace->window, GS_MAX_REQUESTS)))
+	/* growing, half a window's answers judge it (a median needs no more) */
+	if (pace->round_answers >= Max(PACE_ROUND_ANSWERS,
+								   pace->phase == GS_PACE_GROW_WINDOW ? pace->window / 2 : pace->window))
 		end_round(pace, now);
 }
