@@ -126,6 +126,7 @@ class Chaos:
                         "completed": row[0] == "completed", "series": series})
             if options.get("pace") == "adaptive":
                 res["pace"] = B.pace_notes(self.a.server_log, job)
+            res["ramp"] = None if burst else ramp(series)
             if burst:
                 res.update(recovery(series, burst[0], burst[1]))
             B.log("   %-34s %7d rows in %5.1f s: %6.0f leads/s; %d requests, %d refused (429"
@@ -144,22 +145,41 @@ class Chaos:
         return res
 
 
+def rows_at(series, t):
+    best = series[0][1]
+    for s, r in series:
+        if s <= t:
+            best = r
+    return best
+
+
+def ramp(series):
+    """Seconds from the start until the rate over RECOVERY_WINDOW_S is 0.8 x
+    the rate over the run's last 10 s (how long the pace took to find its
+    stride; a fixed pace has it at once)."""
+    end = series[-1][0]
+    if end < 15:
+        return None
+    late = (series[-1][1] - rows_at(series, end - 10)) / 10.0
+    for s, r in series:
+        if s >= RECOVERY_WINDOW_S and \
+                (r - rows_at(series, s - RECOVERY_WINDOW_S)) / RECOVERY_WINDOW_S >= 0.8 * late:
+            return s
+    return None
+
+
 def recovery(series, at, length):
     """The rate over the PRE_BURST_S before the burst, and the seconds after
     its end until the rate over RECOVERY_WINDOW_S is back to 0.8 x that."""
-    def rows_at(t):
-        best = series[0][1]
-        for s, r in series:
-            if s <= t:
-                best = r
-        return best
-    pre = (rows_at(at) - rows_at(at - PRE_BURST_S)) / PRE_BURST_S
+    def rows_at_(t):
+        return rows_at(series, t)
+    pre = (rows_at_(at) - rows_at_(at - PRE_BURST_S)) / PRE_BURST_S
     end = at + length
     rec = None
     for s, r in series:
         if s < end + RECOVERY_WINDOW_S:
             continue
-        if (r - rows_at(s - RECOVERY_WINDOW_S)) / RECOVERY_WINDOW_S >= 0.8 * pre:
+        if (r - rows_at_(s - RECOVERY_WINDOW_S)) / RECOVERY_WINDOW_S >= 0.8 * pre:
             rec = s - end
             break
     return {"pre_rate": pre, "recovered_after": rec}
@@ -207,16 +227,20 @@ def chaos_summary(out):
     w("leads/s: rows the remote upserted / seconds; /best: to the best fixed setting of the"
       " scenario; 429%: the limit's refusals / requests; conc: most requests at the stand-in"
       " at once")
-    hdr = "%-34s %-34s %8s %6s %6s %6s %5s  %s"
-    w(hdr % ("scenario", "run", "leads/s", "/best", "reqs", "429%", "conc", "adaptive's pace"))
-    w(hdr % ("-" * 34, "-" * 34, "-" * 8, "-" * 6, "-" * 6, "-" * 6, "-" * 5, "-" * 30))
+    w("ramp: seconds until the rate over 3 s is 0.8 x the rate of the run's last 10 s")
+    hdr = "%-34s %-34s %8s %6s %6s %6s %5s %5s  %s"
+    w(hdr % ("scenario", "run", "leads/s", "/best", "reqs", "429%", "conc", "ramp",
+             "adaptive's pace"))
+    w(hdr % ("-" * 34, "-" * 34, "-" * 8, "-" * 6, "-" * 6, "-" * 6, "-" * 5, "-" * 5,
+             "-" * 30))
     groups = out["scenarios"] + [out["burst"], out["limited"]]
     for g in groups:
         fixed_runs = [r for r in g["runs"] if not r.get("error") and r["label"] != "adaptive"]
         best = max((r["rate"] for r in fixed_runs), default=None)
         for r in g["runs"]:
             if r.get("error"):
-                w(hdr % (g["name"][:34], r["label"], "FAILED", "", "", "", "", r["error"][:60]))
+                w(hdr % (g["name"][:34], r["label"], "FAILED", "", "", "", "", "",
+                         r["error"][:60]))
                 continue
             p = r.get("pace") or {}
             note = ""
@@ -227,7 +251,8 @@ def chaos_summary(out):
                     or "never")
             w(hdr % (g["name"][:34], r["label"], "%.0f" % r["rate"],
                      "%.2f" % (r["rate"] / best) if best else "-", r["requests"],
-                     "%.1f" % r["refused_pct"], r["in_flight_seen"], note))
+                     "%.1f" % r["refused_pct"], r["in_flight_seen"],
+                     "%.1f" % r["ramp"] if r.get("ramp") is not None else "-", note))
         if g is out["burst"]:
             for r in g["runs"]:
                 if not r.get("error"):
