@@ -18,6 +18,7 @@ passes or fails on speed.
 """
 
 import json
+import os
 import time
 
 import bench as B
@@ -25,7 +26,7 @@ import bench as B
 BATCH = 100
 # Fixed settings compared (max_in_flight at batch BATCH).
 FIXED = (8, 16)
-LIMITED_FIXED = (1, 2, 4)
+LIMITED_FIXED = (2, 4)
 # The adaptive pace, with the same batch bounds as the fixed runs (it
 # starts smaller and grows to BATCH).
 ADAPTIVE = {"pace": "adaptive", "max_in_flight": 16, "batch_size": 25,
@@ -41,7 +42,7 @@ FAULTS = {"fault_rate": 0.13, "fault_mix": ["429", "503", "reset"],
 STEADY = {"delay_ms": LATENCY_MS}
 LIMITED = {"delay_ms": 100, "max_concurrent": 2}
 
-RUN_S = 30
+RUN_S = 40
 LIMITED_RUN_S = 20
 BURST_RUN_S = 45
 BURST_AT_S = 15
@@ -129,6 +130,7 @@ class Chaos:
             res["ramp"] = None if burst else ramp(series)
             if burst:
                 res.update(recovery(series, burst[0], burst[1]))
+            res["slices"] = slices(series)
             B.log("   %-34s %7d rows in %5.1f s: %6.0f leads/s; %d requests, %d refused (429"
                   " of the limit), %d chaos faults, up to %s at once%s"
                   % (label, res["rows"], elapsed, res["rate"], reqs, refused,
@@ -137,6 +139,7 @@ class Chaos:
                      "; before the burst %.0f leads/s, back to 0.8 x that %s"
                      % (res["pre_rate"], "after %.1f s" % res["recovered_after"]
                         if res["recovered_after"] is not None else "NOT within the run")))
+            B.log("   %-34s leads/s by 5 s: %s" % ("", " ".join("%.0f" % x for x in res["slices"])))
         except Exception as e:          # the bench's own trouble: say it, go on
             res["error"] = B.error_text(e)
             B.log("   %-34s FAILED: %s" % (label, res["error"]))
@@ -151,6 +154,16 @@ def rows_at(series, t):
         if s <= t:
             best = r
     return best
+
+
+def slices(series, step=5.0):
+    """The rate in each step seconds of the run."""
+    out = []
+    t = step
+    while t <= series[-1][0] + 0.01:
+        out.append((rows_at(series, t) - rows_at(series, t - step)) / step)
+        t += step
+    return out
 
 
 def ramp(series):
@@ -186,7 +199,12 @@ def recovery(series, at, length):
 
 
 def run_chaos(local, remote, si, a, newest, oldest):
-    """Every scenario; returns what chaos_summary prints."""
+    """Every scenario; returns what chaos_summary prints.  For a closer look
+    at one scenario: GS_CHAOS_ONLY=<part of its name> (the others are
+    skipped) and GS_CHAOS_RUN_S=<seconds a run>."""
+    global RUN_S
+    only = os.environ.get("GS_CHAOS_ONLY")
+    RUN_S = int(os.environ.get("GS_CHAOS_RUN_S", RUN_S))
     c = Chaos(local, remote, si, a, newest, oldest)
     scenarios = [
         ("noisy latency 0-1200 ms", NOISY, FIXED),
@@ -196,25 +214,30 @@ def run_chaos(local, remote, si, a, newest, oldest):
     out = {"scenarios": []}
     for name, faults, fixed_set in scenarios:
         name = name.replace("%%", "%")
+        if only and only not in name:
+            continue
         B.log("== chaos: %s, %d s a run (stand-in: %s)" % (name, RUN_S, json.dumps(faults)))
         runs = [c.run("fixed max_in_flight %d, batch %d" % (k, BATCH), fixed(k), faults, RUN_S)
                 for k in fixed_set]
         runs.append(c.run("adaptive", dict(ADAPTIVE), faults, RUN_S))
         out["scenarios"].append({"name": name, "faults": faults, "runs": runs})
-    B.log("== chaos: a burst: every request 503 for %d s from %d s, %d ms steady, %d s a run"
-          % (BURST_FOR_S, BURST_AT_S, LATENCY_MS, BURST_RUN_S))
-    runs = [c.run("fixed max_in_flight 16, batch %d" % BATCH, fixed(16), STEADY, BURST_RUN_S,
-                  burst=(BURST_AT_S, BURST_FOR_S)),
-            c.run("adaptive", dict(ADAPTIVE), STEADY, BURST_RUN_S,
-                  burst=(BURST_AT_S, BURST_FOR_S))]
-    out["burst"] = {"name": "burst of 503s, %d s from %d s, 600 ms steady"
-                    % (BURST_FOR_S, BURST_AT_S), "runs": runs}
-    B.log("== chaos: rate-limited: 429 (Retry-After: 1) beyond 2 at once, 100 ms, %d s a run"
-          % LIMITED_RUN_S)
-    runs = [c.run("fixed max_in_flight %d, batch %d" % (k, BATCH), fixed(k), LIMITED,
-                  LIMITED_RUN_S) for k in LIMITED_FIXED]
-    runs.append(c.run("adaptive", dict(ADAPTIVE), LIMITED, LIMITED_RUN_S))
-    out["limited"] = {"name": "rate-limited: 429 beyond 2 at once, 100 ms", "runs": runs}
+    out["burst"] = out["limited"] = None
+    if not only or only in "burst":
+        B.log("== chaos: a burst: every request 503 for %d s from %d s, %d ms steady, %d s a run"
+              % (BURST_FOR_S, BURST_AT_S, LATENCY_MS, BURST_RUN_S))
+        runs = [c.run("fixed max_in_flight 16, batch %d" % BATCH, fixed(16), STEADY, BURST_RUN_S,
+                      burst=(BURST_AT_S, BURST_FOR_S)),
+                c.run("adaptive", dict(ADAPTIVE), STEADY, BURST_RUN_S,
+                      burst=(BURST_AT_S, BURST_FOR_S))]
+        out["burst"] = {"name": "burst of 503s, %d s from %d s, 600 ms steady"
+                        % (BURST_FOR_S, BURST_AT_S), "runs": runs}
+    if not only or only in "rate-limited":
+        B.log("== chaos: rate-limited: 429 (Retry-After: 1) beyond 2 at once, 100 ms, %d s a run"
+              % LIMITED_RUN_S)
+        runs = [c.run("fixed max_in_flight %d, batch %d" % (k, BATCH), fixed(k), LIMITED,
+                      LIMITED_RUN_S) for k in LIMITED_FIXED]
+        runs.append(c.run("adaptive", dict(ADAPTIVE), LIMITED, LIMITED_RUN_S))
+        out["limited"] = {"name": "rate-limited: 429 beyond 2 at once, 100 ms", "runs": runs}
     return out
 
 
@@ -233,7 +256,7 @@ def chaos_summary(out):
              "adaptive's pace"))
     w(hdr % ("-" * 34, "-" * 34, "-" * 8, "-" * 6, "-" * 6, "-" * 6, "-" * 5, "-" * 5,
              "-" * 30))
-    groups = out["scenarios"] + [out["burst"], out["limited"]]
+    groups = out["scenarios"] + [g for g in (out["burst"], out["limited"]) if g]
     for g in groups:
         fixed_runs = [r for r in g["runs"] if not r.get("error") and r["label"] != "adaptive"]
         best = max((r["rate"] for r in fixed_runs), default=None)

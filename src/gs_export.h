@@ -349,7 +349,8 @@ typedef struct GsPace
 								 * in flight (0: to be measured) */
 	double		steady_ms;		/* median time of a request when it settled */
 	double		prev_round_ms;	/* the last clean round's median */
-	int			slow_rounds;	/* rounds in a row over the base (growing) */
+	int			slow_rounds;	/* rounds in a row over the reference */
+	int			clean_window;	/* growing: the last window found clean */
 	/* faults: which of the last answers were transient faults */
 	bool		fault[GS_PACE_FAULT_WINDOW];
 	bool		slow[GS_PACE_FAULT_WINDOW];

@@ -284,6 +284,7 @@ back_off(GsPace *pace, TimestampTz now, TimestampTz sent, bool window, bool batc
 	pace->phase = GS_PACE_GROW_WINDOW;
 	pace->probing_batch = false;
 	pace->slow_rounds = 0;
+	pace->clean_window = 0;
 	pace->last_rate = 0;
 	new_round(pace);
 }
@@ -398,7 +399,8 @@ end_round(GsPace *pace, TimestampTz now)
 		{
 			/* twice: the remote is full; back to the last clean window */
 			pace->slow_rounds = 0;
-			pace->window = Max(1, pace->window / 2);
+			pace->window = pace->clean_window > 0 && pace->clean_window < pace->window ?
+				pace->clean_window : Max(1, pace->window / 2);
 			settle(pace, pace->last_rate > 0 ? pace->last_rate : rate);
 		}
 		else if (pace->window < wlimit)
@@ -408,6 +410,7 @@ end_round(GsPace *pace, TimestampTz now)
 			pace->base_ms = Max(pace->base_ms, 0.75 * med);
 			pace->prev_round_ms = med;
 			pace->last_rate = rate;
+			pace->clean_window = pace->window;
 			pace->window = Min(pace->window * 2, wlimit);
 			if (pace->good_window > pace->window && pace->window * 2 > pace->good_window)
 				pace->window = Min(pace->good_window, wlimit);
@@ -449,6 +452,8 @@ end_round(GsPace *pace, TimestampTz now)
 	else
 	{
 		/* settled: has the remote become slower? */
+		if (pace->steady_ms <= 0 && pace->nlat >= GS_PACE_SAMPLES / 2)
+			pace->steady_ms = median(pace->lat, pace->nlat);	/* after a new batch */
 		if (pace->steady_ms > 0 && pace->lat_since_settle >= GS_PACE_SAMPLES / 2 &&
 			median(pace->lat, pace->nlat) > PACE_LATENCY_RISE * pace->steady_ms &&
 			pace->window > 1 && ++pace->slow_rounds >= 2)
@@ -584,6 +589,7 @@ gs_pace_answer(GsPace *pace, const GsRemoteResult *res, int rows, int window, ui
 			 */
 			pace->phase = GS_PACE_GROW_WINDOW;
 			pace->window = Min(2, window_limit(pace, now));
+			pace->clean_window = 1;
 			pace->last_rate = 0;
 		}
 		new_round(pace);
