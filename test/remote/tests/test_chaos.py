@@ -57,7 +57,7 @@ class ChaosTest(StandInCase):
             self.assertEqual(self.upsert([lead(i)]).status, 201)
             took.append((time.monotonic() - t0) * 1000)
         self.assertGreaterEqual(min(took), 50)
-        self.assertLess(max(took), 250 + 200)       # + the request itself, generously
+        self.assertLess(max(took), 250 + 1000)      # + the request itself, generously
         self.assertGreater(max(took) - min(took), 60, took)
         self.assertEqual(len(self.ids()), 12)
 
