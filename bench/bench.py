@@ -27,6 +27,10 @@ What it measures, in this order, on the same N leads:
   5. empty      a job over 3650 days before the oldest lead: create to
                 completed.
   6. filter     the unthrottled job with a filter, without and with an index.
+  8. chaos      (--chaos: only this) bench/chaos.py: the adaptive pace
+                against fixed settings on a remote that is noisy, flaky
+                (13 % transient faults), down for a while (a burst of
+                faults) or rate-limited.
   7. WAN        (--wan, or --wan-only: only 1 and 7) the stand-in adds a
                 latency to every request (delay_ms: 25, 100, 250 ms); per
                 latency: 1 in flight, max_in_flight 8, adaptive, and a
@@ -1034,6 +1038,9 @@ def main():
                         " 0: all (default)")
     p.add_argument("--wan-max-concurrent", type=int, default=2,
                    help="the rate-limited remote's limit (default: %(default)s)")
+    p.add_argument("--chaos", action="store_true",
+                   help="only the chaos profile (bench/chaos.py): noise, transient faults,"
+                        " a burst of faults, a rate-limited remote")
     p.add_argument("--server-log", default=None,
                    help="the cluster's server log: the WAN profile quotes where an adaptive"
                         " pace settled and why it backed off")
@@ -1065,6 +1072,20 @@ def main():
                                              min((updated_at AT TIME ZONE 'UTC')::date),
                                              count(*) FROM leads WHERE updated_at IS NOT NULL""")
     log("   days %s .. %s (UTC)" % (oldest, newest))
+
+    if a.chaos:
+        import chaos  # noqa: E402  (bench/chaos.py, next to this file)
+        out = chaos.run_chaos(local, remote, si, a, newest, oldest)
+        m = machine(local)
+        lines = ["", "=" * 40 + " gs_export chaos benchmark " + "=" * 40,
+                 "machine     %d cores, %s, %s RAM, Linux %s" % (m["nproc"], m["cpu"], m["mem"],
+                                                               m["kernel"]),
+                 "load        load average before the benchmark: %s" % load_before,
+                 "data        N = %d leads over D = %d days" % (n, a.days), ""]
+        lines += chaos.chaos_summary(out)
+        lines.append("whole chaos benchmark: %.0f s" % (time.monotonic() - t_start))
+        log("\n".join(lines))
+        return 0
 
     log("== 1. limit: the stand-in's upsert SQL straight into the remote db, batches of %d"
         % LIMIT_BATCH)

@@ -312,10 +312,16 @@ extern bool gs_remote_abandon_all(void);
  */
 typedef enum GsPacePhase
 {
-	GS_PACE_GROW_BATCH,
-	GS_PACE_GROW_WINDOW,
+	GS_PACE_GROW_BATCH,			/* at first: the batch doubles, 1 in flight */
+	GS_PACE_GROW_WINDOW,		/* the window doubles while rounds are clean */
+	GS_PACE_PROBE,				/* one more request (or a larger batch) on
+								 * trial, judged by the rate */
 	GS_PACE_STEADY
 } GsPacePhase;
+
+/* Answers the adaptive pace keeps to judge latency and faults by. */
+#define GS_PACE_SAMPLES 16
+#define GS_PACE_FAULT_WINDOW 20
 
 typedef struct GsPace
 {
@@ -329,6 +335,7 @@ typedef struct GsPace
 	int			batch;			/* now */
 	TimestampTz hold_until;		/* Retry-After: no request before */
 	uint64		epoch;			/* changes of window or batch */
+	TimestampTz changed_at;		/* the last change (adaptive) */
 	/* adaptive */
 	GsPacePhase phase;
 	int			window_ceiling; /* 0, or more were refused (429) ... */
@@ -336,15 +343,39 @@ typedef struct GsPace
 	int			batch_ceiling;	/* 0, or larger were too much ... */
 	TimestampTz batch_ceiling_until;	/* ... until then */
 	TimestampTz backed_off_at;
+	/* the round: answers to requests read and sent since the last change */
 	int			round_answers;
+	int			round_faults;
+	int			round_nlat;
+	double		round_lat[GS_MAX_REQUESTS]; /* its answers' times (ms) */
 	int64		round_rows;
 	double		round_weighted; /* leads times requests at the remote */
 	double		round_ms;		/* the answers' elapsed times, summed */
 	double		last_rate;		/* leads/s before the change on trial */
-	double		last_row_ms;
+	bool		probing_batch;	/* the trial is of a larger batch */
 	int			steady_rounds;
-	double		steady_row_ms;	/* latency per lead when it settled */
-	bool		settled_once;
+	/* latency: the last answers' times at this batch, and the reference */
+	double		lat[GS_PACE_SAMPLES];
+	int			nlat;			/* in lat (at most GS_PACE_SAMPLES) */
+	int			lat_next;
+	int			lat_since_settle;
+	double		base_ms;		/* median time of a request when few were
+								 * in flight (0: to be measured) */
+	double		steady_ms;		/* median time of a request when it settled */
+	double		prev_round_ms;	/* the last clean round's median */
+	int			slow_rounds;	/* rounds in a row over the reference */
+	int			clean_window;	/* growing: the last window found clean */
+	/* faults: which of the last answers were transient faults */
+	bool		fault[GS_PACE_FAULT_WINDOW];
+	bool		slow[GS_PACE_FAULT_WINDOW];
+	int			nfault_seen;	/* in the ring (at most its size) */
+	int			fault_next;
+	/* 429s by the requests at the remote when each was sent */
+	int			sent_at[GS_MAX_REQUESTS + 1];
+	int			refused_at[GS_MAX_REQUESTS + 1];
+	int			good_window;	/* where it last settled */
+	int			logged_window;	/* the last settled pace logged */
+	int			logged_batch;
 } GsPace;
 
 extern void gs_pace_init(GsPace *pace, const GsJob *job);

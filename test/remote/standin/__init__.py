@@ -43,6 +43,8 @@ reject, the project's tests lie.  Run it with Debian's /usr/bin/python3
         --api-key KEY --port-file /tmp/stand_in.port \
         [--schema-file test/remote/fichas.sql [--schema-file ...] --init-schema]
         [--delay-ms 100] [--max-concurrent 2 [--max-concurrent-retry-after 1]]
+        [--delay-max-ms 1200] [--fault-rate 0.13 [--fault-mix 429,503,reset]]
+        [--burst-after-ms 15000 --burst-for-ms 8000 [--burst-fault 503]]
 
 or, in API mode, in front of an application's database:
 
@@ -107,7 +109,8 @@ it only imports cli.main):
   api_mode.py      the app's API: RPC, GET / HEAD on tables
   postgrest.py     PostgREST's dispatch (resource, schema, method)
   gateway.py       Supabase's gateway in front: api key, faults, WAN
-                   delay, rate limit, CORS, the request log
+                   delay, rate limit, the chaos profile (noisy latency,
+                   transient faults, a burst), CORS, the request log
   control.py       /_control/: faults, stats, the log, down / up
   listener.py      the HTTP listeners, connections, drops
   app.py           the App that holds the state the roles share

@@ -3,6 +3,7 @@ and statistics, the schema cache, the pool, the listeners), assembled from
 the gateway, the control interface and the transactions; its start and
 shutdown."""
 
+import random
 import threading
 import time
 
@@ -42,6 +43,8 @@ class App(Gateway, Control, Transactions):
         self.admitted = 0
         self.max_concurrent_seen = 0
         self.rate_limited = 0
+        self.chaos_faults = 0                  # the chaos profile's faults
+        self.burst_faults = 0
         self.down = False
         self.down_until = None
         self.down_timer = None
@@ -85,6 +88,18 @@ class App(Gateway, Control, Transactions):
         f.keep_bodies = bool(o.keep_bodies)
         f.max_concurrent = o.max_concurrent
         f.max_concurrent_retry_after = o.max_concurrent_retry_after
+        # the chaos profile (a burst is timed from the start or the reset)
+        f.delay_max_ms = getattr(o, "delay_max_ms", None)
+        f.fault_rate = getattr(o, "fault_rate", 0.0) or 0.0
+        if getattr(o, "fault_mix", None):
+            f.fault_mix = list(o.fault_mix)
+        if getattr(o, "fault_retry_after", "1") != "1":
+            f.fault_retry_after = o.fault_retry_after
+        if getattr(o, "burst_fault", None):
+            f.burst_fault = o.burst_fault
+        f.set_burst(getattr(o, "burst_after_ms", None), getattr(o, "burst_for_ms", None))
+        f.chaos_seed = getattr(o, "chaos_seed", None)
+        f.rng = random.Random(f.chaos_seed)
 
     # -- schema cache ------------------------------------------------------
 

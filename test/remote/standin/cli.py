@@ -15,6 +15,8 @@ import psycopg2
 from . import __doc__ as PACKAGE_DOC
 from .app import SHUTDOWN_TIMEOUT_S, App
 from .common import EXPOSED_SCHEMAS, EXTRA_SEARCH_PATH
+from .control import parse_fault_mix
+from .gateway import CHAOS_KINDS
 
 
 # A process still there EXIT_DEADLINE_S after SIGTERM / SIGINT dumps its
@@ -117,6 +119,26 @@ def parse_args(argv):
     p.add_argument("--max-concurrent-retry-after", default="1",
                    help="the Retry-After of those 429s, in seconds (default: 1; "
                         "'none': no header)")
+    # the chaos profile (gateway.py)
+    p.add_argument("--delay-max-ms", type=int, default=None,
+                   help="each request's delay uniform in [--delay-ms, this] (a noisy "
+                        "latency; fault delay_max_ms)")
+    p.add_argument("--fault-rate", type=float, default=0.0,
+                   help="share of /rest/v1 requests (0..1) failed with a transient fault "
+                        "from --fault-mix (fault fault_rate)")
+    p.add_argument("--fault-mix", default=",".join(CHAOS_KINDS),
+                   help="the transient faults drawn, comma-separated among %(default)s")
+    p.add_argument("--fault-retry-after", default="1",
+                   help="the Retry-After of the transient 429s (seconds; 'none': no header)")
+    p.add_argument("--burst-after-ms", type=int, default=None,
+                   help="a burst of faults this long after the start (and after each "
+                        "reset) ...")
+    p.add_argument("--burst-for-ms", type=int, default=None,
+                   help="... during which every /rest/v1 request fails")
+    p.add_argument("--burst-fault", default="503",
+                   help="what the burst's requests meet: 429, 503 or reset")
+    p.add_argument("--chaos-seed", type=int, default=None,
+                   help="seed of the chaos profile's draws")
     p.add_argument("--fail-next", type=int, default=0)
     p.add_argument("--fail-status", type=int, default=503)
     p.add_argument("--fail-retry-after", default=None)
@@ -136,6 +158,22 @@ def parse_args(argv):
         p.error("--max-concurrent must be >= 1")
     if opts.max_concurrent_retry_after.lower() == "none":
         opts.max_concurrent_retry_after = None
+    if opts.fault_retry_after.lower() == "none":
+        opts.fault_retry_after = None
+    if opts.delay_max_ms is not None and opts.delay_max_ms < opts.delay_ms:
+        p.error("--delay-max-ms must be >= --delay-ms")
+    if not 0 <= opts.fault_rate <= 1:
+        p.error("--fault-rate must be from 0 to 1")
+    try:
+        opts.fault_mix = parse_fault_mix(opts.fault_mix)
+    except ValueError as e:
+        p.error("--fault-mix: %s" % e)
+    if opts.burst_fault not in CHAOS_KINDS:
+        p.error("--burst-fault must be one of " + ", ".join(CHAOS_KINDS))
+    if (opts.burst_after_ms is None) != (opts.burst_for_ms is None) \
+            or (opts.burst_after_ms is not None
+                and (opts.burst_after_ms < 0 or opts.burst_for_ms < 0)):
+        p.error("--burst-after-ms and --burst-for-ms go together, each >= 0")
     opts.schemas = [x.strip() for x in opts.schemas.split(",") if x.strip()]
     if not opts.schemas:
         p.error("--schemas needs at least one schema")

@@ -55,6 +55,8 @@ class Reply:
         self.headers = list(headers or [])
         self.reason = reason
         self.drop = False          # close without answering
+        self.drop_reset = None     # a drop's close: RST (True), FIN (False),
+                                   # or as the drop_with_reset fault says
         self.error_code = None     # the "code" of an error body, for the log
 
     def header(self, name):

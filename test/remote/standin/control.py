@@ -26,6 +26,19 @@ CONTROL API (all JSON):
                                            processed is answered 429
      {"max_concurrent_retry_after": "1"|null}   its Retry-After (seconds;
                                            default "1", null: no header)
+     the chaos profile (gateway.py):
+     {"delay_max_ms": X|null}              each delay uniform in
+                                           [delay_ms, X] (a noisy latency)
+     {"fault_rate": 0.13}                  that share of requests fails with
+                                           a transient fault drawn from
+     {"fault_mix": ["429","503","reset"]}  these kinds (default: all three)
+     {"fault_retry_after": "1"|null}       the Retry-After of those 429s
+     {"burst_after_ms": T, "burst_for_ms": N}   every request fails for N ms
+                                           from T ms after this call
+                                           (N 0 or T null: no burst)
+     {"burst_fault": "503"}                what a burst's requests meet
+                                           (a fault_mix kind; default 503)
+     {"chaos_seed": S|null}                seed the chaos draws (null: not)
   GET  /_control/faults         the current fault state
   POST /_control/reload_schema  re-read the schema cache (every relation):
                                 {"ok", "table", "columns", "pk" (of fichas),
@@ -35,9 +48,10 @@ CONTROL API (all JSON):
                                 of every request or of those whose path
                                 named table NAME; without table=, also
                                 "rate_limited" (the max_concurrent gateway's
-                                429s) and "max_concurrent_seen" (the most
+                                429s), "max_concurrent_seen" (the most
                                 /rest/v1 requests at once, refused ones
-                                included)
+                                included), "chaos_faults" and
+                                "burst_faults" (the chaos profile's)
   GET  /_control/requests[?since=SEQ][&table=NAME]   the request log
   GET  /_control/health         {"ok": true, "port", "control_port", "down"}
 
@@ -67,6 +81,7 @@ What the log and statistics hold:
 """
 
 import json
+import random
 import threading
 import time
 import urllib.parse
@@ -74,7 +89,7 @@ import urllib.parse
 import psycopg2
 
 from .common import SCHEMA, Reply
-from .gateway import FAULT_KEYS
+from .gateway import CHAOS_KINDS, FAULT_KEYS
 
 
 def _nonneg_int(d, key):
@@ -82,6 +97,15 @@ def _nonneg_int(d, key):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
         raise ValueError("%s must be a non-negative number" % key)
     return int(v)
+
+
+def parse_fault_mix(v):
+    """fault_mix: a list of CHAOS_KINDS (or a comma-separated string)."""
+    if isinstance(v, str):
+        v = [x.strip() for x in v.split(",") if x.strip()]
+    if not isinstance(v, list) or not v or any(str(x) not in CHAOS_KINDS for x in v):
+        raise ValueError("fault_mix must be a non-empty list of " + ", ".join(CHAOS_KINDS))
+    return [str(x) for x in v]
 
 
 class Control:
@@ -108,6 +132,8 @@ class Control:
                 self.table_stats = {}
                 self.max_concurrent_seen = self.concurrent
                 self.rate_limited = 0
+                self.chaos_faults = 0
+                self.burst_faults = 0
             self.bring_up()
             return Reply(200, {"ok": True})
         if method == "POST" and name == "faults":
@@ -144,7 +170,9 @@ class Control:
                                    "rows": self.stats_rows,
                                    "by_status": dict(self.by_status),
                                    "rate_limited": self.rate_limited,
-                                   "max_concurrent_seen": self.max_concurrent_seen})
+                                   "max_concurrent_seen": self.max_concurrent_seen,
+                                   "chaos_faults": self.chaos_faults,
+                                   "burst_faults": self.burst_faults})
         if method == "GET" and name == "requests":
             since = 0
             for k, v in qs:
@@ -224,6 +252,7 @@ class Control:
                         raise ValueError("max_concurrent_retry_after must be a string,"
                                          " an integer or null")
                     f.max_concurrent_retry_after = None if v is None else str(v)
+                self._set_chaos(f, d)
                 if "down_for_ms" in d:
                     go_down = ("timer", _nonneg_int(d, "down_for_ms"))
                 elif "down" in d:
@@ -245,6 +274,45 @@ class Control:
                 handler.close_connection = True
         with self.lock:
             return Reply(200, self.faults.as_json(self.down, self.down_until))
+
+    @staticmethod
+    def _set_chaos(f, d):
+        """The chaos profile's keys (under the lock; ValueError when bad)."""
+        if "delay_max_ms" in d:
+            f.delay_max_ms = (_nonneg_int(d, "delay_max_ms")
+                              if d["delay_max_ms"] is not None else None)
+        if "fault_rate" in d:
+            v = d["fault_rate"]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ValueError("fault_rate must be a number from 0 to 1")
+            f.fault_rate = float(v)
+        if "fault_mix" in d:
+            f.fault_mix = parse_fault_mix(d["fault_mix"])
+        if "fault_retry_after" in d:
+            v = d["fault_retry_after"]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (str, int))):
+                raise ValueError("fault_retry_after must be a string, an integer or null")
+            f.fault_retry_after = None if v is None else str(v)
+        if "burst_fault" in d:
+            v = str(d["burst_fault"])
+            if v not in CHAOS_KINDS:
+                raise ValueError("burst_fault must be one of " + ", ".join(CHAOS_KINDS))
+            f.burst_fault = v
+        if "burst_after_ms" in d or "burst_for_ms" in d:
+            if "burst_after_ms" not in d:
+                after = 0
+            elif d["burst_after_ms"] is None:
+                after = None
+            else:
+                after = _nonneg_int(d, "burst_after_ms")
+            length = _nonneg_int(d, "burst_for_ms") if "burst_for_ms" in d else 0
+            f.set_burst(after, length)
+        if "chaos_seed" in d:
+            v = d["chaos_seed"]
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ValueError("chaos_seed must be an integer or null")
+            f.chaos_seed = v
+            f.rng = random.Random(v)
 
     # -- down / up ---------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Supabase's gateway in front of PostgREST, and what tests switch on in
 it: the api key check, the faults (fail, drop, pause, down, timeouts),
-the WAN's delay, a concurrency-limiting gateway (429), CORS, and the
-request log and statistics of every /rest/v1 request.
+the WAN's delay, a concurrency-limiting gateway (429), the chaos profile
+(a noisy latency, transient faults at random, a burst of faults), CORS,
+and the request log and statistics of every /rest/v1 request.
 
 Semantics worth knowing:
   * Per /rest/v1 request the faults are taken in this order: delay
@@ -36,6 +37,25 @@ Semantics worth knowing:
     previous answer never meets its own previous request in the count.
     "max_concurrent_seen" counts every /rest/v1 request between receipt
     and answer, refused ones included: what the client had in flight.
+  * The chaos profile (a healthy remote across a bad network, or with a
+    flaky gateway): delay_max_ms makes each request's delay uniform in
+    [delay_ms, delay_max_ms] instead of delay_ms (a noisy latency; a
+    delay_next still waits exactly delay_next_ms).  fault_rate (0..1)
+    fails each /rest/v1 request (that max_concurrent let through and no
+    one-shot fault took) with that probability, with a transient fault
+    drawn from fault_mix, evenly: "429" (Kong's body, Retry-After
+    fault_retry_after, default "1"), "503" (PGRST001, Retry-After: 0, as
+    PostgREST), "reset" (the request is read, then the connection is
+    closed with a TCP RST, no answer).  A burst: every such request in
+    the burst_for_ms after burst_after_ms (from when it was set: the
+    control call, or the stand-in's start / a reset for the command line)
+    fails with burst_fault (one of fault_mix's kinds, default "503"); the
+    burst is taken before the random faults.  chaos_seed seeds the
+    draws (delay and faults; null: unseeded).  These faults are after the
+    delay like any answer and go no further (no key check, no database);
+    the log says "fault": "chaos_429" / "chaos_503" / "chaos_reset" or
+    "burst_429" / ...; stats count them in "chaos_faults" and
+    "burst_faults".
 
 CORS (PostgREST's Cors.hs, wai-cors, any origin), for a request with an
 Origin: a preflight (OPTIONS with Access-Control-Request-Method among GET,
@@ -49,6 +69,7 @@ Access-Control-Allow-Origin: * and Access-Control-Expose-Headers.  An
 OPTIONS that is no such preflight is PostgREST's own (Allow header).
 """
 
+import random
 import time
 import urllib.parse
 
@@ -65,7 +86,12 @@ FAULT_KEYS = {"fail_next", "status", "body", "retry_after", "headers", "method",
               "drop_with_reset", "down_for_ms", "down",
               "gateway_timeout_over_ms", "paused_project",
               "statement_timeout_ms", "keep_bodies",
-              "max_concurrent", "max_concurrent_retry_after"}
+              "max_concurrent", "max_concurrent_retry_after",
+              "delay_max_ms", "fault_rate", "fault_mix", "fault_retry_after",
+              "burst_after_ms", "burst_for_ms", "burst_fault", "chaos_seed"}
+
+# The chaos profile's transient faults.
+CHAOS_KINDS = ("429", "503", "reset")
 
 GATEWAY_BODIES = {
     401: {"message": "Invalid API key",
@@ -122,6 +148,42 @@ class FaultState:
         self.keep_bodies = False
         self.max_concurrent = None      # None: no limit
         self.max_concurrent_retry_after = "1"
+        # the chaos profile
+        self.delay_max_ms = None        # None: delay_ms exactly
+        self.fault_rate = 0.0
+        self.fault_mix = list(CHAOS_KINDS)
+        self.fault_retry_after = "1"
+        self.burst_start = None         # monotonic seconds, or None
+        self.burst_end = None
+        self.burst_after_ms = None
+        self.burst_for_ms = None
+        self.burst_fault = "503"
+        self.chaos_seed = None
+        self.rng = random.Random()
+
+    def set_burst(self, after_ms, for_ms, now=None):
+        """A burst of faults for_ms long, after_ms from now (None: none)."""
+        self.burst_after_ms, self.burst_for_ms = after_ms, for_ms
+        if after_ms is None or not for_ms:
+            self.burst_start = self.burst_end = None
+            return
+        now = time.monotonic() if now is None else now
+        self.burst_start = now + after_ms / 1000.0
+        self.burst_end = self.burst_start + for_ms / 1000.0
+
+    def take_delay(self):
+        """This request's delay (ms): delay_ms, or uniform up to delay_max_ms."""
+        if self.delay_max_ms is not None and self.delay_max_ms > self.delay_ms:
+            return self.rng.uniform(self.delay_ms, self.delay_max_ms)
+        return self.delay_ms
+
+    def take_chaos(self, now):
+        """The chaos fault this request meets: ("burst" | "chaos", kind) or None."""
+        if self.burst_start is not None and self.burst_start <= now < self.burst_end:
+            return ("burst", self.burst_fault)
+        if self.fault_rate > 0 and self.fault_mix and self.rng.random() < self.fault_rate:
+            return ("chaos", self.rng.choice(self.fault_mix))
+        return None
 
     def as_json(self, down, down_until):
         return {
@@ -142,6 +204,14 @@ class FaultState:
             "keep_bodies": self.keep_bodies,
             "max_concurrent": self.max_concurrent,
             "max_concurrent_retry_after": self.max_concurrent_retry_after,
+            "delay_max_ms": self.delay_max_ms,
+            "fault_rate": self.fault_rate, "fault_mix": list(self.fault_mix),
+            "fault_retry_after": self.fault_retry_after,
+            "burst_after_ms": self.burst_after_ms, "burst_for_ms": self.burst_for_ms,
+            "burst_fault": self.burst_fault,
+            "burst_remaining_ms": (max(0, int((self.burst_end - time.monotonic()) * 1000))
+                                   if self.burst_end is not None else None),
+            "chaos_seed": self.chaos_seed,
         }
 
 
@@ -262,7 +332,7 @@ class Gateway:
                     table, {"requests": 0, "rows": 0, "by_status": {}})
                 tstats["requests"] += 1
             # Take this request's faults, in a fixed order.
-            delay = f.delay_ms
+            delay = f.take_delay()
             if preflight is not None:
                 delay = 0
             elif f.delay_next > 0:
@@ -295,6 +365,15 @@ class Gateway:
                 action = "fail"
                 fail = (f.fail_status, f.fail_body, f.fail_body_set,
                         f.fail_retry_after, f.fail_retry_after_set, dict(f.fail_headers))
+            else:
+                chaos = f.take_chaos(time.monotonic())
+                if chaos is not None:
+                    action = "%s_%s" % chaos
+                    if chaos[0] == "burst":
+                        self.burst_faults += 1
+                    else:
+                        self.chaos_faults += 1
+                    chaos_retry_after = f.fault_retry_after
             drop_after = False
             if action is None and preflight is None and f.drop_after_commit_next > 0:
                 f.drop_after_commit_next -= 1
@@ -308,7 +387,9 @@ class Gateway:
             return self._rest_answer(ctx, key, entry, tstats, t0, delay, preflight,
                                      origin, method, action,
                                      fail if action == "fail" else None,
-                                     limit_retry_after if action == "rate_limited" else None,
+                                     (limit_retry_after if action == "rate_limited" else
+                                      chaos_retry_after if action and action.endswith("_429")
+                                      else None),
                                      drop_after, gw_limit, slot)
         finally:
             if slot["held"]:
@@ -348,6 +429,21 @@ class Gateway:
         elif action == "drop":
             reply = Reply(0)
             reply.drop = True
+        elif action is not None and action.startswith(("chaos_", "burst_")):
+            # the chaos profile's transient faults
+            kind = action.split("_", 1)[1]
+            if kind == "reset":
+                reply = Reply(0)
+                reply.drop = True
+                reply.drop_reset = True
+            elif kind == "429":
+                reply = Reply(429, GATEWAY_BODIES[429])
+                if limit_retry_after is not None:
+                    reply.headers.append(("Retry-After", limit_retry_after))
+            else:
+                reply = Reply(503, default_fault_body(503))
+                reply.error_code = "PGRST001"
+                reply.headers.append(("Retry-After", "0"))
         elif action == "paused":
             reply = Reply(540, GATEWAY_BODIES[540])
         elif action == "fail":
@@ -376,7 +472,7 @@ class Gateway:
         if drop_after:
             fault = "drop_after_commit"
         if not reply.drop and gw_limit and elapsed_ms > gw_limit and preflight is None \
-                and action != "rate_limited":
+                and action != "rate_limited" and not (action or "").startswith(("chaos_", "burst_")):
             reply = Reply(544, GATEWAY_BODIES[544])
             fault = "gateway_timeout"
         if origin is not None and method != "OPTIONS" and not reply.drop:

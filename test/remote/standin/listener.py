@@ -245,7 +245,7 @@ class Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             reply = error_reply(500, "STANDIN500", "stand_in internal error: %r" % (e,))
         if reply.drop:
-            self.drop()
+            self.drop(reply.drop_reset)
             return
         self.send_reply(reply)
 

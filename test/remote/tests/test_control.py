@@ -40,11 +40,13 @@ class ControlTest(StandInCase):
         stats = self.control("stats")
         self.assertEqual(stats, {"requests": 3, "rows": 3,
                                  "by_status": {"201": 1, "200": 1, "400": 1},
-                                 "rate_limited": 0, "max_concurrent_seen": 1})
+                                 "rate_limited": 0, "max_concurrent_seen": 1,
+                                 "chaos_faults": 0, "burst_faults": 0})
         self.control("reset")
         self.assertEqual(self.control("stats"), {"requests": 0, "rows": 0, "by_status": {},
                                                  "rate_limited": 0,
-                                                 "max_concurrent_seen": 0})
+                                                 "max_concurrent_seen": 0,
+                                                 "chaos_faults": 0, "burst_faults": 0})
 
     def test_log_rows_of_failed_and_refused_requests(self):
         # A successful upsert with ?columns takes its ids from the database

@@ -520,7 +520,8 @@ class OtherTablesTest(StandInCase):
         self.assertEqual(self.control("stats"), {
             "requests": 6, "rows": 3,
             "by_status": {"201": 2, "400": 1, "404": 2, "503": 1},
-            "rate_limited": 0, "max_concurrent_seen": 1})
+            "rate_limited": 0, "max_concurrent_seen": 1,
+            "chaos_faults": 0, "burst_faults": 0})
         self.assertEqual(self.control("stats?table=leads", method="GET"), {
             "requests": 3, "rows": 2, "by_status": {"201": 1, "400": 1, "503": 1}})
         self.assertEqual(self.control("stats?table=fichas", method="GET"), {
