@@ -106,8 +106,13 @@
 /* Faults among the last GS_PACE_FAULT_WINDOW answers that mean overload. */
 #define PACE_FAULT_OVERLOAD 8
 
-/* 429s that mark a limit on requests at once (with half of those sent). */
-#define PACE_LIMIT_REFUSED 3
+/*
+ * 429s that mark a limit on requests at once (with half of those sent):
+ * two, so that a gateway's limit is found in the first burst that meets it
+ * (a window of 4 against a limit of 2 gets two refusals); a 429 at random
+ * rarely makes half of the requests sent at a window twice.
+ */
+#define PACE_LIMIT_REFUSED 2
 
 static int
 window_limit(GsPace *pace, TimestampTz now)
@@ -315,19 +320,24 @@ note_fault(GsPace *pace, bool fault, bool slow, int *nslow)
 
 /*
  * A request sent with `window` at the remote was answered, or refused
- * with 429.  True when the refusals mark a limit at that window: at least
- * PACE_LIMIT_REFUSED of the requests sent with that many or more at once,
- * and at least half of them, were refused.  A gateway that lets N through
+ * with 429.  Returns the limit the refusals mark (0 for none): w - 1 for
+ * the lowest window w, with a refusal, such that at least
+ * PACE_LIMIT_REFUSED of the requests sent with w or more at once, and at
+ * least half of them, were refused.  A gateway that lets N through
  * at once refuses the requests above N, and only those; a 429 at random
  * falls anywhere and does not come to half of any window's requests.
+ * Searching every window matters: the answers of one burst come back in
+ * any order, and the refusal that tips the count may be one sent with many
+ * at once, while the requests refused with fewer say where the limit is.
  */
-static bool
+static int
 note_window(GsPace *pace, int window, bool refused)
 {
 	int			w,
 				sent = 0,
 				nrefused = 0,
-				total = 0;
+				total = 0,
+				limit = 0;
 
 	window = Max(1, Min(window, GS_MAX_REQUESTS));
 	pace->sent_at[window]++;
@@ -345,13 +355,17 @@ note_window(GsPace *pace, int window, bool refused)
 		}
 	}
 	if (!refused || window < 2)
-		return false;
-	for (w = window; w <= GS_MAX_REQUESTS; w++)
+		return 0;
+	/* the lowest window the refusals mark, whatever order they came in */
+	for (w = GS_MAX_REQUESTS; w >= 2; w--)
 	{
 		sent += pace->sent_at[w];
 		nrefused += pace->refused_at[w];
+		if (pace->refused_at[w] > 0 && nrefused >= PACE_LIMIT_REFUSED &&
+			2 * nrefused >= sent)
+			limit = w - 1;
 	}
-	return nrefused >= PACE_LIMIT_REFUSED && 2 * nrefused >= sent;
+	return limit;
 }
 
 /* A success's time, at the current batch. */
@@ -509,6 +523,7 @@ gs_pace_answer(GsPace *pace, const GsRemoteResult *res, int rows, int window, ui
 	bool		transient;
 	bool		slow;
 	int			nslow;
+	int			limit;
 
 	/* Retry-After is the remote's word, in either pace: nobody sends before */
 	if (res->outcome == GS_REMOTE_RETRY && res->retry_after_ms > 0)
@@ -535,10 +550,10 @@ gs_pace_answer(GsPace *pace, const GsRemoteResult *res, int rows, int window, ui
 	if (res->outcome != GS_REMOTE_OK && !transient)
 		return;					/* the leads', not the pace's business */
 
-	if (note_window(pace, window, status == 429))
+	if ((limit = note_window(pace, window, status == 429)) > 0)
 	{
 		/* a limit on requests at once: stay below it for a while */
-		int			ceiling = window - 1;
+		int			ceiling = limit;
 
 		if (pace->window_ceiling == 0 || ceiling < pace->window_ceiling)
 			pace->window_ceiling = ceiling;

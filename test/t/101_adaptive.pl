@@ -110,6 +110,14 @@ sub log_since { my $l = slurp_file($node->logfile, $log_at); $log_at = -s $node-
 	my $share = $refused / scalar(@$reqs);
 	cmp_ok($refused, '>=', 1, "(c) rate-limited: it met the limit ($refused refused of " . scalar(@$reqs) . ')');
 	cmp_ok($share, '<=', 0.10, sprintf('(c) rate-limited: few refused (%.1f %%)', 100 * $share));
+	# where they were refused: how many requests the stand-in was working on
+	for my $r (grep { ($_->{status} // 0) == 429 } @$reqs)
+	{
+		my $at = $r->{started_at};
+		my $busy = grep { $_ != $r && ($_->{status} // 0) != 429 && $_->{started_at} <= $at
+			  && $_->{started_at} + ($_->{duration_ms} // 0) / 1000 > $at } @$reqs;
+		diag("(c) request $r->{seq} refused with $busy others at the remote");
+	}
 	like(log_since(), qr/job $job: adaptive pace backs off \(429 Too Many Requests\)/,
 		'(c) rate-limited: the log says it backed off');
 }
