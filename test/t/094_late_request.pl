@@ -59,6 +59,20 @@ sub job_sql
 	return $node->safe_psql('postgres', "SELECT $expr FROM gestao_scouter_export_jobs WHERE id = '$job'");
 }
 
+# The held request: the first one the stand-in got (delay_next is then
+# used up), and its leads, from its body as the stand-in received it.
+sub held_request
+{
+	my ($what) = @_;
+	my $held = GsExportTest::wait_for("$what: the held request",
+		sub {
+			return undef if $remote->control('GET', 'faults')->{delay_next} != 0;
+			my ($r) = grep { ($_->{table} // '') eq 'fichas' } @{ $remote->requests };
+			return $r;
+		}, 30);
+	return ($held, sort { $a <=> $b } map { $_->{id} } @{ $json->decode($held->{body}) });
+}
+
 # One run of the scenario.  %o: late_ms, in_flight, change (the held
 # request's leads get a new version while it is out), pause (the job is
 # paused once its worker gave up on the held request, and resumed at
@@ -76,15 +90,7 @@ sub run_case
 	my $job = GsExportTest::create_job($node, qq{'2026-06-30', '2026-06-01',
 		'{"batch_size": $bs, "delay_ms": 0, "max_in_flight": $o{in_flight}, "time_zone": "UTC"}'});
 
-	# The held request: the first one the stand-in got (delay_next is then
-	# used up); its leads, from its body, as the stand-in received it.
-	my $held = GsExportTest::wait_for("$what: the held request",
-		sub {
-			return undef if $remote->control('GET', 'faults')->{delay_next} != 0;
-			my ($r) = grep { ($_->{table} // '') eq 'fichas' } @{ $remote->requests };
-			return $r;
-		}, 30);
-	my @held_ids = sort { $a <=> $b } map { $_->{id} } @{ $json->decode($held->{body}) };
+	my ($held, @held_ids) = held_request($what);
 	is(scalar(@held_ids), $bs, "$what: the held request holds a batch of $bs leads");
 
 	if ($o{change})
@@ -237,13 +243,7 @@ ok($node->log_contains(qr/job $job: a request given up on may still reach the re
 	$remote->faults(keep_bodies => JSON::PP::true, delay_next => 1, delay_ms => $hold_ms);
 	$job = GsExportTest::create_job($node, qq{'2026-06-30', '2026-06-01',
 		'{"batch_size": $bs, "delay_ms": 0, "max_in_flight": 1, "time_zone": "UTC"}'});
-	my $h = GsExportTest::wait_for("$what: the held request",
-		sub {
-			return undef if $remote->control('GET', 'faults')->{delay_next} != 0;
-			my ($r) = grep { ($_->{table} // '') eq 'fichas' } @{ $remote->requests };
-			return $r;
-		}, 30);
-	my @ids = sort { $a <=> $b } map { $_->{id} } @{ $json->decode($h->{body}) };
+	my ($h, @ids) = held_request($what);
 	my $pid = GsExportTest::worker_pid($node);
 	ok($pid, "$what: the worker is at it ($pid)");
 	kill 'KILL', $pid;
