@@ -38,6 +38,7 @@ PG_FUNCTION_INFO_V1(gs_export_delete);
 PG_FUNCTION_INFO_V1(gs_export_status);
 
 static bool wake_on_commit = false;
+static bool wake_followers_on_commit = false;
 static bool xact_callback_registered = false;
 
 /*
@@ -53,11 +54,15 @@ gs_export_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_on_commit)
 				gs_export_wake_all();
+			else if (wake_followers_on_commit)
+				gs_export_wake_followers();
 			wake_on_commit = false;
+			wake_followers_on_commit = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			wake_on_commit = false;
+			wake_followers_on_commit = false;
 			break;
 		default:
 			break;
@@ -65,13 +70,19 @@ gs_export_xact_callback(XactEvent event, void *arg)
 }
 
 static void
-wake_at_commit(void)
+register_callback(void)
 {
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(gs_export_xact_callback, NULL);
 		xact_callback_registered = true;
 	}
+}
+
+static void
+wake_at_commit(void)
+{
+	register_callback();
 	wake_on_commit = true;
 }
 
@@ -357,4 +368,38 @@ gs_export_sync(PG_FUNCTION_ARGS)
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
+}
+
+PG_FUNCTION_INFO_V1(gs_export_follow);
+PG_FUNCTION_INFO_V1(gs_export_follow_wake);
+
+/*
+ * gs_export_follow(options jsonb) → uuid
+ *
+ * The live sync of a remote table: a follower, created with its capture
+ * triggers (see _gs_export_follow), for the calling role.
+ */
+Datum
+gs_export_follow(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {JSONBOID};
+	bool		isnull;
+	Datum		result = call_with_args(fcinfo, "_gs_export_follow", 1, types, &isnull);
+
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * _gs_follow_wake(): the capture (_gs_capture) wrote changes for a
+ * follower: wake the followers' workers when this transaction commits.
+ * Cheap: a flag, and a callback registered once per backend.
+ */
+Datum
+gs_export_follow_wake(PG_FUNCTION_ARGS)
+{
+	register_callback();
+	wake_followers_on_commit = true;
+	PG_RETURN_VOID();
 }

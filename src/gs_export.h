@@ -54,6 +54,8 @@ typedef struct GsExportSlot
 	pid_t		pid;			/* 0 until the worker has started */
 	Latch	   *latch;			/* the worker's latch, once started */
 	TimestampTz claimed_at;
+	bool		follower;		/* its job is a follower: woken when a
+								 * capture commits */
 } GsExportSlot;
 
 typedef struct GsExportShared
@@ -70,6 +72,7 @@ extern GsExportShared *GsExport;
 extern void gs_export_shmem_init_hooks(void);
 extern void gs_export_require_preload(void);
 extern void gs_export_wake_all(void);
+extern void gs_export_wake_followers(void);
 
 /* catalog.c: the extension's own entry in pg_extension */
 extern bool gs_extension_lookup(Oid *nspoid, Oid *owner);
@@ -100,6 +103,8 @@ typedef enum GsStoreFunctionId
 	GS_STORE_ALERT_INFO,
 	GS_STORE_DOUBT,
 	GS_STORE_RELEASE,
+	GS_STORE_FOLLOW_TAKE,
+	GS_STORE_FOLLOW_RECORD,
 	GS_STORE_NFUNCTIONS
 } GsStoreFunctionId;
 
@@ -176,6 +181,11 @@ typedef struct GsJob
 	/* a request given up on, of this or another job, may still reach the
 	 * remote until then (0: none): nothing is sent before */
 	TimestampTz doubt_until;
+	/* a follower (gs_export_follow): its pass_kind is "backfill" or
+	 * "follow" */
+	bool		follow;
+	char	   *on_delete;		/* "delete", "ignore", or a soft delete's
+								 * JSON object */
 } GsJob;
 
 typedef enum GsJobLoad
@@ -200,12 +210,24 @@ typedef struct GsBatch
 	TimestampTz last_ts;		/* (updated_at, id) of the last lead */
 	int64		last_id;
 	DateADT		last_day;		/* its day in the job's time zone */
+	/*
+	 * A follower's: leads [0, nupserts) are sent as they are (texts), the
+	 * rest are gone or out of the scope and deleted at the remote (no
+	 * text); the rows of gs_export_changes it consumes (seqs); or, when
+	 * truncated, the one row of a TRUNCATE of leads.
+	 */
+	int			nupserts;
+	int64	   *seqs;
+	int			nseqs;
+	bool		truncated;
 } GsBatch;
 
 /* What happened to one lead of a batch. */
 typedef struct GsLeadOutcome
 {
 	bool		ok;
+	bool		deleted;		/* a delete the remote applied (a delete
+								 * that found no row is ok, not deleted) */
 	char	   *error;			/* for failures */
 	long		http_status;	/* 0: never answered, or never sent */
 	char	   *response_body;
@@ -218,6 +240,9 @@ extern List *gs_source_columns(GsSource *src);
 extern GsBatch *gs_source_next(GsSource *src, MemoryContext batch_cxt,
 							   TimestampTz after_ts, int64 after_id);
 extern char **gs_source_snapshots(GsSource *src, const int64 *ids, int n);
+extern GsBatch *gs_source_follow_next(GsSource *src, MemoryContext batch_cxt,
+									  int64 after_id, const int64 *except_seqs,
+									  int nexcept, bool marker_ok, bool *running);
 
 /* job.c */
 extern GsJobLoad gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt);
@@ -230,6 +255,9 @@ extern void gs_job_stop_by_id(const pg_uuid_t *id, const char *reason, bool paus
 extern void gs_job_ignore_column(GsJob *job, const char *column);
 extern void gs_job_doubt(const pg_uuid_t *id, TimestampTz until);
 extern void gs_job_release(const pg_uuid_t *id);
+extern bool gs_follow_record(GsJob *job, GsSource *src, GsBatch *batch,
+							 GsLeadOutcome *outcomes, int duration_ms);
+extern bool gs_follow_record_wipe(GsJob *job, const int64 *ids, int n, int64 done_seq);
 
 /* payload.c */
 typedef struct GsPayloadShape GsPayloadShape;
@@ -243,6 +271,7 @@ extern struct json_object *gs_payload_lead(GsPayloadShape *shape, HeapTuple tupl
 extern const char *gs_payload_text(struct json_object *obj, size_t *len);
 extern void gs_payload_drop_key(GsBatch *batch, int from, int n, const char *key);
 extern bool gs_payload_is_json(const char *text);
+extern int	gs_payload_ids(const char *body, int64 **ids);
 
 /*
  * remote.c: one HTTP exchange, and what it means.
@@ -300,6 +329,11 @@ extern void gs_remote_start(const char *project_url, const char *api_key,
 							const char *table, List *columns,
 							const char **texts, const size_t *lens, int n,
 							void *tag);
+extern void gs_remote_start_mutation(const char *project_url, const char *api_key,
+									 const char *table, const char *query,
+									 const char **body, const size_t *body_len,
+									 void *tag);
+extern char *gs_remote_escape(const char *value);
 extern int	gs_remote_in_flight(void);
 extern bool gs_remote_uploading(void);
 extern GsRemoteWait gs_remote_wait(long timeout_ms, bool upload_only,

@@ -137,6 +137,8 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	job->count_from = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_from", &isnull));
 	job->count_range = !isnull;
 	job->count_to = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_to", &isnull));
+	job->follow = strcmp(gs_rows_text(rows, 0, "kind"), "follow") == 0;
+	job->on_delete = gs_rows_text(rows, 0, "on_delete");
 	job->doubt_until = DatumGetTimestampTz(gs_rows_value(rows, 0, "doubt_until", &isnull));
 	if (isnull)
 		job->doubt_until = 0;
@@ -213,16 +215,19 @@ make_array(Datum *values, bool *nulls, int n, Oid elemtype)
  * are recorded with the lead as the job's owner may read it.  Every text
  * recorded is scrubbed of the config's keys (scrub.c): the answers were
  * already when they came in (remote.c), and this is where they are stored.
- * Returns false
- * when the job is no longer running (paused meanwhile) or the extension is
- * gone.
+ * A follower's batch (gs_follow_record) records, besides the leads sent,
+ * the leads deleted at the remote (a delete that found no row there is no
+ * event), its backfill position and the changes it consumed.  Returns
+ * false when the job is no longer running (paused meanwhile) or the
+ * extension is gone.
  */
-bool
-gs_job_record(GsJob *job, GsSource *src, GsBatch *batch, GsLeadOutcome *outcomes,
-			  int duration_ms)
+static bool
+record_batch(GsJob *job, GsSource *src, GsBatch *batch, GsLeadOutcome *outcomes,
+			 int duration_ms)
 {
 	int			n = batch->nleads;
 	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *events = palloc(sizeof(Datum) * n);
 	Datum	   *messages = palloc(sizeof(Datum) * n);
 	bool	   *msgnulls = palloc(sizeof(bool) * n);
 	int64	   *err_ids = palloc(sizeof(int64) * n);
@@ -230,29 +235,41 @@ gs_job_record(GsJob *job, GsSource *src, GsBatch *batch, GsLeadOutcome *outcomes
 	Datum	   *err_snapshots = palloc(sizeof(Datum) * n);
 	bool	   *err_snapnulls = palloc(sizeof(bool) * n);
 	Datum	   *err_fields = palloc(sizeof(Datum) * n);
+	bool	   *err_fieldnulls = palloc(sizeof(bool) * n);
 	Datum	   *err_statuses = palloc(sizeof(Datum) * n);
 	bool	   *err_statnulls = palloc(sizeof(bool) * n);
 	Datum	   *err_bodies = palloc(sizeof(Datum) * n);
 	bool	   *err_bodynulls = palloc(sizeof(bool) * n);
+	int			nrec = 0;
 	int			nerr = 0;
 	int			i;
 	GsStoreState state;
 	bool		running = false;
+	/* a follower's backfill moves its position (by id) */
+	bool		backfill_pos = job->follow && strcmp(job->pass_kind, "backfill") == 0 &&
+		batch->nseqs == 0 && batch->nleads > 0;
 
 	for (i = 0; i < n; i++)
 	{
+		bool		is_delete = job->follow && i >= batch->nupserts;
 		char	   *body;
 
-		ids[i] = Int64GetDatum(batch->ids[i]);
-		msgnulls[i] = outcomes[i].ok;
-		messages[i] = outcomes[i].ok ? (Datum) 0 :
+		/* a delete that found no row at the remote changed nothing */
+		if (is_delete && outcomes[i].ok && !outcomes[i].deleted)
+			continue;
+		ids[nrec] = Int64GetDatum(batch->ids[i]);
+		events[nrec] = CStringGetTextDatum(is_delete ? "delete" : "update");
+		msgnulls[nrec] = outcomes[i].ok;
+		messages[nrec] = outcomes[i].ok ? (Datum) 0 :
 			CStringGetTextDatum(gs_scrub(outcomes[i].error ? outcomes[i].error : "unknown error"));
+		nrec++;
 		if (outcomes[i].ok)
 			continue;
 		err_ids[nerr] = batch->ids[i];
 		err_id_datums[nerr] = Int64GetDatum(batch->ids[i]);
-		err_fields[nerr] = CStringGetTextDatum(gs_scrub_json(pnstrdup(batch->texts[i],
-																	  batch->lens[i])));
+		err_fieldnulls[nerr] = (batch->texts[i] == NULL);
+		err_fields[nerr] = batch->texts[i] == NULL ? (Datum) 0 :
+			CStringGetTextDatum(gs_scrub_json(pnstrdup(batch->texts[i], batch->lens[i])));
 		err_statnulls[nerr] = (outcomes[i].http_status == 0);
 		err_statuses[nerr] = Int32GetDatum((int32) outcomes[i].http_status);
 		/* the answer goes into jsonb columns only if jsonb can hold it */
@@ -279,19 +296,41 @@ gs_job_record(GsJob *job, GsSource *src, GsBatch *batch, GsLeadOutcome *outcomes
 		}
 
 		args[0] = UUIDPGetDatum(&job->id);
-		args[1] = make_array(ids, NULL, n, INT8OID);
-		args[2] = make_array(messages, msgnulls, n, TEXTOID);
-		args[3] = Int32GetDatum(duration_ms);
-		args[4] = TimestampTzGetDatum(batch->last_ts);
-		args[5] = Int64GetDatum(batch->last_id);
-		args[6] = DateADTGetDatum(batch->last_day);
+		if (job->follow)
+		{
+			Datum	   *seqs = palloc(sizeof(Datum) * Max(batch->nseqs, 1));
+
+			for (i = 0; i < batch->nseqs; i++)
+				seqs[i] = Int64GetDatum(batch->seqs[i]);
+			args[1] = make_array(seqs, NULL, batch->nseqs, INT8OID);
+			args[2] = make_array(ids, NULL, nrec, INT8OID);
+			args[3] = make_array(events, NULL, nrec, TEXTOID);
+			args[4] = make_array(messages, msgnulls, nrec, TEXTOID);
+			args[5] = Int32GetDatum(duration_ms);
+			/* the backfill's position */
+			nulls[6] = !backfill_pos;
+			args[6] = Int64GetDatum(batch->last_id);
+		}
+		else
+		{
+			args[1] = make_array(ids, NULL, nrec, INT8OID);
+			args[2] = make_array(messages, msgnulls, nrec, TEXTOID);
+			args[3] = Int32GetDatum(duration_ms);
+			args[4] = TimestampTzGetDatum(batch->last_ts);
+			args[5] = Int64GetDatum(batch->last_id);
+			args[6] = DateADTGetDatum(batch->last_day);
+		}
 		args[7] = make_array(err_id_datums, NULL, nerr, INT8OID);
 		args[8] = make_array(err_snapshots, err_snapnulls, nerr, TEXTOID);
-		args[9] = make_array(err_fields, NULL, nerr, TEXTOID);
+		args[9] = make_array(err_fields, err_fieldnulls, nerr, TEXTOID);
 		args[10] = make_array(err_statuses, err_statnulls, nerr, INT4OID);
 		args[11] = make_array(err_bodies, err_bodynulls, nerr, TEXTOID);
-		running = gs_rows_bool(gs_store_call(GS_STORE_RECORD, args, nulls), 0,
-							   "_gs_job_record");
+		if (job->follow)
+			running = gs_rows_bool(gs_store_call(GS_STORE_FOLLOW_RECORD, args, nulls), 0,
+								   "_gs_follow_record");
+		else
+			running = gs_rows_bool(gs_store_call(GS_STORE_RECORD, args, nulls), 0,
+								   "_gs_job_record");
 	}
 	gs_xact_end();
 	if (state != GS_STORE_READY)
@@ -300,9 +339,55 @@ gs_job_record(GsJob *job, GsSource *src, GsBatch *batch, GsLeadOutcome *outcomes
 		return false;
 	}
 
-	job->cursor_ts = batch->last_ts;
-	job->cursor_id = batch->last_id;
+	if (!job->follow)
+		job->cursor_ts = batch->last_ts;
+	if (!job->follow || backfill_pos)
+		job->cursor_id = batch->last_id;
 	return running;
+}
+
+bool
+gs_job_record(GsJob *job, GsSource *src, GsBatch *batch, GsLeadOutcome *outcomes,
+			  int duration_ms)
+{
+	return record_batch(job, src, batch, outcomes, duration_ms);
+}
+
+bool
+gs_follow_record(GsJob *job, GsSource *src, GsBatch *batch, GsLeadOutcome *outcomes,
+				 int duration_ms)
+{
+	return record_batch(job, src, batch, outcomes, duration_ms);
+}
+
+/*
+ * Record the rows a TRUNCATE's wipe deleted (or soft-deleted) at the
+ * remote, a 'delete' event each; done_seq (else 0): the wipe is over, its
+ * TRUNCATE's row of gs_export_changes goes.
+ */
+bool
+gs_follow_record_wipe(GsJob *job, const int64 *ids, int n, int64 done_seq)
+{
+	GsBatch		batch;
+	GsLeadOutcome *outcomes = palloc0(sizeof(GsLeadOutcome) * Max(n, 1));
+	int64		seq = done_seq;
+	int			i;
+
+	memset(&batch, 0, sizeof(GsBatch));
+	batch.nleads = n;
+	batch.ids = unconstify(int64 *, ids);
+	batch.texts = palloc0(sizeof(char *) * Max(n, 1));
+	batch.lens = palloc0(sizeof(size_t) * Max(n, 1));
+	batch.nupserts = 0;
+	batch.seqs = &seq;
+	batch.nseqs = done_seq != 0 ? 1 : 0;
+	batch.last_id = job->cursor_id;
+	for (i = 0; i < n; i++)
+	{
+		outcomes[i].ok = true;
+		outcomes[i].deleted = true;
+	}
+	return record_batch(job, NULL, &batch, outcomes, 0);
 }
 
 /*

@@ -247,6 +247,7 @@ launch_job(const pg_uuid_t *job_id)
 	GsExport->slots[free_slot].pid = 0;
 	GsExport->slots[free_slot].latch = NULL;
 	GsExport->slots[free_slot].claimed_at = now;
+	GsExport->slots[free_slot].follower = false;	/* its worker says */
 	LWLockRelease(GsExport->lock);
 
 	memset(&worker, 0, sizeof(worker));

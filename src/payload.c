@@ -420,3 +420,45 @@ gs_payload_is_json(const char *text)
 	pfree(lex);
 	return rc == JSON_SUCCESS;
 }
+
+/*
+ * The ids of PostgREST's answer to a DELETE or PATCH with select=id and
+ * return=representation, a JSON array of {"id": n} (the rows it touched),
+ * into ids (palloc'd); their number, or -1 when the answer is not that.
+ */
+int
+gs_payload_ids(const char *body, int64 **ids)
+{
+	struct json_object *arr;
+	size_t		n;
+	size_t		i;
+	int			count = 0;
+
+	*ids = NULL;
+	if (body == NULL)
+		return -1;
+	arr = json_tokener_parse(body);
+	if (arr == NULL || !json_object_is_type(arr, json_type_array))
+	{
+		if (arr)
+			json_object_put(arr);
+		return -1;
+	}
+	n = json_object_array_length(arr);
+	*ids = palloc(sizeof(int64) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		struct json_object *row = json_object_array_get_idx(arr, i);
+		struct json_object *id;
+
+		if (row == NULL || !json_object_object_get_ex(row, "id", &id) ||
+			!json_object_is_type(id, json_type_int))
+		{
+			json_object_put(arr);
+			return -1;
+		}
+		(*ids)[count++] = json_object_get_int64(id);
+	}
+	json_object_put(arr);
+	return count;
+}

@@ -95,7 +95,11 @@ typedef struct GsRequest
 	struct curl_slist *headers; /* they hold the key: freed when done */
 	GsResponse	resp;
 	char		errbuf[CURL_ERROR_SIZE];
-	/* the body: "[", each text, "," between them, "]" (read_body) */
+	/*
+	 * the body: "[", each text, "," between them, "]" (read_body); a
+	 * mutation's (a PATCH's object) is its one text alone
+	 */
+	bool		mutation;		/* a DELETE or PATCH, return=representation */
 	const char **texts;
 	const size_t *lens;
 	int			ntexts;
@@ -512,13 +516,18 @@ read_body(char *buf, size_t size, size_t nitems, void *arg)
 		size_t		take;
 
 		if (req->part == 0)
-			src = "[", len = 1;
+			src = "[", len = req->mutation ? 0 : 1;
 		else if (req->part % 2 == 1)
 			src = req->texts[req->part / 2], len = req->lens[req->part / 2];
 		else if (req->part == 2 * req->ntexts)
-			src = "]", len = 1;
+			src = "]", len = req->mutation ? 0 : 1;
 		else
 			src = ",", len = 1;
+		if (len == 0)
+		{
+			req->part++;
+			continue;
+		}
 		take = Min(room, len - req->part_off);
 		memcpy(buf + out, src + req->part_off, take);
 		out += take;
@@ -729,12 +738,32 @@ body_excerpt(const char *body, int len)
  * with the answer in its reason.
  */
 static void
-classify_http(GsRemoteResult *result, int body_len)
+classify_http(GsRemoteResult *result, int body_len, bool mutation)
 {
 	long		status = result->http_status;
 	char	   *message;
 	const char *code;
 
+	/*
+	 * A DELETE or PATCH asked for return=representation (the ids it
+	 * touched): PostgREST answers 200 and a JSON array.
+	 */
+	if (mutation && status == 200 && result->body != NULL &&
+		gs_payload_is_json(result->body) && result->body[0] == '[')
+	{
+		result->outcome = GS_REMOTE_OK;
+		return;
+	}
+	if (mutation && status >= 200 && status < 300)
+	{
+		result->error = psprintf("HTTP %ld%s%s%s is not PostgREST's answer to a %s with return=representation "
+								 "(200 and a JSON array): something else answered (a proxy at project_url?)",
+								 status, result->body ? " with the body \"" : "",
+								 result->body ? body_excerpt(result->body, strlen(result->body)) : "",
+								 result->body ? "\"" : "", "DELETE or PATCH");
+		result->outcome = GS_REMOTE_FATAL;
+		return;
+	}
 	if (status >= 200 && status < 300)
 	{
 		if ((status == 200 || status == 201) && body_len == 0)
@@ -848,25 +877,24 @@ release_request(GsRequest *req)
 }
 
 /*
- * Start POSTing n leads' JSON texts, as one JSON array, to
- * {project_url}/rest/v1/{table}, with the columns in the URL as
- * PostgREST's bulk upsert takes them.  The texts must stay as they are
- * until the request's result is taken (they are streamed, not copied).
- * tag is the caller's, handed back with the result.  At most
- * GS_MAX_REQUESTS at once.
+ * Start a request: method (POST, PATCH or DELETE) to
+ * {project_url}/rest/v1/{table}?{query} with the Prefer header given and a
+ * body streamed from n texts (read_body: a JSON array of them for a POST,
+ * the one text of a PATCH, none for a DELETE).  The texts must stay as
+ * they are until the request's result is taken.  tag is the caller's,
+ * handed back with the result.  At most GS_MAX_REQUESTS at once.
  */
-void
-gs_remote_start(const char *project_url, const char *api_key, const char *table,
-				List *columns, const char **texts, const size_t *lens, int n,
-				void *tag)
+static void
+start_request(const char *project_url, const char *api_key, const char *table,
+			  const char *method, const char *query, const char *prefer,
+			  const char **texts, const size_t *lens, int n, void *tag)
 {
 	GsRequest  *req = NULL;
 	StringInfoData url;
 	StringInfoData header;
 	MemoryContext oldcxt;
-	ListCell   *lc;
-	bool		first = true;
 	size_t		urllen = strlen(project_url);
+	bool		post = strcmp(method, "POST") == 0;
 	CURLMcode	mc;
 	int			i;
 
@@ -895,16 +923,8 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 	{
 		char	   *escaped = curl_easy_escape(req->easy, table, 0);
 
-		appendStringInfo(&url, "/rest/v1/%s?on_conflict=id&columns=", escaped);
+		appendStringInfo(&url, "/rest/v1/%s?%s", escaped, query);
 		curl_free(escaped);
-	}
-	foreach(lc, columns)
-	{
-		char	   *escaped = curl_easy_escape(req->easy, lfirst(lc), 0);
-
-		appendStringInfo(&url, "%s%s", first ? "" : ",", escaped);
-		curl_free(escaped);
-		first = false;
 	}
 
 	initStringInfo(&header);
@@ -913,9 +933,12 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 	resetStringInfo(&header);
 	appendStringInfo(&header, "Authorization: Bearer %s", api_key);
 	req->headers = curl_slist_append(req->headers, header.data);
-	req->headers = curl_slist_append(req->headers, "Content-Type: application/json");
+	if (n > 0)
+		req->headers = curl_slist_append(req->headers, "Content-Type: application/json");
 	req->headers = curl_slist_append(req->headers, "Accept: application/json");
-	req->headers = curl_slist_append(req->headers, "Prefer: resolution=merge-duplicates,return=minimal");
+	resetStringInfo(&header);
+	appendStringInfo(&header, "Prefer: %s", prefer);
+	req->headers = curl_slist_append(req->headers, header.data);
 	req->headers = curl_slist_append(req->headers, "User-Agent: gs_export/" GS_EXPORT_VERSION);
 	req->headers = curl_slist_append(req->headers, "Expect:");
 	/* the key is not needed any more in our memory */
@@ -924,13 +947,14 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 	gs_curl_body_init(&req->resp.body, GS_MAX_BODY);
 	req->resp.retry_after_ms = -1;
 	req->errbuf[0] = '\0';
+	req->mutation = !post;
 	req->texts = texts;
 	req->lens = lens;
 	req->ntexts = n;
 	req->part = 0;
 	req->part_off = 0;
 	req->resent_whole = false;
-	req->body_len = 2 + (n > 0 ? n - 1 : 0);
+	req->body_len = post ? 2 + (n > 0 ? n - 1 : 0) : (n > 0 ? n - 1 : 0);
 	for (i = 0; i < n; i++)
 		req->body_len += (curl_off_t) lens[i];
 	req->tag = tag;
@@ -947,9 +971,16 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 		gs_curl_setopt(req->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) gs_export_connect_timeout_ms);
 		gs_curl_setopt(req->easy, CURLOPT_TIMEOUT_MS, (long) gs_export_http_timeout_ms);
 		gs_curl_setopt(req->easy, CURLOPT_HTTPHEADER, req->headers);
-		gs_curl_setopt(req->easy, CURLOPT_POST, 1L);
-		gs_curl_setopt(req->easy, CURLOPT_POSTFIELDS, NULL);
-		gs_curl_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, req->body_len);
+		if (n > 0 || post)
+		{
+			gs_curl_setopt(req->easy, CURLOPT_POST, 1L);
+			gs_curl_setopt(req->easy, CURLOPT_POSTFIELDS, NULL);
+			gs_curl_setopt(req->easy, CURLOPT_POSTFIELDSIZE_LARGE, req->body_len);
+		}
+		else
+			gs_curl_setopt(req->easy, CURLOPT_HTTPGET, 1L);
+		/* after POST or HTTPGET, which reset it */
+		gs_curl_setopt(req->easy, CURLOPT_CUSTOMREQUEST, post ? NULL : method);
 		gs_curl_setopt(req->easy, CURLOPT_READFUNCTION, read_body);
 		gs_curl_setopt(req->easy, CURLOPT_READDATA, req);
 		gs_curl_setopt(req->easy, CURLOPT_SEEKFUNCTION, seek_body);
@@ -971,6 +1002,67 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+}
+
+/*
+ * Start POSTing n leads' JSON texts, as one JSON array, to
+ * {project_url}/rest/v1/{table}, with the columns in the URL as
+ * PostgREST's bulk upsert takes them.  The texts must stay as they are
+ * until the request's result is taken (they are streamed, not copied).
+ */
+void
+gs_remote_start(const char *project_url, const char *api_key, const char *table,
+				List *columns, const char **texts, const size_t *lens, int n,
+				void *tag)
+{
+	StringInfoData query;
+	ListCell   *lc;
+	bool		first = true;
+
+	initStringInfo(&query);
+	appendStringInfoString(&query, "on_conflict=id&columns=");
+	foreach(lc, columns)
+	{
+		appendStringInfo(&query, "%s%s", first ? "" : ",", gs_remote_escape(lfirst(lc)));
+		first = false;
+	}
+	start_request(project_url, api_key, table, "POST", query.data,
+				  "resolution=merge-duplicates,return=minimal", texts, lens, n, tag);
+	pfree(query.data);
+}
+
+/*
+ * Start a DELETE (body NULL) or a PATCH of the one JSON object body (a soft
+ * delete: it must stay as it is until the result is taken) of the rows
+ * that query (filters, already escaped) selects, asking for the ids of the
+ * rows it touched (return=representation, select=id).
+ */
+void
+gs_remote_start_mutation(const char *project_url, const char *api_key, const char *table,
+						 const char *query, const char **body, const size_t *body_len,
+						 void *tag)
+{
+	char	   *q = psprintf("select=id&%s", query);
+
+	start_request(project_url, api_key, table, body ? "PATCH" : "DELETE", q,
+				  "return=representation", body, body_len, body ? 1 : 0, tag);
+	pfree(q);
+}
+
+/*
+ * A value as it goes in a URL's query string (palloc'd).
+ */
+char *
+gs_remote_escape(const char *value)
+{
+	char	   *escaped = curl_easy_escape(NULL, value, 0);
+	char	   *result;
+
+	if (escaped == NULL)
+		elog(ERROR, "gs_export: out of memory escaping a URL value");
+	result = pstrdup(escaped);
+	curl_free(escaped);
+	return result;
 }
 
 /* Requests started and not yet handed back by gs_remote_wait. */
@@ -1057,7 +1149,7 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 	else
 	{
 		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &result->http_status);
-		classify_http(result, req->resp.body.buf.len);
+		classify_http(result, req->resp.body.buf.len, req->mutation);
 
 		/*
 		 * A gateway that gave up on its upstream (502, 504, Supabase's

@@ -114,3 +114,27 @@ gs_export_wake_all(void)
 	}
 	LWLockRelease(GsExport->lock);
 }
+
+/*
+ * Wake the workers of followers: a transaction that captured changes of
+ * leads committed (api.c).  Only theirs: other workers have nothing to do
+ * with it.
+ */
+void
+gs_export_wake_followers(void)
+{
+	int			i;
+
+	if (GsExport == NULL)
+		return;
+
+	LWLockAcquire(GsExport->lock, LW_SHARED);
+	for (i = 0; i < GsExport->nslots; i++)
+	{
+		GsExportSlot *slot = &GsExport->slots[i];
+
+		if (slot->in_use && slot->follower && slot->latch)
+			SetLatch(slot->latch);
+	}
+	LWLockRelease(GsExport->lock);
+}

@@ -35,6 +35,8 @@ struct GsSource
 {
 	GsJob	   *job;
 	SPIPlanPtr	plan;			/* the batch query */
+	SPIPlanPtr	backfill_plan;	/* a follower's: its backfill, by id */
+	SPIPlanPtr	ids_plan;		/* a follower's: leads by id */
 	SPIPlanPtr	snapshot_plan;	/* failed leads as read: the whole row */
 	SPIPlanPtr	snapshot_columns_plan;	/* or the columns the job reads */
 	Oid			leads;
@@ -117,7 +119,14 @@ append_filter(StringInfo sql, GsJob *job, int first)
 	ListCell   *lt;
 	int			n = first + 1;
 
-	appendStringInfo(sql, " AND l.updated_at >= $%d", first);
+	/*
+	 * A follower's scope is every lead its filter takes, whatever its
+	 * updated_at (NULL included): no changed_since, the values from $first.
+	 */
+	if (job->follow)
+		n = first;
+	else
+		appendStringInfo(sql, " AND l.updated_at >= $%d", first);
 	forboth(lc, job->filter_columns, lt, job->filter_types)
 	{
 		const char *col = quote_identifier(lfirst(lc));
@@ -234,6 +243,42 @@ prepare_batch_query(GsSource *src, const char *qualified, const char *columns)
 }
 
 /*
+ * Prepare (and keep) a follower's two reads of leads, of its scope (the
+ * filter's values from $3, or $2): its backfill, $1 the last id done, $2
+ * the batch size, by id; and the leads of $1 (an int8[]), the changes it
+ * takes.  The key and the day as the batch query has them (the day is not
+ * used).
+ */
+static void
+prepare_follow_queries(GsSource *src, const char *qualified, const char *columns)
+{
+	StringInfoData sql;
+	Oid		   *argtypes = palloc(sizeof(Oid) * (2 + src->nextra));
+	const char *keys = "       l.updated_at AS gs_export_updated_at, l.id::pg_catalog.int8 AS gs_export_id,"
+		"       NULL::pg_catalog.date AS gs_export_day";
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s%s FROM %s l", columns, keys, qualified);
+	appendStringInfoString(&sql, " WHERE l.id > $1");
+	append_filter(&sql, src->job, 3);
+	appendStringInfoString(&sql, " ORDER BY l.id LIMIT $2");
+	argtypes[0] = INT8OID;
+	argtypes[1] = INT4OID;
+	memcpy(argtypes + 2, src->extra_types + 1, sizeof(Oid) * (src->nextra - 1));
+	src->backfill_plan = prepare_kept(sql.data, 1 + src->nextra, argtypes);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT %s%s FROM %s l", columns, keys, qualified);
+	appendStringInfoString(&sql, " WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)");
+	append_filter(&sql, src->job, 2);
+	argtypes[0] = INT8ARRAYOID;
+	memcpy(argtypes + 1, src->extra_types + 1, sizeof(Oid) * (src->nextra - 1));
+	src->ids_plan = prepare_kept(sql.data, src->nextra, argtypes);
+	pfree(argtypes);
+	pfree(sql.data);
+}
+
+/*
  * Prepare (and keep) the two reads of failed leads by id ($1, an int8[]):
  * the whole row, and, for an owner who may read only some columns of
  * leads, the columns the job reads.
@@ -333,7 +378,10 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	prepare_batch_query(src, qualified, columns);
+	if (job->follow)
+		prepare_follow_queries(src, qualified, columns);
+	else
+		prepare_batch_query(src, qualified, columns);
 	prepare_snapshot_queries(src, qualified, columns);
 	if (job->count_range)
 		count_day_range(src, qualified);
@@ -554,4 +602,168 @@ gs_source_snapshots(GsSource *src, const int64 *ids, int n)
 	}
 	SPI_finish();
 	return snapshots;
+}
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Read a follower's next batch, in one transaction that locks leads first:
+ * in its backfill (job->pass_kind "backfill"), the leads of its scope after
+ * after_id, by id; else the changes it has yet to send
+ * (_gs_follow_take: the rows of gs_export_changes but except_seqs, those
+ * of the batches under way), and those leads as they are now: the ones of
+ * the scope go first (nupserts, with their JSON), the ids gone or out of
+ * the scope after them (to delete at the remote).  A TRUNCATE's row comes
+ * alone (truncated), and only when marker_ok.  *running: false when the
+ * job is no longer running (the batch is then empty).  NULL when the
+ * extension is gone.
+ */
+GsBatch *
+gs_source_follow_next(GsSource *src, MemoryContext batch_cxt, int64 after_id,
+					  const int64 *except_seqs, int nexcept, bool marker_ok,
+					  bool *running)
+{
+	GsJob	   *job = src->job;
+	GsBatch    *batch;
+	Datum	   *values = palloc(sizeof(Datum) * (2 + src->nextra));
+	Oid			leads;
+	AsOwner		as;
+	MemoryContext oldcxt;
+	char	   *sync_at;
+	int64	   *taken = NULL;
+	int			ntaken = 0;
+	bool		backfill = strcmp(job->pass_kind, "backfill") == 0;
+	int			ret;
+	uint64		i;
+
+	*running = true;
+	if (gs_xact_begin("gs_export: reading changes", true, &leads) != GS_STORE_READY)
+	{
+		gs_xact_end();
+		return NULL;
+	}
+	if (!OidIsValid(leads))
+		missing_leads();
+
+	oldcxt = MemoryContextSwitchTo(batch_cxt);
+	batch = palloc0(sizeof(GsBatch));
+	sync_at = JsonEncodeDateTime(NULL, TimestampTzGetDatum(GetCurrentTimestamp()),
+								 TIMESTAMPTZOID, NULL);
+	MemoryContextSwitchTo(oldcxt);
+
+	if (!backfill)
+	{
+		Datum		args[4];
+		Datum	   *elems = palloc(sizeof(Datum) * Max(nexcept, 1));
+		GsRows	   *rows;
+		bool		isnull;
+		ArrayType  *arr;
+		Datum	   *d;
+		int			n;
+		int			k;
+
+		for (k = 0; k < nexcept; k++)
+			elems[k] = Int64GetDatum(except_seqs[k]);
+		args[0] = UUIDPGetDatum(&job->id);
+		args[1] = PointerGetDatum(construct_array(elems, nexcept, INT8OID, 8,
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[2] = Int32GetDatum(job->batch_size);
+		args[3] = BoolGetDatum(marker_ok);
+		rows = gs_store_call(GS_STORE_FOLLOW_TAKE, args, NULL);
+		if (strcmp(gs_rows_text(rows, 0, "status"), "running") != 0)
+		{
+			*running = false;
+			gs_xact_end();
+			return batch;
+		}
+		arr = DatumGetArrayTypeP(gs_rows_value(rows, 0, "seqs", &isnull));
+		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, NULL, &n);
+		batch->seqs = MemoryContextAlloc(batch_cxt, sizeof(int64) * Max(n, 1));
+		for (k = 0; k < n; k++)
+			batch->seqs[k] = DatumGetInt64(d[k]);
+		batch->nseqs = n;
+		batch->truncated = gs_rows_bool(rows, 0, "truncated");
+		arr = DatumGetArrayTypeP(gs_rows_value(rows, 0, "ids", &isnull));
+		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &d, NULL, &n);
+		taken = palloc(sizeof(int64) * Max(n, 1));
+		for (k = 0; k < n; k++)
+			taken[k] = DatumGetInt64(d[k]);
+		ntaken = n;
+		if (batch->truncated || ntaken == 0)
+		{
+			gs_xact_end();
+			return batch;
+		}
+		values[0] = gs_rows_value(rows, 0, "ids", &isnull);
+		memcpy(values + 1, src->extra_values + 1, sizeof(Datum) * (src->nextra - 1));
+	}
+	else
+	{
+		values[0] = Int64GetDatum(after_id);
+		values[1] = Int32GetDatum(job->batch_size);
+		memcpy(values + 2, src->extra_values + 1, sizeof(Datum) * (src->nextra - 1));
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	as_owner_begin(job, &as);
+	ret = SPI_execute_plan(backfill ? src->backfill_plan : src->ids_plan, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the leads: %s", SPI_result_code_string(ret));
+	as_owner_end(&as);
+
+	oldcxt = MemoryContextSwitchTo(batch_cxt);
+	{
+		int			cap = (int) SPI_processed + ntaken;
+
+		batch->ids = palloc(sizeof(int64) * Max(cap, 1));
+		batch->texts = palloc0(sizeof(char *) * Max(cap, 1));
+		batch->lens = palloc0(sizeof(size_t) * Max(cap, 1));
+	}
+	if (SPI_processed > 0)
+		ensure_shape(src, SPI_tuptable->tupdesc);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	tupdesc = SPI_tuptable->tupdesc;
+		int			k = batch->nleads;
+		bool		isnull;
+
+		batch->texts[k] = gs_payload_text(gs_payload_lead(src->shape, tuple, tupdesc, sync_at),
+										  &batch->lens[k]);
+		batch->ids[k] = DatumGetInt64(heap_getattr(tuple, src->att_id, tupdesc, &isnull));
+		batch->last_id = batch->ids[k];
+		batch->nleads++;
+	}
+	batch->nupserts = batch->nleads;
+	MemoryContextSwitchTo(oldcxt);
+	SPI_finish();
+
+	/* the ids taken that are not of the scope now: deleted */
+	if (ntaken > 0)
+	{
+		int64	   *found = palloc(sizeof(int64) * Max(batch->nupserts, 1));
+		int			k;
+		int			f = 0;
+
+		memcpy(found, batch->ids, sizeof(int64) * batch->nupserts);
+		qsort(found, batch->nupserts, sizeof(int64), cmp_int64);
+		for (k = 0; k < ntaken; k++)
+		{
+			while (f < batch->nupserts && found[f] < taken[k])
+				f++;
+			if (f < batch->nupserts && found[f] == taken[k])
+				continue;
+			batch->ids[batch->nleads++] = taken[k];
+		}
+	}
+	gs_xact_end();
+	return batch;
 }

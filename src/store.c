@@ -60,6 +60,10 @@ static const StoreFunction store_functions[GS_STORE_NFUNCTIONS] = {
 	[GS_STORE_ALERT_INFO] = {"_gs_export_alert_info", 3, {UUIDOID, TEXTOID, TEXTOID}},
 	[GS_STORE_DOUBT] = {"_gs_job_doubt", 2, {UUIDOID, TIMESTAMPTZOID}},
 	[GS_STORE_RELEASE] = {"_gs_job_release", 1, {UUIDOID}},
+	[GS_STORE_FOLLOW_TAKE] = {"_gs_follow_take", 4, {UUIDOID, INT8ARRAYOID, INT4OID, BOOLOID}},
+	[GS_STORE_FOLLOW_RECORD] = {"_gs_follow_record", 12,
+		{UUIDOID, INT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4OID, INT8OID,
+	INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID}},
 };
 
 /* Kept plans, valid for the schema they were prepared in. */
@@ -378,7 +382,7 @@ gs_store_latest_active_job(Oid nspoid, Datum except, bool except_null,
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT id, status::pg_catalog.text FROM %s"
-					 " WHERE status IN ('pending', 'running', 'paused')"
+					 " WHERE status IN ('pending', 'running', 'paused') AND kind <> 'follow'"
 					 "   AND id IS DISTINCT FROM $1"
 					 " ORDER BY created_at"
 					 " LIMIT 1",

@@ -62,6 +62,19 @@
 /* Longest sleep of the main loop: a reload or a pause is seen this soon. */
 #define MAX_SLEEP_MS 1000
 
+/*
+ * A follower with nothing to send sleeps until a capture's commit wakes it
+ * (or a pause, a reload); it looks anyway this often, for a change whose
+ * wake-up it could not get (a prepared transaction committed elsewhere).
+ */
+#define FOLLOW_POLL_MS 5000
+
+/* The longest query string of a delete (URLs stay under 8 KB). */
+#define DELETE_QUERY_MAX 7000
+
+/* A TRUNCATE's wipe at the remote goes this many rows a request. */
+#define WIPE_ROWS 500
+
 static int	my_slot = -1;
 
 typedef struct Flight Flight;
@@ -161,6 +174,8 @@ typedef struct Run
 	TimestampTz lane_free[GS_MAX_REQUESTS];
 	bool		lane_busy[GS_MAX_REQUESTS];
 } Run;
+
+static bool span_deletes(Run *run, Span *r);
 
 static void
 worker_detach(int code, Datum arg)
@@ -484,6 +499,19 @@ handle_answer(Run *run, Span *r, GsRemoteResult *res)
 	switch (res->outcome)
 	{
 		case GS_REMOTE_OK:
+			if (span_deletes(run, r))
+			{
+				int64	   *gone;
+				int			ngone = gs_payload_ids(res->body, &gone);
+				int			i;
+				int			k;
+
+				/* the rows the remote says it deleted (or soft-deleted) */
+				for (k = 0; k < ngone; k++)
+					for (i = r->from; i < r->from + r->n; i++)
+						if (f->batch->ids[i] == gone[k])
+							f->outcomes[i].deleted = true;
+			}
 			if (r->watch != NULL)
 			{
 				SplitWatch *watch = r->watch;
@@ -581,6 +609,122 @@ take_lane(Run *run, Flight *f, TimestampTz now)
 	return false;
 }
 
+/* Is the span a follower's delete (leads past the batch's upserts)? */
+static bool
+span_deletes(Run *run, Span *r)
+{
+	return run->job.follow && r->from >= r->flight->batch->nupserts;
+}
+
+/*
+ * The filter that scopes a follower's deletes at the remote: with a source
+ * column, only the rows that carry its value ("&col=eq.value", escaped),
+ * else none ("").
+ */
+static char *
+delete_scope(GsJob *job)
+{
+	if (job->source_column == NULL || job->source_value == NULL)
+		return pstrdup("");
+	return psprintf("&%s=eq.%s", gs_remote_escape(job->source_column),
+					gs_remote_escape(job->source_value));
+}
+
+/*
+ * A follower's span, cut to what one request may hold: for a delete, the
+ * ids that keep the URL under DELETE_QUERY_MAX; for an upsert, the leads
+ * whose JSON fits gs_export.max_request_size (the backfill's and the
+ * changes' reads take leads by number).  The rest waits its turn.  A lead
+ * alone over that size is never sent: it fails (false).
+ */
+static bool
+cut_follow_span(Run *run, Span *r, const char *scope)
+{
+	GsBatch    *b = r->flight->batch;
+	int			n = 0;
+
+	if (span_deletes(run, r))
+	{
+		size_t		len = strlen(run->job.project_url) + strlen(run->job.target_table) +
+			strlen(scope) + 40;
+
+		while (n < r->n)
+		{
+			len += 21;			/* an int8 and a comma, at most */
+			if (n > 0 && len > DELETE_QUERY_MAX)
+				break;
+			n++;
+		}
+	}
+	else
+	{
+		size_t		bytes = 2;
+
+		while (n < r->n)
+		{
+			bytes += b->lens[r->from + n] + 1;
+			if (bytes > (size_t) gs_export_max_request_size)
+				break;
+			n++;
+		}
+		if (n == 0)
+		{
+			GsRemoteResult res;
+			Span	   *rest = r->n > 1 ? new_span(r->flight, r->from + 1, r->n - 1, NULL) : NULL;
+
+			memset(&res, 0, sizeof(res));
+			res.error = psprintf("the lead's JSON is %zu bytes, more than gs_export.max_request_size (%d bytes) allows in one request",
+								 b->lens[r->from], gs_export_max_request_size);
+			span_not_whole(r);
+			r->n = 1;
+			decide(run, r, false, &res);
+			if (rest)
+				queue_span(rest);
+			return false;
+		}
+	}
+	if (n < r->n)
+	{
+		span_not_whole(r);
+		queue_span(new_span(r->flight, r->from + n, r->n - n, NULL));
+		r->n = n;
+	}
+	return true;
+}
+
+/*
+ * Start a follower's delete: DELETE, or PATCH with on_delete's object (a
+ * soft delete), of the span's ids, scoped by the source column; the
+ * answer says which rows it touched.
+ */
+static void
+start_delete(Run *run, Span *r, const char *scope)
+{
+	Flight	   *f = r->flight;
+	StringInfoData q;
+	int			i;
+
+	initStringInfo(&q);
+	appendStringInfoString(&q, "id=in.(");
+	for (i = r->from; i < r->from + r->n; i++)
+		appendStringInfo(&q, "%s" INT64_FORMAT, i > r->from ? "," : "", f->batch->ids[i]);
+	appendStringInfo(&q, ")%s", scope);
+	r->columns = NIL;
+	if (strcmp(run->job.on_delete, "delete") == 0)
+		gs_remote_start_mutation(run->job.project_url, run->job.api_key, run->job.target_table,
+								 q.data, NULL, NULL, r);
+	else
+	{
+		const char **body = MemoryContextAlloc(f->cxt, sizeof(char *));
+		size_t	   *len = MemoryContextAlloc(f->cxt, sizeof(size_t));
+
+		*body = run->job.on_delete;
+		*len = strlen(run->job.on_delete);
+		gs_remote_start_mutation(run->job.project_url, run->job.api_key, run->job.target_table,
+								 q.data, body, len, r);
+	}
+}
+
 /* Send a span: at most the pace's batch of it (the rest waits its turn). */
 static void
 start_span(Run *run, Span *r)
@@ -589,6 +733,7 @@ start_span(Run *run, Span *r)
 	GsJob	   *job = &run->job;
 	MemoryContext oldcxt = MemoryContextSwitchTo(f->cxt);
 	ListCell   *lc;
+	char	   *scope = NULL;
 
 	f->pending = list_delete_ptr(f->pending, r);
 	if (r->n > run->pace.batch)
@@ -599,6 +744,27 @@ start_span(Run *run, Span *r)
 		span_not_whole(r);
 		r->n = run->pace.batch;
 		queue_span(rest);
+	}
+	if (job->follow)
+	{
+		scope = delete_scope(job);
+		if (!cut_follow_span(run, r, scope))
+		{
+			MemoryContextSwitchTo(oldcxt);
+			return;
+		}
+	}
+	if (job->follow && span_deletes(run, r))
+	{
+		r->window = gs_remote_in_flight() + 1;
+		r->epoch = f->epoch == run->pace.epoch ? f->epoch : 0;
+		if (!f->sent)
+			f->first_sent = GetCurrentTimestamp();
+		f->sent = true;
+		f->requests++;
+		start_delete(run, r, scope);
+		MemoryContextSwitchTo(oldcxt);
+		return;
 	}
 
 	r->columns = NIL;
@@ -735,25 +901,79 @@ sleep_ms(Run *run)
 
 typedef enum ReadResult
 {
-	READ_FLIGHT,				/* a new flight */
+	READ_FLIGHT,				/* a new flight (or a TRUNCATE's wipe done) */
 	READ_EMPTY,					/* no lead after the position read from */
 	READ_FAILED,				/* a read ahead failed (logged) */
+	READ_STOPPED,				/* a follower's job is no longer running */
 	READ_GONE					/* the extension was dropped */
 } ReadResult;
+
+static void follow_wipe(Run *run, int64 seq);
 
 /*
  * gs_source_next for a read ahead: NULL, with the error logged, when it
  * fails (but for a cancel, which is for the job).
  */
+/*
+ * The seqs of gs_export_changes the flights not yet recorded consumed (a
+ * follower's), in cxt.
+ */
+static int64 *
+flight_seqs(Run *run, int *n, MemoryContext cxt)
+{
+	ListCell   *lc;
+	int			total = 0;
+	int64	   *seqs;
+
+	foreach(lc, run->flights)
+		total += ((Flight *) lfirst(lc))->batch->nseqs;
+	seqs = MemoryContextAlloc(cxt, sizeof(int64) * Max(total, 1));
+	*n = 0;
+	foreach(lc, run->flights)
+	{
+		GsBatch    *b = ((Flight *) lfirst(lc))->batch;
+
+		memcpy(seqs + *n, b->seqs, sizeof(int64) * b->nseqs);
+		*n += b->nseqs;
+	}
+	return seqs;
+}
+
+/*
+ * The next batch from the source: after the job's position when every
+ * flight is recorded, else after the last flight (a read ahead).  A
+ * follower's: in its backfill, after an id; else the changes the flights
+ * have not taken (a TRUNCATE's only when none is under way).  *running:
+ * false when a follower's read found the job no longer running.
+ */
 static GsBatch *
-read_ahead(Run *run, MemoryContext cxt, TimestampTz after_ts, int64 after_id)
+source_read(Run *run, MemoryContext cxt, bool *running)
+{
+	GsBatch    *last = run->flights == NIL ? NULL : ((Flight *) llast(run->flights))->batch;
+
+	*running = true;
+	if (run->job.follow)
+	{
+		int			nexcept;
+		int64	   *except = flight_seqs(run, &nexcept, cxt);
+
+		return gs_source_follow_next(run->src, cxt, last ? last->last_id : run->job.cursor_id,
+									 except, nexcept, last == NULL, running);
+	}
+	if (last == NULL)
+		return gs_source_next(run->src, cxt, run->job.cursor_ts, run->job.cursor_id);
+	return gs_source_next(run->src, cxt, last->last_ts, last->last_id);
+}
+
+static GsBatch *
+read_ahead(Run *run, MemoryContext cxt, bool *running)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	GsBatch    *batch = NULL;
 
 	PG_TRY();
 	{
-		batch = gs_source_next(run->src, cxt, after_ts, after_id);
+		batch = source_read(run, cxt, running);
 	}
 	PG_CATCH();
 	{
@@ -791,15 +1011,15 @@ read_flight(Run *run)
 	Flight	   *f;
 	int			i;
 
+	bool		running = true;
+
 	run->job.batch_size = run->pace.batch;
 	pgstat_report_activity(STATE_RUNNING, "gs_export: reading leads");
 	if (run->flights == NIL)
-		batch = gs_source_next(run->src, cxt, run->job.cursor_ts, run->job.cursor_id);
+		batch = source_read(run, cxt, &running);
 	else
 	{
-		GsBatch    *last = ((Flight *) llast(run->flights))->batch;
-
-		batch = read_ahead(run, cxt, last->last_ts, last->last_id);
+		batch = read_ahead(run, cxt, &running);
 		if (batch == NULL)
 		{
 			MemoryContextDelete(cxt);
@@ -808,6 +1028,18 @@ read_flight(Run *run)
 		}
 	}
 	MemoryContextSwitchTo(oldcxt);
+	if (!running)
+	{
+		MemoryContextDelete(cxt);
+		return READ_STOPPED;
+	}
+	if (batch != NULL && batch->truncated)
+	{
+		/* read alone, with nothing under way */
+		follow_wipe(run, batch->seqs[0]);
+		MemoryContextDelete(cxt);
+		return READ_FLIGHT;
+	}
 	if (batch == NULL || batch->nleads == 0)
 	{
 		MemoryContextDelete(cxt);
@@ -832,6 +1064,25 @@ read_flight(Run *run)
 						 batch->lens[i], gs_export_max_request_size);
 		MemoryContextSwitchTo(oldcxt);
 		f->undecided = 0;
+	}
+	else if (run->job.follow)
+	{
+		/* a follower's: the leads to send, then those to delete */
+		int			ndel = batch->nleads - batch->nupserts;
+
+		MemoryContextSwitchTo(cxt);
+		if (batch->nupserts > 0)
+			f->pending = lappend(f->pending, new_span(f, 0, batch->nupserts, NULL));
+		if (ndel > 0 && strcmp(run->job.on_delete, "ignore") == 0)
+		{
+			/* left at the remote: done, and no event */
+			for (i = batch->nupserts; i < batch->nleads; i++)
+				f->outcomes[i].ok = true;
+			f->undecided -= ndel;
+		}
+		else if (ndel > 0)
+			f->pending = lappend(f->pending, new_span(f, batch->nupserts, ndel, NULL));
+		MemoryContextSwitchTo(oldcxt);
 	}
 	else
 	{
@@ -943,6 +1194,102 @@ wait_out_doubt(Run *run)
 	return true;
 }
 
+/*
+ * A follower with nothing to send: sleep until a capture's commit, a pause
+ * or a reload sets the latch (FOLLOW_POLL_MS at most).  The next read
+ * looks at the job's status.
+ */
+static void
+follow_idle(void)
+{
+	pgstat_report_activity(STATE_IDLE, "gs_export: following leads, waiting for changes");
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 FOLLOW_POLL_MS, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+	handle_reload();
+}
+
+/*
+ * A TRUNCATE of leads, resumed by a person: on_delete applies to every row
+ * of the follower's scope at the remote (the rows carrying its source
+ * value, or every row without a source column), WIPE_ROWS at a time by id
+ * (each request a DELETE or PATCH of "id > the last one done", ordered and
+ * limited), each row deleted a 'delete' event; then the TRUNCATE's row of
+ * gs_export_changes goes and the follower goes on with the changes after
+ * it.  Nothing else is under way meanwhile.  Trouble that may pass is
+ * retried; after gs_export.max_retries the follower is paused, and a
+ * resume starts the wipe again.
+ */
+static void
+follow_wipe(Run *run, int64 seq)
+{
+	GsJob	   *job = &run->job;
+	char	   *scope = delete_scope(job);
+	int64		last = PG_INT64_MIN;
+	int			attempt = 0;
+	const char *body = job->on_delete;
+	size_t		body_len = strlen(job->on_delete);
+	bool		soft = strcmp(job->on_delete, "delete") != 0;
+
+	ereport(LOG,
+			(errmsg("gs_export: follower %s: leads was truncated; on_delete (%s) applies to every row of the scope at the remote",
+					job->id_text, job->on_delete)));
+	if (strcmp(job->on_delete, "ignore") == 0)
+	{
+		if (!gs_follow_record_wipe(job, NULL, 0, seq))
+			run->stopping = true;
+		return;
+	}
+	for (;;)
+	{
+		char	   *q = psprintf("id=gt." INT64_FORMAT "%s&order=id&limit=%d", last, scope, WIPE_ROWS);
+		GsRemoteResult res;
+		void	   *tag = NULL;
+		int64	   *ids = NULL;
+		int			n;
+
+		CHECK_FOR_INTERRUPTS();
+		pgstat_report_activity(STATE_RUNNING, "gs_export: applying on_delete to the remote after a TRUNCATE");
+		gs_remote_start_mutation(job->project_url, job->api_key, job->target_table, q,
+								 soft ? &body : NULL, soft ? &body_len : NULL, NULL);
+		while (gs_remote_wait(MAX_SLEEP_MS, false, &res, &tag) != GS_WAIT_ANSWER)
+		{
+			CHECK_FOR_INTERRUPTS();
+			handle_reload();
+		}
+		if (res.outcome == GS_REMOTE_OK && (n = gs_payload_ids(res.body, &ids)) >= 0)
+		{
+			int64		done = (n < WIPE_ROWS) ? seq : 0;
+			int			k;
+
+			attempt = 0;
+			for (k = 0; k < n; k++)
+				last = Max(last, ids[k]);
+			if (!gs_follow_record_wipe(job, ids, n, done))
+			{
+				run->stopping = true;
+				return;
+			}
+			if (done)
+				return;
+			continue;
+		}
+		if (res.outcome == GS_REMOTE_RETRY && ++attempt < gs_export_max_retries)
+		{
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 retry_delay_ms(attempt, res.retry_after_ms), PG_WAIT_EXTENSION);
+			CHECK_FOR_INTERRUPTS();
+			continue;
+		}
+		stop_job(run, res.outcome == GS_REMOTE_RETRY,
+				 psprintf("applying on_delete at the remote after a TRUNCATE of leads failed: %s%s",
+						  res.error ? res.error : "the answer was not a list of ids",
+						  res.outcome == GS_REMOTE_RETRY ? "; gs_export_resume() starts it again" : ""));
+		return;
+	}
+}
+
 /* This worker claimed its job (and so must release it when it leaves). */
 static bool job_claimed = false;
 
@@ -966,6 +1313,13 @@ run_job(const pg_uuid_t *job_id)
 		return;
 	job_claimed = true;
 
+	if (run->job.follow && my_slot >= 0)
+	{
+		/* woken when a capture commits (api.c) */
+		LWLockAcquire(GsExport->lock, LW_EXCLUSIVE);
+		GsExport->slots[my_slot].follower = true;
+		LWLockRelease(GsExport->lock);
+	}
 	run->src = gs_source_open(&run->job, job_cxt);
 	if (run->src == NULL)
 		return;					/* the extension was dropped */
@@ -1034,7 +1388,27 @@ run_job(const pg_uuid_t *job_id)
 			{
 				case READ_GONE:
 					return;
+				case READ_STOPPED:
+					ereport(LOG,
+							(errmsg("gs_export: job %s is no longer running; its worker stops",
+									run->job.id_text)));
+					return;
 				case READ_EMPTY:
+					if (run->job.follow)
+					{
+						/* the backfill is over; or nothing to send yet */
+						if (strcmp(run->job.pass_kind, "backfill") == 0)
+						{
+							if (!gs_job_next_pass(&run->job))
+								return;
+							ereport(LOG,
+									(errmsg("gs_export: follower %s: backfill done; following the changes of leads",
+											run->job.id_text)));
+						}
+						else
+							follow_idle();
+						break;
+					}
 
 					/*
 					 * The job must not complete while a request given up
@@ -1084,6 +1458,9 @@ run_job(const pg_uuid_t *job_id)
 			handle_answer(run, (Span *) tag, &res);
 		else if (w == GS_WAIT_LATCH && !run->stopping)
 		{
+			/* a follower: changes may have come: read ahead again */
+			if (run->job.follow)
+				run->exhausted = false;
 			handle_reload();
 			if (!gs_job_is_running(&run->job))
 			{

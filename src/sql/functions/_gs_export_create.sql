@@ -8,7 +8,6 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    denied text;
     resolved jsonb;
     job_id uuid;
     violated text;
@@ -49,29 +48,13 @@ BEGIN
             USING ERRCODE = 'undefined_table',
                   HINT = 'gs_export exports the table leads of the schema it is installed in.';
     END IF;
-    /*
-     * the job reads, as its owner, the columns it sends, its key and the
-     * columns its filter compares
-     */
-    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ' ORDER BY c) INTO denied
-      FROM (SELECT DISTINCT c
-              FROM pg_catalog.unnest((SELECT m.lead_columns FROM @extschema@._gs_job_mapping(resolved) m)
-                                     || ARRAY['id', 'updated_at']
-                                     || ARRAY(SELECT pg_catalog.jsonb_object_keys(
-                                                  CASE WHEN pg_catalog.jsonb_typeof(resolved -> 'filter') = 'object'
-                                                       THEN resolved -> 'filter' ELSE '{}' END))) AS c) cs
-     WHERE NOT pg_catalog.has_column_privilege(p_caller, '@extschema@.leads', c, 'SELECT');
-    IF denied IS NOT NULL THEN
-        RAISE EXCEPTION 'permission denied for table leads'
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = pg_catalog.format('The job would read the columns %s, which the role may not read.', denied),
-                  HINT = 'A job reads the leads with its owner''s privileges: GRANT SELECT ON leads (or on those columns) to the role that creates it.';
-    END IF;
+    PERFORM @extschema@._gs_export_check_readable(p_caller, resolved);
 
     PERFORM @extschema@._gs_export_check_config();
 
     LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;
     PERFORM @extschema@._gs_export_check_no_active(NULL);
+    PERFORM @extschema@._gs_export_check_no_follower(resolved ->> 'target_table');
 
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
                    WHERE i.indrelid = '@extschema@.leads'::regclass

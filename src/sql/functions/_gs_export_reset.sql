@@ -4,7 +4,8 @@
  * its id, owner, options (the same fields go to the same table) and
  * created_at.  Its error rows go; its sync_events stay, the history of
  * what was sent.  It becomes active, so the one active job rule holds as
- * for create and resume.
+ * for create and resume.  A follower (1.2) backfills again, then follows:
+ * the changes waiting go, being in what the backfill sends.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_export_reset(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid)
 RETURNS void
@@ -22,7 +23,10 @@ BEGIN
     LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;
     job := @extschema@._gs_export_lock_job(p_caller, p_uid, p_app_admin, p_job_id);
     PERFORM @extschema@._gs_export_check_stopped(p_job_id, job.status, 'reset');
-    PERFORM @extschema@._gs_export_check_no_active(p_job_id);
+    IF job.kind <> 'follow' THEN
+        PERFORM @extschema@._gs_export_check_no_active(p_job_id);
+        PERFORM @extschema@._gs_export_check_no_follower(job.effective_options ->> 'target_table');
+    END IF;
     PERFORM @extschema@._gs_export_check_config();
     BEGIN
         UPDATE @extschema@.gestao_scouter_export_jobs
@@ -34,7 +38,10 @@ BEGIN
                leads_in_range = NULL, recent_leads_per_second = NULL,
                cursor_updated_at = NULL, cursor_id = NULL, changes_since = NULL,
                catchup_pass = 0, catchup_lower = NULL,
-               pass_kind = 'range', pass_lower = NULL, pass_upper = NULL,
+               pass_kind = CASE WHEN job.kind <> 'follow' THEN 'range'
+                                WHEN COALESCE((job.effective_options ->> 'backfill')::boolean, true) THEN 'backfill'
+                                ELSE 'follow' END,
+               pass_lower = NULL, pass_upper = NULL, deleted_leads = 0,
                updated_at = pg_catalog.now()
          WHERE id = p_job_id;
     EXCEPTION WHEN unique_violation THEN
@@ -43,5 +50,11 @@ BEGIN
         RAISE;
     END;
     DELETE FROM @extschema@.gestao_scouter_export_errors WHERE job_id = p_job_id;
+    /*
+     * A follower backfills again: the changes captured so far (a TRUNCATE's
+     * mark too) are in what it sends.  Those of transactions still open
+     * are not visible here, stay, and are followed after.
+     */
+    DELETE FROM @extschema@.gs_export_changes WHERE job_id = p_job_id;
 END;
 $$;

@@ -18,7 +18,10 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Only a paused or failed job can be resumed.';
     END IF;
-    PERFORM @extschema@._gs_export_check_no_active(p_job_id);
+    IF job.kind <> 'follow' THEN
+        PERFORM @extschema@._gs_export_check_no_active(p_job_id);
+        PERFORM @extschema@._gs_export_check_no_follower(job.effective_options ->> 'target_table');
+    END IF;
     PERFORM @extschema@._gs_export_check_config();
     BEGIN
         UPDATE @extschema@.gestao_scouter_export_jobs

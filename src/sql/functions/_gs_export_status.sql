@@ -17,6 +17,11 @@
  *                     leads left at that rate, to the second, never
  *                     negative; NULL otherwise
  *
+ *   kind              export, sync, follow (1.2; verify, repair, retry to come)
+ *   backlog, lag      a follower's changes waiting in gs_export_changes, and
+ *                     the age of the oldest (0 for other kinds and when none)
+ *   deleted_leads     the leads a follower deleted at the remote
+ *
  * The row is read without a lock, in the caller's snapshot.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_export_status(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid,
@@ -25,7 +30,8 @@ CREATE OR REPLACE FUNCTION @extschema@._gs_export_status(p_caller oid, p_uid uui
     OUT total_leads bigint, OUT exported_leads bigint, OUT error_leads bigint,
     OUT percent numeric, OUT leads_per_second numeric, OUT eta interval,
     OUT pause_reason text, OUT ignored_fields text[], OUT created_at timestamptz,
-    OUT started_at timestamptz, OUT completed_at timestamptz)
+    OUT started_at timestamptz, OUT completed_at timestamptz,
+    OUT kind text, OUT backlog bigint, OUT lag interval, OUT deleted_leads bigint)
 RETURNS record
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -68,6 +74,17 @@ BEGIN
     created_at := j.created_at;
     started_at := j.started_at;
     completed_at := j.completed_at;
+    kind := j.kind;
+    deleted_leads := j.deleted_leads;
+    /* a follower's changes waiting, and the age of the oldest */
+    SELECT COALESCE(pg_catalog.sum(pg_catalog.cardinality(c.ids) + CASE WHEN c.truncated THEN 1 ELSE 0 END), 0),
+           COALESCE(pg_catalog.now() - pg_catalog.min(c.captured_at), interval '0')
+      INTO backlog, lag
+      FROM @extschema@.gs_export_changes c
+     WHERE c.job_id = j.id;
+    IF lag < interval '0' THEN
+        lag := interval '0';
+    END IF;
 
     percent := CASE
         WHEN j.status = 'completed' THEN 100.0

@@ -129,7 +129,7 @@ BEGIN
                                || pg_catalog.jsonb_build_object('look_back', job.effective_options -> 'look_back')
      WHERE id = job_id;
     UPDATE @extschema@.gestao_scouter_export_jobs
-       SET is_sync = true, synced_through = horizon
+       SET is_sync = true, kind = 'sync', synced_through = horizon
      WHERE id = job_id;
     RETURN job_id;
 END;

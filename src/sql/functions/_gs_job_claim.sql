@@ -22,7 +22,8 @@ CREATE OR REPLACE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT synced_at_column text, OUT source_column text, OUT source_value text,
     OUT count_from timestamptz, OUT count_to timestamptz,
     OUT filter_columns text[], OUT filter_types text[], OUT filter_values text[],
-    OUT changed_since timestamptz, OUT secret_keys text[], OUT doubt_until timestamptz)
+    OUT changed_since timestamptz, OUT secret_keys text[], OUT doubt_until timestamptz,
+    OUT kind text, OUT on_delete text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -107,29 +108,46 @@ BEGIN
       INTO filter_columns, filter_types, filter_values, changed_since
       FROM @extschema@._gs_job_filter(COALESCE(j.effective_options, j.options)) f;
 
-    /* The first claim (of a 1.0 job too) sets the walk's first window. */
-    j.changes_since := COALESCE(j.changes_since, @extschema@._gs_changes_horizon());
-    SELECT r.range_bottom, r.range_top INTO range_bottom, range_top
-      FROM @extschema@._gs_job_range(j.start_date, j.end_date, time_zone) r;
-    IF j.leads_in_range IS NULL THEN
-        /* the worker counts them, as the owner reads them */
-        count_from := range_bottom;
-        count_to := range_top;
-    END IF;
-    IF j.pass_lower IS NULL THEN
-        IF j.pass_kind = 'range' THEN
-            j.pass_lower := range_bottom;
-            j.pass_upper := LEAST(range_top, j.changes_since);
-        ELSE
-            j.pass_lower := j.catchup_lower;
-            j.pass_upper := j.changes_since;
+    kind := j.kind;
+    IF j.kind = 'follow' THEN
+        /*
+         * A follower: its backfill walks the leads by id from cursor_id,
+         * then it follows the changes captured; no day range, no window.
+         */
+        on_delete := COALESCE(j.effective_options -> 'on_delete', '"delete"')::text;
+        IF on_delete IN ('"delete"', '"ignore"') THEN
+            on_delete := on_delete::jsonb #>> '{}';
         END IF;
-    END IF;
-    /* A 1.0 cursor may stand above the window: start at its top. */
-    IF j.cursor_updated_at IS NULL OR j.cursor_updated_at > j.pass_upper
-       OR j.cursor_updated_at = j.pass_upper THEN
-        j.cursor_updated_at := j.pass_upper;
-        j.cursor_id := -9223372036854775808;
+        j.cursor_id := COALESCE(j.cursor_id, -9223372036854775808);
+        j.changes_since := '-infinity';
+        j.pass_lower := '-infinity';
+        j.pass_upper := 'infinity';
+        j.cursor_updated_at := 'infinity';
+    ELSE
+        /* The first claim (of a 1.0 job too) sets the walk's first window. */
+        j.changes_since := COALESCE(j.changes_since, @extschema@._gs_changes_horizon());
+        SELECT r.range_bottom, r.range_top INTO range_bottom, range_top
+          FROM @extschema@._gs_job_range(j.start_date, j.end_date, time_zone) r;
+        IF j.leads_in_range IS NULL THEN
+            /* the worker counts them, as the owner reads them */
+            count_from := range_bottom;
+            count_to := range_top;
+        END IF;
+        IF j.pass_lower IS NULL THEN
+            IF j.pass_kind = 'range' THEN
+                j.pass_lower := range_bottom;
+                j.pass_upper := LEAST(range_top, j.changes_since);
+            ELSE
+                j.pass_lower := j.catchup_lower;
+                j.pass_upper := j.changes_since;
+            END IF;
+        END IF;
+        /* A 1.0 cursor may stand above the window: start at its top. */
+        IF j.cursor_updated_at IS NULL OR j.cursor_updated_at > j.pass_upper
+           OR j.cursor_updated_at = j.pass_upper THEN
+            j.cursor_updated_at := j.pass_upper;
+            j.cursor_id := -9223372036854775808;
+        END IF;
     END IF;
 
     UPDATE @extschema@.gestao_scouter_export_jobs AS t

@@ -4,6 +4,7 @@
  * the most; then the rest of the range, if it reaches past the last
  * horizon; then the job is completed: last_completed_date becomes the
  * oldest day walked (end_date, or without one the day of the oldest lead).
+ * A follower's backfill ends in its pass 'follow', which never ends.
  * Outcomes: 'walk' (a new pass: the other columns say where), 'completed'
  * (with the counts, for the log), 'stopped' (the job is no longer running).
  */
@@ -27,6 +28,19 @@ BEGIN
     SELECT * INTO j FROM @extschema@.gestao_scouter_export_jobs WHERE id = p_job_id FOR UPDATE;
     IF NOT FOUND OR j.status <> 'running' THEN
         outcome := 'stopped';
+        RETURN;
+    END IF;
+    IF j.kind = 'follow' THEN
+        /* a follower's backfill is over: it follows the changes, for ever */
+        UPDATE @extschema@.gestao_scouter_export_jobs AS t
+           SET pass_kind = 'follow', updated_at = pg_catalog.now()
+         WHERE t.id = p_job_id;
+        outcome := 'walk';
+        pass_kind := 'follow';
+        pass_number := 0;
+        pass_lower := '-infinity';
+        cursor_updated_at := 'infinity';
+        cursor_id := j.cursor_id;
         RETURN;
     END IF;
     tz := COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone'));

@@ -7,7 +7,8 @@ CREATE OR REPLACE FUNCTION @extschema@.gs_export_status(job_id uuid DEFAULT NULL
     OUT total_leads bigint, OUT exported_leads bigint, OUT error_leads bigint,
     OUT percent numeric, OUT leads_per_second numeric, OUT eta interval,
     OUT pause_reason text, OUT ignored_fields text[], OUT created_at timestamptz,
-    OUT started_at timestamptz, OUT completed_at timestamptz)
+    OUT started_at timestamptz, OUT completed_at timestamptz,
+    OUT kind text, OUT backlog bigint, OUT lag interval, OUT deleted_leads bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'gs_export_status'
 LANGUAGE C STABLE

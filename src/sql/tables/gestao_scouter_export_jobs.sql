@@ -72,6 +72,14 @@ $jobs$;
  * worker before did not leave in order (a crash, a kill, a server
  * shutdown): it may have had requests at the remote whose fate is unknown,
  * so the claim puts the job in doubt for gs_export.late_request_ms.
+ *
+ * kind (1.2): 'export' (gs_export_create), 'sync' (gs_export_sync, also
+ * is_sync), 'follow' (gs_export_follow: a follower, which never completes;
+ * its pass_kind is 'backfill', every lead of its scope by id, cursor_id
+ * its position, then 'follow', the changes captured in gs_export_changes),
+ * and the kinds of the proof to come.  deleted_leads: the leads a follower
+ * deleted (or soft-deleted) at the remote, one sync_events row 'delete'
+ * each.
  */
 ALTER TABLE @extschema@.gestao_scouter_export_jobs
     ADD COLUMN IF NOT EXISTS options jsonb NOT NULL DEFAULT '{}',
@@ -94,7 +102,9 @@ ALTER TABLE @extschema@.gestao_scouter_export_jobs
     ADD COLUMN IF NOT EXISTS is_sync boolean NOT NULL DEFAULT false,
     ADD COLUMN IF NOT EXISTS synced_through timestamptz,
     ADD COLUMN IF NOT EXISTS doubt_until timestamptz,
-    ADD COLUMN IF NOT EXISTS worker_since timestamptz;
+    ADD COLUMN IF NOT EXISTS worker_since timestamptz,
+    ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'export',
+    ADD COLUMN IF NOT EXISTS deleted_leads bigint NOT NULL DEFAULT 0;
 
 /*
  * owner_oid (1.2): the role that owns the job, by identity.  Before 1.2 a
@@ -119,6 +129,11 @@ BEGIN
 END
 $owner_oid$;
 
+-- the syncs of 1.1 (before 1.2, a sync was known by is_sync alone)
+UPDATE @extschema@.gestao_scouter_export_jobs
+   SET kind = 'sync'
+ WHERE is_sync AND kind = 'export';
+
 -- jobs of 1.0 in a catch-up pass (1.0 knew no pass_kind)
 UPDATE @extschema@.gestao_scouter_export_jobs
    SET pass_kind = 'catchup'
@@ -126,12 +141,36 @@ UPDATE @extschema@.gestao_scouter_export_jobs
 
 DO $jobs_constraints$
 BEGIN
+    /*
+     * 1.2: a follower's passes, 'backfill' (every lead of its scope, by id)
+     * and then 'follow' (the changes captured, for ever)
+     */
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+               WHERE conrelid = '@extschema@.gestao_scouter_export_jobs'::pg_catalog.regclass
+                 AND conname = 'gestao_scouter_export_jobs_pass_kind'
+                 AND pg_catalog.pg_get_constraintdef(oid) NOT LIKE '%follow%') THEN
+        ALTER TABLE @extschema@.gestao_scouter_export_jobs
+            DROP CONSTRAINT gestao_scouter_export_jobs_pass_kind;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                    WHERE conrelid = '@extschema@.gestao_scouter_export_jobs'::pg_catalog.regclass
                      AND conname = 'gestao_scouter_export_jobs_pass_kind') THEN
         ALTER TABLE @extschema@.gestao_scouter_export_jobs
             ADD CONSTRAINT gestao_scouter_export_jobs_pass_kind
-            CHECK (pass_kind IN ('range', 'catchup', 'rest'));
+            CHECK (pass_kind IN ('range', 'catchup', 'rest', 'backfill', 'follow'));
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                   WHERE conrelid = '@extschema@.gestao_scouter_export_jobs'::pg_catalog.regclass
+                     AND conname = 'gestao_scouter_export_jobs_kind') THEN
+        ALTER TABLE @extschema@.gestao_scouter_export_jobs
+            ADD CONSTRAINT gestao_scouter_export_jobs_kind
+            CHECK (kind IN ('export', 'sync', 'follow', 'verify', 'repair', 'retry'));
+    END IF;
+    -- one follower per remote table, whatever its status
+    IF pg_catalog.to_regclass('@extschema@.gestao_scouter_export_jobs_one_follower') IS NULL THEN
+        CREATE UNIQUE INDEX gestao_scouter_export_jobs_one_follower
+            ON @extschema@.gestao_scouter_export_jobs ((effective_options ->> 'target_table'))
+            WHERE kind = 'follow';
     END IF;
     IF pg_catalog.to_regclass('@extschema@.gestao_scouter_export_jobs_active_idx') IS NULL THEN
         CREATE INDEX gestao_scouter_export_jobs_active_idx
@@ -148,7 +187,8 @@ END
 $jobs_constraints$;
 
 /*
- * At most one job is pending, running or paused, kept by a unique index
+ * At most one job is pending, running or paused (1.2: a follower, which
+ * never ends, aside: one per remote table), kept by a unique index
  * over a constant on those rows: the database holds to it at every
  * isolation level and whoever writes the row.  (1.0 only checked, under a
  * table lock; but a REPEATABLE READ or SERIALIZABLE transaction checked in
@@ -181,6 +221,18 @@ DECLARE
     n bigint;
 BEGIN
     IF pg_catalog.to_regclass('@extschema@.gestao_scouter_export_jobs_one_active') IS NOT NULL THEN
+        /*
+         * 1.2: a follower never ends, and does not count (the rows of 1.1
+         * already keep the narrower rule)
+         */
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                       WHERE i.indexrelid = '@extschema@.gestao_scouter_export_jobs_one_active'::pg_catalog.regclass
+                         AND pg_catalog.pg_get_expr(i.indpred, i.indrelid) LIKE '%kind%') THEN
+            DROP INDEX @extschema@.gestao_scouter_export_jobs_one_active;
+            CREATE UNIQUE INDEX gestao_scouter_export_jobs_one_active
+                ON @extschema@.gestao_scouter_export_jobs ((true))
+                WHERE status IN ('pending', 'running', 'paused') AND kind <> 'follow';
+        END IF;
         RETURN;
     END IF;
 
@@ -220,6 +272,6 @@ BEGIN
 
     CREATE UNIQUE INDEX gestao_scouter_export_jobs_one_active
         ON @extschema@.gestao_scouter_export_jobs ((true))
-        WHERE status IN ('pending', 'running', 'paused');
+        WHERE status IN ('pending', 'running', 'paused') AND kind <> 'follow';
 END
 $one_active$;

@@ -7,3 +7,6 @@
  * _gs_job_doubt).
  */
 DROP FUNCTION IF EXISTS @extschema@._gs_job_claim(uuid);
+-- gs_export_status gains kind, backlog, lag and deleted_leads (live sync)
+DROP FUNCTION IF EXISTS @extschema@.gs_export_status(uuid);
+DROP FUNCTION IF EXISTS @extschema@._gs_export_status(oid, uuid, boolean, uuid);

@@ -1,0 +1,77 @@
+/*
+ * Record one batch of a follower, all or nothing: a sync_events row per
+ * lead sent ('update') or deleted at the remote ('delete'), an error row
+ * per failure, the job's counters, its backfill position (p_cursor_id, or
+ * NULL), and the rows of gs_export_changes it consumed, deleted.
+ * p_events and p_messages go with p_lead_ids (a message: that lead
+ * failed); the p_err_* arrays describe the failed leads, in order.
+ * Returns whether the job is still running.
+ */
+CREATE OR REPLACE FUNCTION @extschema@._gs_follow_record(p_job_id uuid, p_seqs bigint[],
+    p_lead_ids bigint[], p_events text[], p_messages text[], p_duration_ms integer,
+    p_cursor_id bigint,
+    p_err_ids bigint[], p_err_snapshots text[], p_err_fields text[],
+    p_err_statuses integer[], p_err_bodies text[])
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n_sent bigint;
+    n_deleted bigint;
+    n_err bigint;
+    running boolean;
+    rate_seconds constant float8 := 5;
+BEGIN
+    INSERT INTO @extschema@.sync_events
+           (event_type, direction, lead_id, status, error_message, sync_duration_ms, job_id)
+    SELECT u.event, 'supabase_to_gestao_scouter', u.lead_id,
+           CASE WHEN u.message IS NULL THEN 'success' ELSE 'error' END,
+           u.message, p_duration_ms, p_job_id
+      FROM ROWS FROM (pg_catalog.unnest(p_lead_ids), pg_catalog.unnest(p_events),
+                      pg_catalog.unnest(p_messages)) AS u(lead_id, event, message);
+
+    SELECT pg_catalog.count(*) FILTER (WHERE u.message IS NULL AND u.event = 'update'),
+           pg_catalog.count(*) FILTER (WHERE u.message IS NULL AND u.event = 'delete'),
+           pg_catalog.count(*) FILTER (WHERE u.message IS NOT NULL)
+      INTO n_sent, n_deleted, n_err
+      FROM ROWS FROM (pg_catalog.unnest(p_events), pg_catalog.unnest(p_messages)) AS u(event, message);
+
+    IF n_err > 0 THEN
+        INSERT INTO @extschema@.gestao_scouter_export_errors
+               (job_id, lead_id, lead_snapshot, fields_sent, error_message,
+                error_details, response_status, response_body, ignored_fields)
+        SELECT p_job_id, e.lead_id, e.snapshot::jsonb, e.fields::jsonb, u.message,
+               e.body::jsonb, e.status, e.body::jsonb, j.ignored_fields
+          FROM ROWS FROM (pg_catalog.unnest(p_err_ids), pg_catalog.unnest(p_err_snapshots),
+                          pg_catalog.unnest(p_err_fields), pg_catalog.unnest(p_err_statuses),
+                          pg_catalog.unnest(p_err_bodies)) AS e(lead_id, snapshot, fields, status, body)
+          JOIN ROWS FROM (pg_catalog.unnest(p_lead_ids), pg_catalog.unnest(p_messages))
+                   AS u(lead_id, message) USING (lead_id)
+          CROSS JOIN @extschema@.gestao_scouter_export_jobs j
+         WHERE j.id = p_job_id AND u.message IS NOT NULL;
+    END IF;
+
+    DELETE FROM @extschema@.gs_export_changes
+     WHERE job_id = p_job_id AND seq = ANY (p_seqs);
+
+    UPDATE @extschema@.gestao_scouter_export_jobs AS j
+       SET total_leads = j.total_leads + n_sent + n_deleted + n_err,
+           exported_leads = j.exported_leads + n_sent,
+           deleted_leads = j.deleted_leads + n_deleted,
+           error_leads = j.error_leads + n_err,
+           cursor_id = COALESCE(p_cursor_id, j.cursor_id),
+           recent_leads_per_second = pg_catalog.round((
+               SELECT CASE WHEN j.recent_leads_per_second IS NULL THEN (n_sent + n_deleted + n_err) / r.dt
+                           ELSE r.keep * j.recent_leads_per_second::float8
+                                + (1 - r.keep) * (n_sent + n_deleted + n_err) / r.dt END
+                 FROM (SELECT d.dt, pg_catalog.exp(-d.dt / rate_seconds) AS keep
+                         FROM (SELECT GREATEST(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - j.updated_at)::float8,
+                                               0.001) AS dt) d) r)::numeric,
+               3),
+           updated_at = pg_catalog.now()
+     WHERE j.id = p_job_id
+    RETURNING j.status = 'running' INTO running;
+    RETURN COALESCE(running, false);
+END;
+$$;
