@@ -15,13 +15,20 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
@@ -401,5 +408,55 @@ gs_export_follow_wake(PG_FUNCTION_ARGS)
 {
 	register_callback();
 	wake_followers_on_commit = true;
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(gs_export_capture_owned);
+
+/*
+ * _gs_capture_owned(trigger oid): the capture trigger depends on the
+ * extension, automatically (DEPENDENCY_AUTO), so that DROP EXTENSION drops
+ * it with the extension's objects; a trigger cannot be a member of an
+ * extension, and its dependency on _gs_capture alone would make DROP
+ * EXTENSION refuse without CASCADE.  Internal: run by _gs_capture_triggers
+ * as the extension's owner (EXECUTE is revoked from PUBLIC); only for a
+ * trigger whose function is the extension's _gs_capture.
+ */
+Datum
+gs_export_capture_owned(PG_FUNCTION_ARGS)
+{
+	Oid			trigger_oid = PG_GETARG_OID(0);
+	Oid			nspoid;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			tgfoid = InvalidOid;
+	ObjectAddress trigger;
+	ObjectAddress extension;
+
+	if (!gs_extension_lookup(&nspoid, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"gs_export\" is not installed in this database")));
+	rel = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(trigger_oid));
+	scan = systable_beginscan(rel, TriggerOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		tgfoid = ((Form_pg_trigger) GETSTRUCT(tuple))->tgfoid;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!OidIsValid(tgfoid) ||
+		get_func_namespace(tgfoid) != nspoid ||
+		strcmp(get_func_name(tgfoid), "_gs_capture") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("trigger %u is not a capture trigger of gs_export", trigger_oid)));
+
+	ObjectAddressSet(trigger, TriggerRelationId, trigger_oid);
+	ObjectAddressSet(extension, ExtensionRelationId, get_extension_oid("gs_export", false));
+	recordDependencyOn(&trigger, &extension, DEPENDENCY_AUTO);
 	PG_RETURN_VOID();
 }

@@ -181,4 +181,25 @@ GsExportTest::wait_true($node, "SELECT deleted_leads = 1 FROM gestao_scouter_exp
 pass('one delete counted');
 counts_match('filter', $f);
 
+# A capture trigger dropped: changes may go uncaptured, the follower fails
+# saying so; a reset creates it again and sends every lead again.
+my $trg = sql("SELECT tgname FROM pg_trigger WHERE tgrelid = 'leads'::regclass AND tgname LIKE '%_update'");
+sql("DROP TRIGGER $trg ON leads");
+sql(q{UPDATE leads SET name = name || ' (uncaptured)' WHERE id = 14});
+is(GsExportTest::wait_status($node, $f, 'failed', 30), 'failed', 'a follower missing a capture trigger fails');
+like(sql("SELECT pause_reason FROM gestao_scouter_export_jobs WHERE id = '$f'"), qr/capture triggers/, '... saying why');
+sql("SELECT gs_export_reset('$f')");
+is(sql("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'leads'::regclass AND tgname LIKE 'gs_export_follow_%'"),
+   4, 'gs_export_reset creates it again');
+GsExportTest::wait_for('lead 14 sent again', sub { $remote->count("id = 14 AND name LIKE '%(uncaptured)'") == 1 });
+pass('... and the backfill sends what was missed');
+
+# DROP EXTENSION, with a follower: no CASCADE needed, the triggers go.
+my ($drc, $dout, $derr) = GsExportTest::psql_as($node, undef, 'DROP EXTENSION gs_export');
+is($drc, '', 'DROP EXTENSION with a follower succeeds without CASCADE') or diag($derr);
+is(sql("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'leads'::regclass AND tgname LIKE 'gs_export_follow_%'"),
+   0, '... and takes the capture triggers with it');
+sql(q{UPDATE leads SET name = 'after drop' WHERE id = 16});
+pass('leads is written to as before');
+
 done_testing();

@@ -6,7 +6,10 @@
  * leads, which waits for every transaction that has written leads to end
  * and holds new writers back until the caller's transaction ends: every
  * change committed after that is captured, in whatever snapshot its
- * transaction runs.  Dropping a trigger that is not there is no error.
+ * transaction runs.  Only the triggers missing are created; dropping a
+ * trigger that is not there is no error.  Each trigger depends on the
+ * extension (_gs_capture_owned): DROP EXTENSION drops them, and leads is
+ * left as it was before the first follower.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_capture_triggers(p_job_id uuid, p_create boolean)
 RETURNS void
@@ -28,6 +31,9 @@ BEGIN
     LOCK TABLE @extschema@.leads IN SHARE ROW EXCLUSIVE MODE;
     FOREACH ev IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
         IF p_create THEN
+            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                                   WHERE t.tgrelid = '@extschema@.leads'::pg_catalog.regclass
+                                     AND t.tgname = base || '_' || ev);
             EXECUTE pg_catalog.format(
                 'CREATE TRIGGER %I AFTER %s ON @extschema@.leads %s FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._gs_capture(%L)',
                 base || '_' || ev, pg_catalog.upper(ev),
@@ -36,6 +42,11 @@ BEGIN
                         WHEN 'delete' THEN 'REFERENCING OLD TABLE AS gs_old'
                         ELSE '' END,
                 p_job_id);
+            /* dropped with the extension (DROP EXTENSION needs no CASCADE) */
+            PERFORM @extschema@._gs_capture_owned(t.oid)
+               FROM pg_catalog.pg_trigger t
+              WHERE t.tgrelid = '@extschema@.leads'::pg_catalog.regclass
+                AND t.tgname = base || '_' || ev;
         ELSE
             EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS %I ON @extschema@.leads', base || '_' || ev);
         END IF;

@@ -56,5 +56,9 @@ BEGIN
      * are not visible here, stay, and are followed after.
      */
     DELETE FROM @extschema@.gs_export_changes WHERE job_id = p_job_id;
+    IF job.kind = 'follow' THEN
+        /* those missing (a follower failed for their loss) */
+        PERFORM @extschema@._gs_capture_triggers(p_job_id, true);
+    END IF;
 END;
 $$;

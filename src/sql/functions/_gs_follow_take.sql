@@ -24,6 +24,12 @@ BEGIN
     IF status IS DISTINCT FROM 'running' THEN
         RETURN;
     END IF;
+    IF @extschema@._gs_capture_missing(p_job_id) > 0 THEN
+        PERFORM @extschema@._gs_job_stop(p_job_id, 'failed',
+            'its capture triggers on leads are gone (dropped, disabled, or leads was created again): changes may have gone uncaptured. gs_export_reset() creates them again and sends every lead again.');
+        status := 'failed';
+        RETURN;
+    END IF;
     FOR r IN SELECT c.seq, c.ids, c.truncated
                FROM @extschema@.gs_export_changes c
               WHERE c.job_id = p_job_id AND c.seq <> ALL (COALESCE(p_except, '{}'))
