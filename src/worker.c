@@ -69,6 +69,9 @@
  */
 #define FOLLOW_POLL_MS 5000
 
+/* A woken follower looks at its status at most this often. */
+#define FOLLOW_STATUS_MS 250
+
 /* The longest query string of a delete (URLs stay under 8 KB). */
 #define DELETE_QUERY_MAX 7000
 
@@ -170,6 +173,9 @@ typedef struct Run
 	bool		read_failed;	/* a read ahead failed: read again once the
 								 * flights are recorded, the ordinary way */
 	bool		stopping;		/* paused or failed: nothing more is sent */
+	TimestampTz status_checked; /* a follower: when its status was last
+								 * looked at on a wake-up ... */
+	bool		status_due;		/* ... and a look put off since */
 	/* fixed pace with delay_ms: each lane waits delay_ms between batches */
 	TimestampTz lane_free[GS_MAX_REQUESTS];
 	bool		lane_busy[GS_MAX_REQUESTS];
@@ -1290,6 +1296,18 @@ follow_wipe(Run *run, int64 seq)
 	}
 }
 
+/* Is the job still running?  If not, what is at the remote is let finish. */
+static void
+stop_unless_running(Run *run)
+{
+	if (gs_job_is_running(&run->job))
+		return;
+	ereport(LOG,
+			(errmsg("gs_export: job %s is no longer running; its worker stops",
+					run->job.id_text)));
+	run->stopping = true;
+}
+
 /* This worker claimed its job (and so must release it when it leaves). */
 static bool job_claimed = false;
 
@@ -1454,21 +1472,40 @@ run_job(const pg_uuid_t *job_id)
 			}
 		}
 
+		/* a follower's look at its status put off above, now due */
+		if (run->status_due && !run->stopping &&
+			GetCurrentTimestamp() >= TimestampTzPlusMilliseconds(run->status_checked, FOLLOW_STATUS_MS))
+		{
+			run->status_due = false;
+			run->status_checked = GetCurrentTimestamp();
+			stop_unless_running(run);
+		}
 		if (w == GS_WAIT_ANSWER)
 			handle_answer(run, (Span *) tag, &res);
 		else if (w == GS_WAIT_LATCH && !run->stopping)
 		{
-			/* a follower: changes may have come: read ahead again */
-			if (run->job.follow)
-				run->exhausted = false;
+			TimestampTz now = GetCurrentTimestamp();
+
 			handle_reload();
-			if (!gs_job_is_running(&run->job))
+
+			/*
+			 * A follower is woken by every capturing commit: changes may
+			 * have come, read ahead again.  Whether it was paused is looked
+			 * at no more often than FOLLOW_STATUS_MS (its reads and
+			 * records see a pause too).
+			 */
+			if (run->job.follow)
 			{
-				ereport(LOG,
-						(errmsg("gs_export: job %s is no longer running; its worker stops",
-								run->job.id_text)));
-				run->stopping = true;
+				run->exhausted = false;
+				if (now < TimestampTzPlusMilliseconds(run->status_checked, FOLLOW_STATUS_MS))
+				{
+					run->status_due = true;
+					continue;
+				}
+				run->status_checked = now;
+				run->status_due = false;
 			}
+			stop_unless_running(run);
 		}
 	}
 }
