@@ -25,6 +25,7 @@ OBJS = \
 	src/shmem.o \
 	src/catalog.o \
 	src/api.o \
+	src/capture.o \
 	src/launcher.o \
 	src/worker.o \
 	src/job.o \

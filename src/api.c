@@ -378,7 +378,6 @@ gs_export_sync(PG_FUNCTION_ARGS)
 }
 
 PG_FUNCTION_INFO_V1(gs_export_follow);
-PG_FUNCTION_INFO_V1(gs_export_follow_wake);
 
 /*
  * gs_export_follow(options jsonb) → uuid
@@ -399,16 +398,16 @@ gs_export_follow(PG_FUNCTION_ARGS)
 }
 
 /*
- * _gs_follow_wake(): the capture (_gs_capture) wrote changes for a
- * follower: wake the followers' workers when this transaction commits.
- * Cheap: a flag, and a callback registered once per backend.
+ * The capture (capture.c) wrote changes for a follower: wake the followers'
+ * workers when this transaction commits, not before (they would look too
+ * early and find nothing).  Cheap: a flag, and a callback registered once
+ * per backend.
  */
-Datum
-gs_export_follow_wake(PG_FUNCTION_ARGS)
+void
+gs_export_wake_followers_at_commit(void)
 {
 	register_callback();
 	wake_followers_on_commit = true;
-	PG_RETURN_VOID();
 }
 
 PG_FUNCTION_INFO_V1(gs_export_capture_owned);

@@ -74,6 +74,9 @@ extern void gs_export_require_preload(void);
 extern void gs_export_wake_all(void);
 extern void gs_export_wake_followers(void);
 
+/* api.c: for the capture (capture.c) */
+extern void gs_export_wake_followers_at_commit(void);
+
 /* catalog.c: the extension's own entry in pg_extension */
 extern bool gs_extension_lookup(Oid *nspoid, Oid *owner);
 extern char *gs_extension_version(void);
