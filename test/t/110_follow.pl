@@ -181,6 +181,23 @@ GsExportTest::wait_true($node, "SELECT deleted_leads = 1 FROM gestao_scouter_exp
 pass('one delete counted');
 counts_match('filter', $f);
 
+# TRUNCATE with a soft delete: the resume PATCHes every row of the scope.
+my $rows = $remote->count;
+my $del_before = sql("SELECT deleted_leads FROM gestao_scouter_export_jobs WHERE id = '$f'");
+sql('TRUNCATE leads');
+GsExportTest::wait_status($node, $f, 'paused', 30);
+sql("SELECT gs_export_resume('$f')");
+GsExportTest::wait_for('every row soft-deleted', sub { $remote->count('compareceu') == $rows });
+is($remote->count, $rows, 'a soft delete keeps the rows');
+GsExportTest::wait_true($node,
+	"SELECT deleted_leads = $del_before + $rows FROM gestao_scouter_export_jobs WHERE id = '$f'", 30);
+pass('each row soft-deleted is a delete');
+counts_match('TRUNCATE, soft delete', $f);
+GsExportTest::insert_leads($node, q{SELECT g, now(), 'again ' || g FROM generate_series(10, 60) g});
+sql(q{UPDATE leads SET etapa = CASE WHEN id % 2 = 0 THEN 'novo' ELSE 'velho' END});
+GsExportTest::wait_for('the leads inserted again sent', sub { $remote->count("name LIKE 'again %'") == 26 });
+pass('inserted again after the TRUNCATE: sent');
+
 # A capture trigger dropped: changes may go uncaptured, the follower fails
 # saying so; a reset creates it again and sends every lead again.
 my $trg = sql("SELECT tgname FROM pg_trigger WHERE tgrelid = 'leads'::regclass AND tgname LIKE '%_update'");
