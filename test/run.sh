@@ -112,7 +112,7 @@ for s in "${ALL_SUITES[@]}"; do
 done
 for o in "${only[@]}"; do
 	case $o in
-	regress | pg_regress | standin | stand_in | stand-in | remote | tap | node | rpc | browser | ui) ;;
+	regress | pg_regress | standin | stand_in | stand-in | remote | tap | node | rpc | browser | ui | docs) ;;
 	*) echo "run.sh: no suite $o (suites: ${ALL_SUITES[*]})" >&2; exit 2 ;;
 	esac
 done
