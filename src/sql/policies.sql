@@ -1,13 +1,15 @@
 /*
  * Row level security.  Jobs: their owner, admins, superusers (the rule of
- * gs_export_job_visible_to, asked through gs_export_viewer).  Errors and
- * the export's sync_events: those of the jobs one may see.  The config: its
+ * gs_export_job_visible_to, asked through gs_export_viewer).  Errors, a
+ * verify's diffs and the export's sync_events: those of the jobs one may
+ * see.  The config: its
  * admins only.  The functions these policies call outlive the extension
  * (see functions/gs_export_viewer.sql), as the policies do on tables that
  * were TabuladorMax's own.
  */
 ALTER TABLE @extschema@.gestao_scouter_export_jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@.gestao_scouter_export_errors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.gestao_scouter_export_diffs ENABLE ROW LEVEL SECURITY;
 
 DROP POLICY IF EXISTS gs_export_jobs_visible ON @extschema@.gestao_scouter_export_jobs;
 CREATE POLICY gs_export_jobs_visible ON @extschema@.gestao_scouter_export_jobs
@@ -19,6 +21,11 @@ CREATE POLICY gs_export_jobs_visible ON @extschema@.gestao_scouter_export_jobs
 
 DROP POLICY IF EXISTS gs_export_errors_visible ON @extschema@.gestao_scouter_export_errors;
 CREATE POLICY gs_export_errors_visible ON @extschema@.gestao_scouter_export_errors
+    FOR SELECT TO PUBLIC
+    USING (job_id IN (SELECT v.id FROM @extschema@.gs_export_visible_job_ids() AS v(id)));
+
+DROP POLICY IF EXISTS gs_export_diffs_visible ON @extschema@.gestao_scouter_export_diffs;
+CREATE POLICY gs_export_diffs_visible ON @extschema@.gestao_scouter_export_diffs
     FOR SELECT TO PUBLIC
     USING (job_id IN (SELECT v.id FROM @extschema@.gs_export_visible_job_ids() AS v(id)));
 

@@ -59,6 +59,7 @@ BEGIN
              WHERE (c.oid = '@extschema@.gs_export_sync_marks'::pg_catalog.regclass
                     OR ((c.oid IN ('@extschema@.gestao_scouter_export_jobs'::pg_catalog.regclass,
                                    '@extschema@.gestao_scouter_export_errors'::pg_catalog.regclass,
+                                   '@extschema@.gestao_scouter_export_diffs'::pg_catalog.regclass,
                                    '@extschema@.gestao_scouter_config'::pg_catalog.regclass)
                          OR c.oid IN (SELECT m.objid FROM members m
                                       WHERE m.classid = 'pg_catalog.pg_class'::pg_catalog.regclass))
@@ -78,6 +79,7 @@ $privileges$;
 GRANT USAGE ON SCHEMA @extschema@ TO gs_export_user, gs_export_admin;
 GRANT SELECT ON @extschema@.gestao_scouter_export_jobs TO gs_export_user, gs_export_admin;
 GRANT SELECT ON @extschema@.gestao_scouter_export_errors TO gs_export_user, gs_export_admin;
+GRANT SELECT ON @extschema@.gestao_scouter_export_diffs TO gs_export_user, gs_export_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.gestao_scouter_config TO gs_export_admin;
 DO $sync_events_privileges$
 BEGIN

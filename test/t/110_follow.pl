@@ -54,7 +54,8 @@ sub wait_equal
 	  or diag("differ: " . join(',', @bad[0 .. ($#bad < 20 ? $#bad : 19)]));
 }
 
-# The job's counters against its sync_events.
+# The job's counters against its sync_events (a reset zeroes the counters
+# and keeps the events: those since it started again).
 sub counts_match
 {
 	my ($what, $job) = @_;
@@ -65,8 +66,9 @@ sub counts_match
 		SELECT count(*) FILTER (WHERE event_type = 'update' AND status = 'success') || '/' ||
 		       count(*) FILTER (WHERE event_type = 'delete' AND status = 'success') || '/' ||
 		       count(*) FILTER (WHERE status = 'error')
-		  FROM sync_events WHERE job_id = '$job'}),
-	   "$what: counters equal the sync_events");
+		  FROM sync_events WHERE job_id = '$job'
+		   AND created_at >= (SELECT started_at FROM gestao_scouter_export_jobs WHERE id = '$job')}),
+	   "$what: counters equal the sync_events (since its last reset)");
 }
 
 my $job = sql(q{SELECT gs_export_follow('{"batch_size": 200}')});
@@ -143,6 +145,15 @@ wait_equal('after the pause');
 GsExportTest::wait_true($node, "SELECT backlog = 0 AND lag = interval '0' FROM gs_export_status('$job')", 30);
 pass('backlog and lag back to 0');
 counts_match('after the pause', $job);
+
+# A reset backfills again and keeps the changes waiting: a lead deleted
+# while paused is deleted at the remote after the backfill.
+sql("SELECT gs_export_pause('$job')");
+GsExportTest::wait_no_worker($node);
+sql(q{DELETE FROM leads WHERE id = 500});
+sql("SELECT gs_export_reset('$job')");
+wait_equal('reset: the backfill, then the changes waiting');
+is($remote->count('id = 500'), 0, 'a lead deleted while paused is gone at the remote after a reset');
 
 # TRUNCATE pauses the follower; nothing is deleted until a resume.
 my $before = $remote->count;

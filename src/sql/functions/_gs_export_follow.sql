@@ -72,8 +72,9 @@ BEGIN
     END IF;
 
     resolved := @extschema@._gs_export_resolve_options(p_options - 'backfill' - 'on_delete');
+    /* no days, no pause between batches: the same options in every session */
     resolved := resolved || pg_catalog.jsonb_build_object('backfill', backfill, 'on_delete', on_delete,
-                                                          'delay_ms', 0);
+                                                          'delay_ms', 0, 'time_zone', 'UTC');
     IF pg_catalog.jsonb_typeof(on_delete) = 'object' AND (resolved ->> 'source_column') IS NOT NULL
        AND on_delete ? (resolved ->> 'source_column') THEN
         RAISE EXCEPTION 'option "on_delete" sets the source column "%"', resolved ->> 'source_column'
@@ -95,6 +96,7 @@ BEGIN
      WHERE j.kind = 'follow' AND (j.effective_options ->> 'target_table') = (resolved ->> 'target_table');
     IF FOUND THEN
         IF existing.effective_options = resolved AND existing.owner_oid = p_caller
+           AND existing.created_by IS NOT DISTINCT FROM p_uid
            AND existing.status IN ('pending', 'running') THEN
             RETURN existing.id;
         END IF;
@@ -121,7 +123,7 @@ BEGIN
            (kind, status, start_date, options, batch_size, delay_ms, time_zone,
             owner_role, owner_oid, created_by, effective_options, pass_kind)
     VALUES ('follow', 'pending', CURRENT_DATE, p_options,
-            (resolved ->> 'batch_size')::integer, 0, resolved ->> 'time_zone',
+            (resolved ->> 'batch_size')::integer, 0, 'UTC',
             (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = p_caller), p_caller,
             p_uid, resolved, CASE WHEN backfill THEN 'backfill' ELSE 'follow' END)
     RETURNING id INTO job_id;

@@ -4,8 +4,8 @@
  * its id, owner, options (the same fields go to the same table) and
  * created_at.  Its error rows go; its sync_events stay, the history of
  * what was sent.  It becomes active, so the one active job rule holds as
- * for create and resume.  A follower (1.2) backfills again, then follows:
- * the changes waiting go, being in what the backfill sends.
+ * for create and resume.  A follower (1.2) backfills again, then follows
+ * the changes waiting (but a TRUNCATE's mark: a reset wipes nothing).
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_export_reset(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid)
 RETURNS void
@@ -51,11 +51,12 @@ BEGIN
     END;
     DELETE FROM @extschema@.gestao_scouter_export_errors WHERE job_id = p_job_id;
     /*
-     * A follower backfills again: the changes captured so far (a TRUNCATE's
-     * mark too) are in what it sends.  Those of transactions still open
-     * are not visible here, stay, and are followed after.
+     * A follower backfills again, then follows on: the changes waiting stay
+     * (a lead deleted meanwhile is deleted at the remote after the
+     * backfill), but a TRUNCATE's mark goes -- a reset deletes nothing at
+     * the remote for it.
      */
-    DELETE FROM @extschema@.gs_export_changes WHERE job_id = p_job_id;
+    DELETE FROM @extschema@.gs_export_changes WHERE job_id = p_job_id AND truncated;
     IF job.kind = 'follow' THEN
         /* those missing (a follower failed for their loss) */
         PERFORM @extschema@._gs_capture_triggers(p_job_id, true);

@@ -22,6 +22,13 @@ BEGIN
         PERFORM pg_catalog.pg_extension_config_dump('@extschema@.gestao_scouter_export_errors'::pg_catalog.regclass, '');
     END IF;
 
+    /*
+     * 1.2: resolved_at, when the lead of an error row went through after
+     * all (gs_export_retry_errors sends those without one again)
+     */
+    ALTER TABLE @extschema@.gestao_scouter_export_errors
+        ADD COLUMN IF NOT EXISTS resolved_at timestamptz;
+
     IF pg_catalog.to_regclass('@extschema@.gestao_scouter_export_errors_job_id_idx') IS NULL THEN
         CREATE INDEX gestao_scouter_export_errors_job_id_idx
             ON @extschema@.gestao_scouter_export_errors (job_id);
