@@ -184,6 +184,8 @@ typedef struct GsJob
 	/* a request given up on, of this or another job, may still reach the
 	 * remote until then (0: none): nothing is sent before */
 	TimestampTz doubt_until;
+	char	   *kind;			/* "export", "sync", "follow", "verify",
+								 * "repair", "retry" */
 	/* a follower (gs_export_follow): its pass_kind is "backfill" or
 	 * "follow" */
 	bool		follow;

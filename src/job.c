@@ -137,7 +137,8 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	job->count_from = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_from", &isnull));
 	job->count_range = !isnull;
 	job->count_to = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_to", &isnull));
-	job->follow = strcmp(gs_rows_text(rows, 0, "kind"), "follow") == 0;
+	job->kind = gs_rows_text(rows, 0, "kind");
+	job->follow = strcmp(job->kind, "follow") == 0;
 	job->on_delete = gs_rows_text(rows, 0, "on_delete");
 	job->doubt_until = DatumGetTimestampTz(gs_rows_value(rows, 0, "doubt_until", &isnull));
 	if (isnull)
