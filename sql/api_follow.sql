@@ -296,8 +296,9 @@ SELECT backlog FROM gs_export_status(:'f');
 
 --
 -- gs_export_reset of the paused follower: back to its backfill (cursor
--- and counters cleared), its queue emptied, the TRUNCATE's marker with it
--- (the backfill sends every lead; nothing is deleted at the remote).
+-- and counters cleared); the changes waiting stay (a lead deleted while it
+-- was paused is deleted at the remote after the backfill), but the
+-- TRUNCATE's marker goes (a reset deletes nothing at the remote for it).
 -- Of a running one: 55000, as for any job.
 --
 UPDATE gestao_scouter_export_jobs
@@ -306,7 +307,8 @@ UPDATE gestao_scouter_export_jobs
 SELECT gs_export_reset(:'f');
 SELECT status, pass_kind, cursor_id, total_leads, exported_leads, deleted_leads, pause_reason
   FROM gestao_scouter_export_jobs WHERE id = :'f';
-SELECT count(*) AS queued FROM gs_export_changes WHERE job_id = :'f';
+SELECT count(*) AS queued, count(*) FILTER (WHERE truncated) AS marks
+  FROM gs_export_changes WHERE job_id = :'f';
 -- reset does not touch the triggers: capture goes on
 SELECT count(*) AS capture_triggers FROM follow_triggers;
 UPDATE gestao_scouter_export_jobs SET status = 'running' WHERE id = :'f';
