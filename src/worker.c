@@ -1264,6 +1264,19 @@ follow_wipe(Run *run, int64 seq)
 			CHECK_FOR_INTERRUPTS();
 			handle_reload();
 		}
+
+		/*
+		 * A wipe's request whose fate is unknown may still delete rows
+		 * later: nothing is sent before its quarantine is over (below).
+		 */
+		if (res.doubt != NULL && gs_export_late_request_ms > 0)
+		{
+			TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															gs_export_late_request_ms);
+
+			gs_job_doubt(&job->id, until);
+			run->doubt_until = Max(run->doubt_until, until);
+		}
 		if (res.outcome == GS_REMOTE_OK && (n = gs_payload_ids(res.body, &ids)) >= 0)
 		{
 			int64		done = (n < WIPE_ROWS) ? seq : 0;
@@ -1278,7 +1291,10 @@ follow_wipe(Run *run, int64 seq)
 				return;
 			}
 			if (done)
+			{
+				(void) wait_out_doubt(run);
 				return;
+			}
 			continue;
 		}
 		if (res.outcome == GS_REMOTE_RETRY && ++attempt < gs_export_max_retries)
