@@ -361,7 +361,9 @@ gs_store_call_internal(Oid nspoid, const char *function, int nargs,
 
 /*
  * The job, other than except (NULL: none), that is pending, running or
- * paused in the latest committed state of the jobs table and this
+ * paused, a follower aside (1.2; its kind read so that the query works on
+ * a 1.1 jobs table too, before ALTER EXTENSION UPDATE), in the latest
+ * committed state of the jobs table and this
  * transaction's own changes (api.c, gs_export_latest_active_job, says why
  * not the transaction's snapshot): values[0] its id, values[1] its status
  * (text), copied out of SPI; nulls[] true when there is none.
@@ -381,10 +383,11 @@ gs_store_latest_active_job(Oid nspoid, Datum except, bool except_null,
 	argnulls[0] = except_null ? 'n' : ' ';
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT id, status::pg_catalog.text FROM %s"
-					 " WHERE status IN ('pending', 'running', 'paused') AND kind <> 'follow'"
-					 "   AND id IS DISTINCT FROM $1"
-					 " ORDER BY created_at"
+					 "SELECT j.id, j.status::pg_catalog.text FROM %s j"
+					 " WHERE j.status IN ('pending', 'running', 'paused')"
+					 "   AND (pg_catalog.to_jsonb(j) OPERATOR(pg_catalog.->>) 'kind') IS DISTINCT FROM 'follow'"
+					 "   AND j.id IS DISTINCT FROM $1"
+					 " ORDER BY j.created_at"
 					 " LIMIT 1",
 					 quote_qualified_identifier(get_namespace_name(nspoid),
 												"gestao_scouter_export_jobs"));
