@@ -47,7 +47,8 @@
 #include "miscadmin.h"
 /*
  * json-c's type json_object and PostgreSQL's SQL function json_object
- * (fmgrprotos.h) share a name: the latter is renamed here, unused.
+ * (declared through PostgreSQL's builtins header) share a name: the latter is renamed
+ * here, unused.
  */
 #define json_object gs_unused_pg_json_object
 #include "utils/builtins.h"
@@ -540,7 +541,7 @@ fetch_table(const RemoteTarget *target, FetchResult *res)
 	else
 		read_document(answer.buf.data, answer.buf.len, target->target_table, res);
 
-	res->message = gs_scrub_json(res->message);
+	res->message = gs_scrub(res->message);
 	if (res->hint)
 		res->hint = gs_scrub(res->hint);
 	gs_scrub_set_keys(NIL);

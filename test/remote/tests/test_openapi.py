@@ -50,7 +50,7 @@ what it is given';
 CREATE TABLE public.oa_req (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     plain       text NOT NULL,
-    quoted      text NOT NULL DEFAULT 'say "hi"',
+    quoted      text NOT NULL DEFAULT E'say \x22hi',
     slash       text NOT NULL DEFAULT 'a\z',
     escape      text NOT NULL DEFAULT 'a\b',
     vc          varchar(8) NOT NULL DEFAULT 'new',
@@ -173,13 +173,14 @@ class OpenApiTest(StandInCase):
             "format": "bigint", "type": "integer"})
 
     def test_required_and_defaults(self):
-        """What gs_export_remote_columns and gs_export_check read
-        (src/check.c): "required" is every NOT NULL column, defaults or
-        not; "default" is there only when parseDefault's text reads as
-        JSON: a default of a string type (quoted by parseDefault) with no
-        '"' and no backslash but JSON's escapes (read as JSON reads them),
-        a boolean or number literal; never an identity, a generated
-        column, nextval() on an integer, a jsonb or an array default."""
+        # What gs_export_remote_columns and gs_export_check read
+        # (src/check.c): "required" is every NOT NULL column, defaults or
+        # not; "default" is there only when parseDefault's text reads as
+        # JSON: a default of a string type (quoted by parseDefault) with no
+        # double quote and no backslash but JSON's escapes (read as JSON
+        # reads them), a boolean or number literal; never an identity, a
+        # generated column, nextval() on an integer, a jsonb or an array
+        # default.
         _, d = self.doc()
         t = d["definitions"]["oa_req"]
         self.assertEqual(t["required"], ["id", "plain", "quoted", "slash", "escape", "vc", "bp", "made",
@@ -187,16 +188,16 @@ class OpenApiTest(StandInCase):
                                          "twice"])
         defaults = {c: p["default"] for c, p in t["properties"].items() if "default" in p}
         self.assertEqual(defaults, {
-            "escape": "a\b",                   # 'a\b': JSON's escape of a backspace
-            "vc": "new",                        # 'new'::character varying
-            "bp": "'abc'::bpchar",              # the cast is not "::character": kept
+            "escape": "a\b",                   # JSON's escape of a backspace, read as one
+            "vc": "new",                        # the cast ::character varying stripped
+            "bp": "'abc'::bpchar",              # the cast is not ::character: kept
             "made": "CURRENT_TIMESTAMP",
             "uid": "gen_random_uuid()",
             "on_": True,
             "total": 0,
             "optional": "x"})
-        # no default shown: 'say "hi"' and 'a\z' do not read as JSON once
-        # quoted; an identity (ALWAYS), a generated column, nextval() on a
+        # no default shown: a double quote or a backslash that is no JSON escape
+        # makes no JSON once quoted; an identity (ALWAYS), a generated column, nextval() on a
         # bigint, '{}'::jsonb and '{1}'::integer[] are not JSON
         for c in ("id", "quoted", "slash", "doc", "nums", "seq", "twice", "num", "plain"):
             self.assertNotIn("default", t["properties"][c], c)
