@@ -44,6 +44,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 /*
  * json-c's type json_object and PostgreSQL's SQL function json_object
@@ -243,7 +244,10 @@ excerpt(const char *body, int len)
 	return buf.data;
 }
 
-/* The "message" of a PostgREST or gateway error body, or NULL. */
+/*
+ * The "message" of a PostgREST or gateway error body, or NULL; scrubbed of
+ * the keys (they are set while the answer is read: fetch_table).
+ */
 static char *
 error_message(const char *body)
 {
@@ -258,7 +262,12 @@ error_message(const char *body)
 		json_object_is_type(field, json_type_string))
 		message = pstrdup(json_object_get_string(field));
 	json_object_put(obj);
-	return message;
+	/* on one line, ASCII, bounded: whatever the remote's encoding */
+	if (message == NULL)
+		return NULL;
+	/* the keys out before it is cut: a key cut short cannot be scrubbed */
+	message = gs_scrub(message);
+	return excerpt(message, strlen(message));
 }
 
 /* qsort's comparison of C strings */
@@ -266,6 +275,21 @@ static int
 compare_names(const void *a, const void *b)
 {
 	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * A UTF-8 text of the document in the database's encoding (22021 if it is
+ * no UTF-8), or NULL.
+ */
+static char *
+from_utf8(char *text)
+{
+	char	   *converted;
+
+	if (text == NULL)
+		return NULL;
+	converted = pg_any_to_server(text, strlen(text), PG_UTF8);
+	return converted;
 }
 
 /*
@@ -301,9 +325,12 @@ read_document(const char *body, int len, const char *table, FetchResult *res)
 		!json_object_object_get_ex(doc, "definitions", &defs) ||
 		!json_object_is_type(defs, json_type_object))
 	{
+		/* the keys out before it is cut */
+		const char *clean = gs_scrub(body);
+
 		res->outcome = FETCH_BAD_ANSWER;
 		res->message = psprintf("the answer to GET /rest/v1/ is not an OpenAPI document with \"definitions\"; it began: \"%s\"",
-								excerpt(body, len));
+								excerpt(clean, strlen(clean)));
 		res->hint = pstrdup("project_url must be the Supabase project's (or PostgREST's) address, with its OpenAPI document on (openapi-mode not \"disabled\").");
 		if (doc != NULL)
 			json_object_put(doc);
@@ -522,11 +549,12 @@ fetch_table(const RemoteTarget *target, FetchResult *res)
 	else if (status != 200)
 	{
 		char	   *message = error_message(answer.buf.data);
+		char	   *body = gs_scrub_json(answer.buf.data);
 
 		res->outcome = FETCH_BAD_ANSWER;
 		res->message = psprintf("GET %s/rest/v1/ answered HTTP %ld%s%s", origin, status,
-								message || answer.buf.len > 0 ? ": " : "",
-								message ? message : excerpt(answer.buf.data, answer.buf.len));
+								message || body[0] ? ": " : "",
+								message ? message : excerpt(body, strlen(body)));
 		res->hint = pstrdup(status == 404 ?
 							"project_url must be the Supabase project's address, whose PostgREST serves its OpenAPI document at /rest/v1/ (openapi-mode not \"disabled\")." :
 							"The remote may be in trouble; try again later.");
@@ -539,7 +567,23 @@ fetch_table(const RemoteTarget *target, FetchResult *res)
 		res->hint = NULL;
 	}
 	else
+	{
+		int			i;
+
 		read_document(answer.buf.data, answer.buf.len, target->target_table, res);
+		/* names in the database's encoding (json-c's objects are freed) */
+		if (res->outcome == FETCH_NO_TABLE)
+			res->hint = from_utf8(res->hint);
+		for (i = 0; i < res->ncolumns; i++)
+		{
+			RemoteColumn *col = &res->columns[i];
+
+			col->name = from_utf8(col->name);
+			col->format = from_utf8(col->format);
+			col->type = from_utf8(col->type);
+			col->enum_values = from_utf8(col->enum_values);
+		}
+	}
 
 	res->message = gs_scrub(res->message);
 	if (res->hint)

@@ -157,6 +157,19 @@ like($rows->[0], qr/^error\|key\|the remote refused the key: HTTP 401: Invalid A
 	'the key row, the echoed key replaced');
 $remote->reset;
 
+# an error answer that quotes the key where the message is cut (200
+# bytes): the key is out before the cut, no piece of it is left
+$remote->faults(fail_next => 1, status => 503, body => ('x' x 190) . " $key");
+$rows = check_rows('{}');
+like($rows->[0] // '', qr/^error\|remote\|GET .* answered HTTP 503: x+ \[key\]/, 'a 503 quoting the key: the remote row, the key replaced');
+unlike($rows->[0] // '', qr/\Q${\ substr($key, 0, 6)}\E/, 'no piece of the key');
+# a 200 that is no OpenAPI document (a login page)
+$remote->faults(fail_next => 1, status => 200, body => "<html>sign in, $key</html>");
+$rows = check_rows('{}');
+like($rows->[0] // '', qr/^error\|remote\|the answer to GET \/rest\/v1\/ is not an OpenAPI document .*it began: "<html>sign in, \[key\]<\/html>"/,
+	'a 200 that is no OpenAPI document: the remote row');
+$remote->reset;
+
 GsExportTest::configure($node, $remote, key => 'not-the-key-0123456789');
 $rows = check_rows('{}');
 is_deeply($rows, [ 'error|key|the remote refused the key: HTTP 401: Invalid API key (An administrator must set the project\'s anon key in gestao_scouter_config.anon_key.)' ],
