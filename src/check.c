@@ -55,6 +55,7 @@
 #include "utils/builtins.h"
 #undef json_object
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "gs_curl.h"
@@ -101,8 +102,14 @@ typedef struct FetchResult
 	FetchOutcome outcome;
 	char	   *message;		/* scrubbed */
 	char	   *hint;			/* or NULL */
+	bool		root_refused;	/* 401 or 403 to GET /rest/v1/ */
 	int			ncolumns;
 	RemoteColumn *columns;
+	/* the call: where, and until when */
+	char	   *base_url;		/* {project_url}/rest/v1/ */
+	char	   *origin;			/* for messages */
+	long		timeout_ms;
+	TimestampTz deadline;
 } FetchResult;
 
 /* What the SQL side says of the config and the table. */
@@ -245,29 +252,48 @@ excerpt(const char *body, int len)
 }
 
 /*
- * The "message" of a PostgREST or gateway error body, or NULL; scrubbed of
- * the keys (they are set while the answer is read: fetch_table).
+ * The "message" (scrubbed of the keys, which are set while an answer is
+ * read, then on one ASCII line, bounded) and the "code" of a PostgREST or
+ * gateway error body; NULL for what it does not have.
  */
-static char *
-error_message(const char *body)
+static void
+error_fields(const char *body, char **message, char **code)
 {
 	struct json_object *obj = json_tokener_parse(body);
 	struct json_object *field;
-	char	   *message = NULL;
 
+	*message = NULL;
+	if (code)
+		*code = NULL;
 	if (obj == NULL)
-		return NULL;
-	if (json_object_is_type(obj, json_type_object) &&
-		json_object_object_get_ex(obj, "message", &field) &&
-		json_object_is_type(field, json_type_string))
-		message = pstrdup(json_object_get_string(field));
+		return;
+	if (json_object_is_type(obj, json_type_object))
+	{
+		if (json_object_object_get_ex(obj, "message", &field) &&
+			json_object_is_type(field, json_type_string))
+			*message = pstrdup(json_object_get_string(field));
+		if (code && json_object_object_get_ex(obj, "code", &field) &&
+			json_object_is_type(field, json_type_string))
+			*code = excerpt(json_object_get_string(field),
+							strlen(json_object_get_string(field)));
+	}
 	json_object_put(obj);
-	/* on one line, ASCII, bounded: whatever the remote's encoding */
-	if (message == NULL)
-		return NULL;
-	/* the keys out before it is cut: a key cut short cannot be scrubbed */
-	message = gs_scrub(message);
-	return excerpt(message, strlen(message));
+	if (*message != NULL)
+	{
+		/* the keys out before it is cut: a key cut short cannot be scrubbed */
+		*message = gs_scrub(*message);
+		*message = excerpt(*message, strlen(*message));
+	}
+}
+
+/* error_fields' message alone */
+static char *
+error_message(const char *body)
+{
+	char	   *message;
+
+	error_fields(body, &message, NULL);
+	return message;
 }
 
 /* qsort's comparison of C strings */
@@ -424,59 +450,53 @@ read_document(const char *body, int len, const char *table, FetchResult *res)
 	res->outcome = FETCH_OK;
 }
 
+/* One GET's answer. */
+typedef struct HttpAnswer
+{
+	CURLcode	rc;				/* CURLE_OK: status and body are the answer */
+	long		status;
+	GsCurlBody	body;
+	char		errbuf[CURL_ERROR_SIZE];
+} HttpAnswer;
+
 /*
- * GET {project_url}/rest/v1/ with the key, and the table's columns out of
- * the answer.  Never throws for what the remote does (res says); a cancel
- * or a statement timeout throws 57014 (gs_remote_perform).
+ * GET {project_url}/rest/v1/<path> with the config's key, within what is
+ * left of the call's time (res->deadline).  The keys are set (scrub.c)
+ * while it runs; on an error (a cancel, a statement timeout: 57014, from
+ * gs_remote_perform) they are cleared and nothing of the request stays.
  */
 static void
-fetch_table(const RemoteTarget *target, FetchResult *res)
+http_get(const RemoteTarget *target, FetchResult *res, const char *path,
+		 const char *accept, int max_body, HttpAnswer *ans)
 {
 	CURL	   *volatile easy = NULL;
 	struct curl_slist *volatile headers = NULL;
-	char		errbuf[CURL_ERROR_SIZE];
-	GsCurlBody	answer;
-	char	   *bad_url;
-	char	   *url;
-	char	   *origin;
-	long		timeout_ms = Min((long) gs_export_http_timeout_ms, (long) GS_CHECK_TIMEOUT_MS);
-	long		connect_ms = Min((long) gs_export_connect_timeout_ms, timeout_ms);
-	CURLcode	rc = CURLE_OK;
-	long		status = 0;
-	size_t		base_len;
+	long		left = (long) TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+															  res->deadline);
+	long		connect_ms = Min((long) gs_export_connect_timeout_ms, res->timeout_ms);
 
-	memset(res, 0, sizeof(FetchResult));
-	bad_url = gs_remote_check_url(target->project_url);
-	if (bad_url != NULL)
+	ans->rc = CURLE_OK;
+	ans->status = 0;
+	ans->errbuf[0] = '\0';
+	gs_curl_body_init(&ans->body, max_body);
+	if (left <= 0)
 	{
-		res->outcome = FETCH_BAD_URL;
-		res->message = bad_url;
-		res->hint = pstrdup("An administrator must correct project_url in the active row of gestao_scouter_config.");
+		ans->rc = CURLE_OPERATION_TIMEDOUT;
 		return;
 	}
-	base_len = strlen(target->project_url);
-	while (base_len > 0 && target->project_url[base_len - 1] == '/')
-		base_len--;
-	url = psprintf("%.*s/rest/v1/", (int) base_len, target->project_url);
-	origin = gs_remote_url_origin(target->project_url);
 
-	gs_remote_init();
-	gs_curl_body_init(&answer, GS_CHECK_MAX_DOCUMENT);
-	errbuf[0] = '\0';
-
-	/* the keys out of every line logged meanwhile, and of what follows */
-	gs_scrub_set_keys(target->secret_keys);
 	PG_TRY();
 	{
 		struct curl_slist *h = NULL;
 		char	   *apikey = psprintf("apikey: %s", target->api_key);
 		char	   *bearer = psprintf("Authorization: Bearer %s", target->api_key);
+		char	   *accept_h = psprintf("Accept: %s", accept);
 
 		h = curl_slist_append(h, apikey);
 		if (h)
 			h = curl_slist_append(h, bearer);
 		if (h)
-			h = curl_slist_append(h, "Accept: application/openapi+json");
+			h = curl_slist_append(h, accept_h);
 		if (h)
 			h = curl_slist_append(h, "User-Agent: gs_export/" GS_EXPORT_VERSION);
 		memset(apikey, 0, strlen(apikey));
@@ -489,21 +509,21 @@ fetch_table(const RemoteTarget *target, FetchResult *res)
 		headers = h;
 
 		easy = gs_curl_easy_init();
-		gs_curl_setopt(easy, CURLOPT_URL, url);
+		gs_curl_setopt(easy, CURLOPT_URL, psprintf("%s%s", res->base_url, path));
 		gs_remote_set_transport(easy);
 		gs_curl_setopt(easy, CURLOPT_HTTPGET, 1L);
 		gs_curl_setopt(easy, CURLOPT_HTTPHEADER, headers);
-		gs_curl_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-		gs_curl_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+		gs_curl_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, Min(connect_ms, left));
+		gs_curl_setopt(easy, CURLOPT_TIMEOUT_MS, left);
 		gs_curl_setopt(easy, CURLOPT_WRITEFUNCTION, gs_curl_keep_body);
-		gs_curl_setopt(easy, CURLOPT_WRITEDATA, &answer);
-		gs_curl_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+		gs_curl_setopt(easy, CURLOPT_WRITEDATA, &ans->body);
+		gs_curl_setopt(easy, CURLOPT_ERRORBUFFER, ans->errbuf);
 		/* one request: no connection is kept for later */
 		gs_curl_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
 
-		rc = (CURLcode) gs_remote_perform(easy);
-		if (rc == CURLE_OK)
-			curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+		ans->rc = (CURLcode) gs_remote_perform(easy);
+		if (ans->rc == CURLE_OK)
+			curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &ans->status);
 	}
 	PG_CATCH();
 	{
@@ -517,49 +537,114 @@ fetch_table(const RemoteTarget *target, FetchResult *res)
 	PG_END_TRY();
 	curl_easy_cleanup(easy);
 	curl_slist_free_all(headers);
+}
+
+/* A request that got no answer: res says why (the remote row's text). */
+static void
+no_answer(FetchResult *res, const HttpAnswer *ans)
+{
+	if (ans->rc == CURLE_OPERATION_TIMEDOUT)
+	{
+		res->outcome = FETCH_TIMEOUT;
+		res->message = psprintf("the remote at %s did not answer within %ld ms", res->origin,
+								res->timeout_ms);
+		res->hint = pstrdup("Is the remote up? The check waits at most 10 s (gs_export.http_timeout_ms, if lower).");
+	}
+	else
+	{
+		res->outcome = FETCH_NO_CONNECTION;
+		res->message = psprintf("the remote at %s could not be reached: %s%s%s", res->origin,
+								curl_easy_strerror(ans->rc), ans->errbuf[0] ? ": " : "",
+								ans->errbuf);
+		res->hint = pstrdup("Check project_url in gestao_scouter_config, and that this server can reach it.");
+	}
+}
+
+/*
+ * Start a call to the remote: its address, its time (at most
+ * GS_CHECK_TIMEOUT_MS for all its requests) and the keys to keep out of
+ * every text (cleared by end_call, or by an error in http_get).  False
+ * (res says why) when project_url is not one gs_export uses.
+ */
+static bool
+begin_call(const RemoteTarget *target, FetchResult *res)
+{
+	char	   *bad_url;
+	size_t		base_len;
+
+	memset(res, 0, sizeof(FetchResult));
+	bad_url = gs_remote_check_url(target->project_url);
+	if (bad_url != NULL)
+	{
+		res->outcome = FETCH_BAD_URL;
+		res->message = bad_url;
+		res->hint = pstrdup("An administrator must correct project_url in the active row of gestao_scouter_config.");
+		return false;
+	}
+	base_len = strlen(target->project_url);
+	while (base_len > 0 && target->project_url[base_len - 1] == '/')
+		base_len--;
+	res->base_url = psprintf("%.*s/rest/v1/", (int) base_len, target->project_url);
+	res->origin = gs_remote_url_origin(target->project_url);
+	res->timeout_ms = Min((long) gs_export_http_timeout_ms, (long) GS_CHECK_TIMEOUT_MS);
+	res->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), res->timeout_ms);
+	gs_remote_init();
+	/* the keys out of every line logged meanwhile, and of what follows */
+	gs_scrub_set_keys(target->secret_keys);
+	return true;
+}
+
+/* The call is over: the texts made, the keys are forgotten. */
+static void
+end_call(void)
+{
+	gs_scrub_set_keys(NIL);
+}
+
+/*
+ * GET {project_url}/rest/v1/ (the OpenAPI document), and the table's
+ * columns out of the answer, after begin_call.  Never throws for what the
+ * remote does (res says); a cancel or a statement timeout throws 57014.
+ * A 401 or 403 is FETCH_KEY_REFUSED, with root_refused: the key may be
+ * wrong, or the remote may show its description only to a privileged key
+ * (Supabase's platform shows /rest/v1/ only to a service_role or secret
+ * key since 2026, its self-hosted gateways too): gs_export_check asks the
+ * table itself to tell which (probe_table).
+ */
+static void
+fetch_table(const RemoteTarget *target, FetchResult *res)
+{
+	HttpAnswer	ans;
+
+	http_get(target, res, "", "application/openapi+json", GS_CHECK_MAX_DOCUMENT, &ans);
 
 	/* keys still set: every text below is scrubbed */
-	if (rc != CURLE_OK)
+	if (ans.rc != CURLE_OK)
+		no_answer(res, &ans);
+	else if (ans.status == 401 || ans.status == 403)
 	{
-		switch (rc)
-		{
-			case CURLE_OPERATION_TIMEDOUT:
-				res->outcome = FETCH_TIMEOUT;
-				res->message = psprintf("the remote at %s did not answer within %ld ms", origin,
-										timeout_ms);
-				res->hint = pstrdup("Is the remote up? The check waits at most 10 s (gs_export.http_timeout_ms, if lower).");
-				break;
-			default:
-				res->outcome = FETCH_NO_CONNECTION;
-				res->message = psprintf("the remote at %s could not be reached: %s%s%s", origin,
-										curl_easy_strerror(rc), errbuf[0] ? ": " : "", errbuf);
-				res->hint = pstrdup("Check project_url in gestao_scouter_config, and that this server can reach it.");
-				break;
-		}
-	}
-	else if (status == 401 || status == 403)
-	{
-		char	   *message = error_message(answer.buf.data);
+		char	   *message = error_message(ans.body.buf.data);
 
 		res->outcome = FETCH_KEY_REFUSED;
-		res->message = psprintf("the remote refused the key: HTTP %ld%s%s", status,
-								message ? ": " : "", message ? message : "");
-		res->hint = pstrdup("An administrator must set the project's anon key in gestao_scouter_config.anon_key.");
+		res->root_refused = true;
+		res->message = psprintf("the remote refused this key its description (GET /rest/v1/): HTTP %ld%s%s",
+								ans.status, message ? ": " : "", message ? message : "");
+		res->hint = pstrdup("Either anon_key in gestao_scouter_config is not the project's key, or the remote shows its OpenAPI description only to a privileged key (as Supabase does for the anon key since 2026).");
 	}
-	else if (status != 200)
+	else if (ans.status != 200)
 	{
-		char	   *message = error_message(answer.buf.data);
-		char	   *body = gs_scrub_json(answer.buf.data);
+		char	   *message = error_message(ans.body.buf.data);
+		char	   *body = gs_scrub_json(ans.body.buf.data);
 
 		res->outcome = FETCH_BAD_ANSWER;
-		res->message = psprintf("GET %s/rest/v1/ answered HTTP %ld%s%s", origin, status,
+		res->message = psprintf("GET %s/rest/v1/ answered HTTP %ld%s%s", res->origin, ans.status,
 								message || body[0] ? ": " : "",
 								message ? message : excerpt(body, strlen(body)));
-		res->hint = pstrdup(status == 404 ?
+		res->hint = pstrdup(ans.status == 404 ?
 							"project_url must be the Supabase project's address, whose PostgREST serves its OpenAPI document at /rest/v1/ (openapi-mode not \"disabled\")." :
 							"The remote may be in trouble; try again later.");
 	}
-	else if (answer.buf.len >= GS_CHECK_MAX_DOCUMENT)
+	else if (ans.body.buf.len >= GS_CHECK_MAX_DOCUMENT)
 	{
 		res->outcome = FETCH_BAD_ANSWER;
 		res->message = psprintf("the remote's OpenAPI document is larger than %d MB",
@@ -570,7 +655,7 @@ fetch_table(const RemoteTarget *target, FetchResult *res)
 	{
 		int			i;
 
-		read_document(answer.buf.data, answer.buf.len, target->target_table, res);
+		read_document(ans.body.buf.data, ans.body.buf.len, target->target_table, res);
 		/* names in the database's encoding (json-c's objects are freed) */
 		if (res->outcome == FETCH_NO_TABLE)
 			res->hint = from_utf8(res->hint);
@@ -588,7 +673,6 @@ fetch_table(const RemoteTarget *target, FetchResult *res)
 	res->message = gs_scrub(res->message);
 	if (res->hint)
 		res->hint = gs_scrub(res->hint);
-	gs_scrub_set_keys(NIL);
 }
 
 /* ---------------------------------------------------------------------
@@ -629,7 +713,9 @@ gs_export_remote_columns(PG_FUNCTION_ARGS)
 		elog(ERROR, "gs_export: _gs_export_remote_target returned null");
 	read_target(&DatumGetJsonbP(result)->root, &target);
 
-	fetch_table(&target, &res);
+	if (begin_call(&target, &res))
+		fetch_table(&target, &res);
+	end_call();
 	switch (res.outcome)
 	{
 		case FETCH_OK:
@@ -752,7 +838,8 @@ int_width(const char *format)
 typedef struct SentColumn
 {
 	const char *remote;
-	const char *lead;
+	const char *lead;			/* NULL: the synced-at or source column */
+	const char *what;			/* what it gets, for messages */
 	const char *option;			/* the option that maps it */
 	const char *lead_type;		/* format_type of its base type */
 	char		lead_category;	/* pg_type.typcategory */
@@ -915,10 +1002,23 @@ find_column(FetchResult *res, const char *name)
 	return NULL;
 }
 
+/* The row of a column sent that the remote table lacks. */
+static void
+missing_row(CheckRows *rows, const char *table, const SentColumn *s)
+{
+	if (s->lead != NULL)
+		add_row(rows, "error", s->option,
+				psprintf("remote column \"%s\" (for lead column \"%s\") does not exist in table \"%s\": its values would not arrive (the job drops a column the remote lacks)",
+						 s->remote, s->lead, table));
+	else
+		add_row(rows, "warning", s->option,
+				psprintf("remote column \"%s\" (%s) does not exist in table \"%s\": the job would send it and then drop it; set option \"%s\" to null to send none",
+						 s->remote, s->what, table, s->option));
+}
+
 /* Compare one column sent with the remote's. */
 static void
-check_sent(CheckRows *rows, FetchResult *res, const char *table, const SentColumn *s,
-		   const char *what)
+check_sent(CheckRows *rows, FetchResult *res, const char *table, const SentColumn *s)
 {
 	RemoteColumn *col = find_column(res, s->remote);
 	const char *severity;
@@ -926,14 +1026,7 @@ check_sent(CheckRows *rows, FetchResult *res, const char *table, const SentColum
 
 	if (col == NULL)
 	{
-		if (s->lead != NULL)
-			add_row(rows, "error", s->option,
-					psprintf("remote column \"%s\" (for lead column \"%s\") does not exist in table \"%s\": its values would not arrive (the job drops a column the remote lacks)",
-							 s->remote, s->lead, table));
-		else
-			add_row(rows, "warning", s->option,
-					psprintf("remote column \"%s\" (%s) does not exist in table \"%s\": the job would send it and then drop it; set option \"%s\" to null to send none",
-							 s->remote, what, table, s->option));
+		missing_row(rows, table, s);
 		return;
 	}
 	severity = check_types(s, col, &why);
@@ -941,11 +1034,121 @@ check_sent(CheckRows *rows, FetchResult *res, const char *table, const SentColum
 		add_row(rows, severity, s->option,
 				psprintf("remote column \"%s\" is %s and %s is %s: %s",
 						 s->remote, col->format ? col->format : "of an unknown type",
-						 what, s->lead_type, why));
+						 s->what, s->lead_type, why));
 	if (col->not_null && !s->lead_not_null)
 		add_row(rows, "warning", s->option,
 				psprintf("remote column \"%s\" is NOT NULL and %s may be null: a lead with null there would be refused (23502)",
-						 s->remote, what));
+						 s->remote, s->what));
+}
+
+/*
+ * The column a 42703 names ("column fichas.nome does not exist"), or NULL.
+ */
+static char *
+undefined_column(const char *message, const char *table)
+{
+	const char *start;
+	const char *end;
+	size_t		tlen = strlen(table);
+
+	if (message == NULL || strncmp(message, "column ", 7) != 0)
+		return NULL;
+	start = message + 7;
+	if (strncmp(start, table, tlen) == 0 && start[tlen] == '.')
+		start += tlen + 1;
+	end = strstr(start, " does not exist");
+	if (end == NULL || end == start)
+		return NULL;
+	return pnstrdup(start, end - start);
+}
+
+/*
+ * The remote refused the key its description (GET /rest/v1/: 401, 403):
+ * ask the table itself, with the same key, for the columns sent and no
+ * row (GET /rest/v1/<table>?limit=0&select=...).  PostgREST 12.2 answers
+ * 200 when the table and every column exist, 400 42703 naming the first
+ * column that does not (asked again without it, each one a row), 404
+ * 42P01 without the table, 401/403 42501 when the key's role may not read
+ * it, and the gateway its own 401 when the key is wrong.  Types and the
+ * remote's required columns cannot be checked this way: a warning says so.
+ */
+static void
+probe_table(const RemoteTarget *target, FetchResult *res, List *sent, CheckRows *rows)
+{
+	List	   *asked = list_copy(sent);
+	const char *table = target->target_table;
+	int			attempts = list_length(sent) + 1;
+
+	while (attempts-- > 0)
+	{
+		StringInfoData path;
+		HttpAnswer	ans;
+		ListCell   *lc;
+		char	   *message;
+		char	   *code;
+		char	   *column;
+		SentColumn *missing = NULL;
+
+		initStringInfo(&path);
+		appendStringInfo(&path, "%s?limit=0", table);
+		foreach(lc, asked)
+		{
+			const char *name = ((SentColumn *) lfirst(lc))->remote;
+
+			/* a name that is no plain identifier in PostgREST's quotes */
+			appendStringInfo(&path, "%s%s", foreach_current_index(lc) == 0 ? "&select=" : ",",
+							 gs_remote_escape(strspn(name, "abcdefghijklmnopqrstuvwxyz"
+													 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+											  strlen(name) ? name : psprintf("\"%s\"", name)));
+		}
+		http_get(target, res, path.data, "application/json", 64 * 1024, &ans);
+		if (ans.rc != CURLE_OK)
+		{
+			no_answer(res, &ans);
+			add_row(rows, "error", "remote", psprintf("%s (%s)", res->message, res->hint));
+			return;
+		}
+		error_fields(ans.body.buf.data, &message, &code);
+		if (ans.status == 200)
+		{
+			add_row(rows, "warning", "remote",
+					psprintf("the remote does not show its description (GET /rest/v1/) to this key, but the key works: table \"%s\"%s exists; the columns' types and the remote's required columns were not checked (%s)",
+							 table, asked != NIL ? " and every column sent to it" : "",
+							 "Supabase shows /rest/v1/ only to a service_role or secret key"));
+			return;
+		}
+		if (ans.status == 400 && code != NULL && strcmp(code, "42703") == 0 &&
+			(column = undefined_column(message, table)) != NULL)
+		{
+			foreach(lc, asked)
+				if (strcmp(((SentColumn *) lfirst(lc))->remote, column) == 0)
+					missing = (SentColumn *) lfirst(lc);
+		}
+		if (missing != NULL)
+		{
+			missing_row(rows, table, missing);
+			asked = list_delete_ptr(asked, missing);
+			continue;
+		}
+		if (ans.status == 404 || (code != NULL && strcmp(code, "42P01") == 0))
+			add_row(rows, "error", "target_table",
+					psprintf("remote table \"%s\" does not exist (GET /rest/v1/%s: HTTP %ld%s%s)",
+							 table, table, ans.status, message ? ": " : "", message ? message : ""));
+		else if ((ans.status == 401 || ans.status == 403) && code != NULL &&
+				 strcmp(code, "42501") == 0)
+			add_row(rows, "warning", "remote",
+					psprintf("the remote does not show its description (GET /rest/v1/) to this key, and the key's role may not read table \"%s\" (HTTP %ld: %s): neither the table nor its columns were checked",
+							 table, ans.status, message ? message : "42501"));
+		else if (ans.status == 401 || ans.status == 403)
+			add_row(rows, "error", "key",
+					psprintf("the remote refused the key: HTTP %ld%s%s (An administrator must set the project's anon key in gestao_scouter_config.anon_key.)",
+							 ans.status, message ? ": " : "", message ? message : ""));
+		else
+			add_row(rows, "error", "remote",
+					psprintf("GET %s/rest/v1/%s answered HTTP %ld%s%s", res->origin, table,
+							 ans.status, message ? ": " : "", message ? message : ""));
+		return;
+	}
 }
 
 /*
@@ -1010,7 +1213,58 @@ gs_export_check(PG_FUNCTION_ARGS)
 		char	   *source = jb_text(remote, "source_column");
 
 		read_target(remote, &target);
-		fetch_table(&target, &res);
+
+		/* the columns sent: the mapping's, then the two gs_export fills */
+		if (cols != NULL)
+			for (i = 0; i < JsonContainerSize(cols); i++)
+			{
+				JsonbContainer *c = jb_element(cols, i);
+				char	   *category = jb_text(c, "lead_category");
+
+				s = palloc0(sizeof(SentColumn));
+				s->remote = jb_text(c, "remote");
+				s->lead = jb_text(c, "lead");
+				s->what = psprintf("lead column \"%s\"", s->lead);
+				s->option = jb_text(c, "option");
+				s->lead_type = jb_text(c, "lead_type");
+				s->lead_category = category ? category[0] : 'X';
+				s->lead_not_null = jb_bool(c, "lead_not_null");
+				s->lead_max_len = jb_int(c, "lead_max_len", -1);
+				sent = lappend(sent, s);
+			}
+		if (synced_at != NULL)
+		{
+			s = palloc0(sizeof(SentColumn));
+			s->remote = synced_at;
+			s->what = "the time of export";
+			s->option = "synced_at_column";
+			s->lead_type = "timestamp with time zone";
+			s->lead_category = 'D';
+			s->lead_not_null = true;
+			s->lead_max_len = -1;
+			sent = lappend(sent, s);
+		}
+		if (source != NULL)
+		{
+			s = palloc0(sizeof(SentColumn));
+			s->remote = source;
+			s->what = "source_value";
+			s->option = "source_column";
+			s->lead_type = "text";
+			s->lead_category = 'S';
+			s->lead_not_null = true;
+			s->lead_max_len = -1;
+			sent = lappend(sent, s);
+		}
+
+		if (begin_call(&target, &res))
+		{
+			fetch_table(&target, &res);
+			if (res.outcome == FETCH_KEY_REFUSED && res.root_refused)
+				probe_table(&target, &res, sent, &rows);
+		}
+		end_call();
+
 		switch (res.outcome)
 		{
 			case FETCH_OK:
@@ -1019,7 +1273,7 @@ gs_export_check(PG_FUNCTION_ARGS)
 				add_row(&rows, "error", "config", psprintf("%s (%s)", res.message, res.hint));
 				break;
 			case FETCH_KEY_REFUSED:
-				add_row(&rows, "error", "key", psprintf("%s (%s)", res.message, res.hint));
+				/* probe_table said what it is */
 				break;
 			case FETCH_NO_TABLE:
 				add_row(&rows, "error", "target_table", psprintf("%s (%s)", res.message, res.hint));
@@ -1034,48 +1288,8 @@ gs_export_check(PG_FUNCTION_ARGS)
 
 		if (res.outcome == FETCH_OK)
 		{
-			if (cols != NULL)
-				for (i = 0; i < JsonContainerSize(cols); i++)
-				{
-					JsonbContainer *c = jb_element(cols, i);
-					char	   *category = jb_text(c, "lead_category");
-
-					s = palloc0(sizeof(SentColumn));
-					s->remote = jb_text(c, "remote");
-					s->lead = jb_text(c, "lead");
-					s->option = jb_text(c, "option");
-					s->lead_type = jb_text(c, "lead_type");
-					s->lead_category = category ? category[0] : 'X';
-					s->lead_not_null = jb_bool(c, "lead_not_null");
-					s->lead_max_len = jb_int(c, "lead_max_len", -1);
-					sent = lappend(sent, s);
-					check_sent(&rows, &res, target.target_table, s,
-							   psprintf("lead column \"%s\"", s->lead));
-				}
-			if (synced_at != NULL)
-			{
-				s = palloc0(sizeof(SentColumn));
-				s->remote = synced_at;
-				s->option = "synced_at_column";
-				s->lead_type = "timestamp with time zone";
-				s->lead_category = 'D';
-				s->lead_not_null = true;
-				s->lead_max_len = -1;
-				sent = lappend(sent, s);
-				check_sent(&rows, &res, target.target_table, s, "the time of export");
-			}
-			if (source != NULL)
-			{
-				s = palloc0(sizeof(SentColumn));
-				s->remote = source;
-				s->option = "source_column";
-				s->lead_type = "text";
-				s->lead_category = 'S';
-				s->lead_not_null = true;
-				s->lead_max_len = -1;
-				sent = lappend(sent, s);
-				check_sent(&rows, &res, target.target_table, s, "source_value");
-			}
+			foreach(lc, sent)
+				check_sent(&rows, &res, target.target_table, (SentColumn *) lfirst(lc));
 
 			/* required columns nothing is sent to */
 			for (i = 0; i < res.ncolumns; i++)

@@ -148,13 +148,41 @@ like($rows->[0], qr/^error\|target_table\|remote table "nope" does not exist \(T
 	'its row names the tables the remote has');
 
 # --- the key refused, the remote down, the remote too slow ---
-# a 401 whose body echoes the key (as a gateway echoing headers might)
-$remote->faults(fail_next => 1, status => 401,
+# a 401 whose body echoes the key (as a gateway echoing headers might), to
+# the description and to the table asked next
+$remote->faults(fail_next => 2, status => 401,
 	body => { message => "Invalid API key $key", hint => "apikey: $key" });
 $rows = check_rows('{}');
 is(scalar(@$rows), 1, 'a refused key: one row');
 like($rows->[0], qr/^error\|key\|the remote refused the key: HTTP 401: Invalid API key \[key\]/,
 	'the key row, the echoed key replaced');
+$remote->reset;
+
+# A remote that shows its description only to a privileged key (Supabase's
+# platform, for the anon key, since 2026): the 403 to GET /rest/v1/ is no
+# refused key when the table answers; the table and the columns sent are
+# asked of the table itself (one missing column after the other)
+my $since_probe = scalar(@{ $remote->requests });
+$remote->faults(fail_next => 1, status => 403, method => 'GET',
+	body => { message => 'OpenAPI description for privileged keys only' });
+$rows = check_rows('{"field_mappings": {"nome_que_falta": "name", "outra": "age", "name": "name"}}');
+is_deeply($rows, [
+	'error|field_mappings|remote column "nome_que_falta" (for lead column "name") does not exist in table "fichas": its values would not arrive (the job drops a column the remote lacks)',
+	'error|field_mappings|remote column "outra" (for lead column "age") does not exist in table "fichas": its values would not arrive (the job drops a column the remote lacks)',
+	'warning|remote|the remote does not show its description (GET /rest/v1/) to this key, but the key works: table "fichas" and every column sent to it exists; the columns\' types and the remote\'s required columns were not checked (Supabase shows /rest/v1/ only to a service_role or secret key)',
+], 'description refused, table readable: the missing columns found through the table, and a warning');
+my @probes = map { $_->{path} } grep { $_->{seq} > $since_probe } @{ $remote->requests };
+is_deeply(\@probes, [ '/rest/v1/', ('/rest/v1/fichas') x 3 ], 'one description, then the table three times');
+$remote->faults(fail_next => 1, status => 403, method => 'GET', body => { message => 'privileged keys only' });
+$rows = check_rows('{"target_table": "nope"}');
+like($rows->[0] // '', qr/^error\|target_table\|remote table "nope" does not exist \(GET \/rest\/v1\/nope: HTTP 404/,
+	'description refused, no such table: the target_table row');
+is(scalar(@$rows), 1, 'and only it');
+# the table refused too, by the database (42501: the key's role may not read it)
+$remote->faults(fail_next => 2, status => 403, method => 'GET');
+$rows = check_rows('{}');
+is_deeply($rows, [ 'warning|remote|the remote does not show its description (GET /rest/v1/) to this key, and the key\'s role may not read table "fichas" (HTTP 403: permission denied for table fichas): neither the table nor its columns were checked' ],
+	'description and table refused by the database: a warning, not a refused key');
 $remote->reset;
 
 # an error answer that quotes the key where the message is cut (200
