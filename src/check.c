@@ -608,8 +608,9 @@ end_call(void)
  * A 401 or 403 is FETCH_KEY_REFUSED, with root_refused: the key may be
  * wrong, or the remote may show its description only to a privileged key
  * (Supabase's platform shows /rest/v1/ only to a service_role or secret
- * key since 2026, its self-hosted gateways too): gs_export_check asks the
- * table itself to tell which (probe_table).
+ * key; its self-hosted gateways too since supabase/supabase pull request
+ * 45462, May 2026): gs_export_check asks the table itself to tell which
+ * (probe_table).
  */
 static void
 fetch_table(const RemoteTarget *target, FetchResult *res)
@@ -629,7 +630,7 @@ fetch_table(const RemoteTarget *target, FetchResult *res)
 		res->root_refused = true;
 		res->message = psprintf("the remote refused this key its description (GET /rest/v1/): HTTP %ld%s%s",
 								ans.status, message ? ": " : "", message ? message : "");
-		res->hint = pstrdup("Either anon_key in gestao_scouter_config is not the project's key, or the remote shows its OpenAPI description only to a privileged key (as Supabase does for the anon key since 2026).");
+		res->hint = pstrdup("Either anon_key in gestao_scouter_config is not the project's key, or the remote shows its OpenAPI description only to a privileged key (as Supabase does for the anon key).");
 	}
 	else if (ans.status != 200)
 	{

@@ -159,7 +159,7 @@ like($rows->[0], qr/^error\|key\|the remote refused the key: HTTP 401: Invalid A
 $remote->reset;
 
 # A remote that shows its description only to a privileged key (Supabase's
-# platform, for the anon key, since 2026): the 403 to GET /rest/v1/ is no
+# platform, for the anon key): the 403 to GET /rest/v1/ is no
 # refused key when the table answers; the table and the columns sent are
 # asked of the table itself (one missing column after the other)
 my $since_probe = scalar(@{ $remote->requests });
