@@ -9,13 +9,15 @@
  *
  *	  The SQL part runs as the extension's owner through api.c
  *	  (gs_api_call_readonly: _gs_export_remote_target, _gs_export_check);
- *	  the one HTTP request runs here, in the calling backend, through
+ *	  the HTTP requests run here, in the calling backend, through
  *	  remote.c's machinery (gs_remote_perform sleeps on the latch and
  *	  curl's sockets together, so a cancel or a statement timeout stops it
- *	  at once, with 57014), at most GS_CHECK_TIMEOUT_MS.  The config's keys
- *	  are set in scrub.c for the call (the log's lines are scrubbed while it
- *	  runs), and every text that comes from the remote is scrubbed here
- *	  before it is returned or raised.
+ *	  at once, with 57014), all of a call's within GS_CHECK_TIMEOUT_MS:
+ *	  the description, and for gs_export_check, when the remote refuses the
+ *	  key its description only, the table itself (probe_table).  The
+ *	  config's keys are set in scrub.c for the call (the log's lines are
+ *	  scrubbed while it runs), and every text that comes from the remote
+ *	  is scrubbed here before it is cut, returned or raised.
  *
  *	  What PostgREST 12.2's document says of a column, and what it does not
  *	  (Response/OpenAPI.hs makeTableDef, makeProperty, parseDefault;
