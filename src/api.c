@@ -9,7 +9,8 @@
  *	  And _gs_export_latest_active_job, which those internal functions use
  *	  to name the active job as the latest committed state has it.
  *	  Version 1.1 adds gs_export_reset, gs_export_delete and
- *	  gs_export_status, the same way.
+ *	  gs_export_status, the same way; 1.2 lends call_internal to check.c
+ *	  (gs_api_call_readonly).
  *
  *-------------------------------------------------------------------------
  */
@@ -178,6 +179,22 @@ call_with_args(FunctionCallInfo fcinfo, const char *function, int nargs,
 		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
 	}
 	return call_internal(function, nargs, types, values, nulls, isnull);
+}
+
+/*
+ * call_internal for a function that changes no job (check.c's): the wake
+ * that call_internal arranges is undone, as gs_export_status does.
+ */
+Datum
+gs_api_call_readonly(const char *function, int nargs, Oid *argtypes,
+					 Datum *values, bool *isnull_args, bool *isnull)
+{
+	bool		wake_was_due = wake_on_commit;
+	Datum		result = call_internal(function, nargs, argtypes, values,
+									   isnull_args, isnull);
+
+	wake_on_commit = wake_was_due;
+	return result;
 }
 
 /*

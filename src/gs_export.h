@@ -3,7 +3,7 @@
  * gs_export.h
  *	  Declarations shared by the files of gs_export: GUCs, shared memory,
  *	  and the interfaces between launcher, worker, job, source, payload,
- *	  remote, pace, store, alert and scrub.  The limits of the options are in
+ *	  remote, pace, store, alert, scrub and check.  The limits of the options are in
  *	  gs_limits.h, what the libcurl users share in gs_curl.h.
  *
  *-------------------------------------------------------------------------
@@ -76,6 +76,9 @@ extern void gs_export_wake_followers(void);
 
 /* api.c: for the capture (capture.c) */
 extern void gs_export_wake_followers_at_commit(void);
+/* api.c: an internal function run as the extension's owner, for check.c */
+extern Datum gs_api_call_readonly(const char *function, int nargs, Oid *argtypes,
+								  Datum *values, bool *isnull_args, bool *isnull);
 
 /* catalog.c: the extension's own entry in pg_extension */
 extern bool gs_extension_lookup(Oid *nspoid, Oid *owner);

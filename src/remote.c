@@ -184,13 +184,16 @@ note_timer(CURLM *multi, long timeout_ms, void *clientp)
 
 /*
  * Set up this process's libcurl multi handle, once, before the first
- * request.
+ * request (again: nothing).
  */
 void
 gs_remote_init(void)
 {
-	CURLcode	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	CURLcode	rc;
 
+	if (multi_handle != NULL)
+		return;					/* done already (a backend's second check) */
+	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (rc != CURLE_OK)
 		gs_curl_failed("curl_global_init", rc);
 	multi_handle = curl_multi_init();

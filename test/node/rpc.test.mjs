@@ -310,3 +310,32 @@ test('jobs, errors and events through supabase.from(): row level security holds'
   assert.equal(one.error, null, JSON.stringify(one.error))
   assert.deepEqual(one.data, { id: aJob, status: 'completed' })
 })
+
+test('gs_export_remote_columns and gs_export_check through supabase.rpc (doc/usage.md, "Check before a job")', async () => {
+  const a = clientFor('A')
+  const cols = await a.rpc('gs_export_remote_columns', { target_table: 'fichas' })
+  assert.equal(cols.error, null, JSON.stringify(cols.error))
+  assert.ok(Array.isArray(cols.data) && cols.data.length > 40, 'an array: a row per column of fichas')
+  assert.deepEqual(cols.data[0], { column_name: 'id', data_type: 'bigint', required: true })
+  assert.deepEqual(cols.data.find((c) => c.column_name === 'updated_at'),
+    { column_name: 'updated_at', data_type: 'timestamp with time zone', required: false })
+  // the default options: good to go
+  const ok = await a.rpc('gs_export_check', { options: {} })
+  assert.deepEqual([ok.error, ok.data], [null, []])
+  // the doc's example: a remote column that does not exist, and a bad option
+  const { data: rows, error } = await a.rpc('gs_export_check', {
+    options: { field_mappings: { nome: 'name', idade: 'age' } },
+  })
+  assert.equal(error, null, JSON.stringify(error))
+  assert.deepEqual(rows.map((r) => [r.severity, r.key]), [['error', 'field_mappings'], ['error', 'field_mappings']])
+  assert.match(rows[0].message, /remote column "idade" \(for lead column "age"\) does not exist in table "fichas"/)
+  const bad = await a.rpc('gs_export_check', { options: { batch_size: 0 } })
+  assert.deepEqual(bad.data.map((r) => [r.severity, r.key]), [['error', 'batch_size']])
+  // a table the remote lacks: 42P01, as PostgREST returns an error
+  const none = await a.rpc('gs_export_remote_columns', { target_table: 'nope' })
+  assert.equal(none.error?.code, '42P01', JSON.stringify(none.error))
+  assert.match(none.error.hint, /fichas/)
+  // an anonymous visitor may not
+  const anon = await clientFor(null).rpc('gs_export_check', { options: {} })
+  assert.equal(anon.error?.code, '42501', JSON.stringify(anon.error))
+})

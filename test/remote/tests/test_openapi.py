@@ -8,7 +8,7 @@ from .fixture import KEY, StandInCase
 H = {"apikey": KEY, "Authorization": "Bearer " + KEY}
 
 FIXTURE = r"""
-DROP TABLE IF EXISTS public.oa_child, public.oa_types CASCADE;
+DROP TABLE IF EXISTS public.oa_child, public.oa_types, public.oa_req CASCADE;
 DROP TYPE IF EXISTS public.oa_mood;
 DROP DOMAIN IF EXISTS public.oa_posint;
 DROP ROLE IF EXISTS oa_limited;
@@ -47,6 +47,25 @@ CREATE FUNCTION public.oa_add(a integer, b text[] DEFAULT '{}') RETURNS integer
     LANGUAGE sql IMMUTABLE AS $$ SELECT a $$;
 COMMENT ON FUNCTION public.oa_add(integer, text[]) IS 'Adds
 what it is given';
+CREATE TABLE public.oa_req (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    plain       text NOT NULL,
+    quoted      text NOT NULL DEFAULT E'say \x22hi',
+    slash       text NOT NULL DEFAULT 'a\z',
+    escape      text NOT NULL DEFAULT 'a\b',
+    vc          varchar(8) NOT NULL DEFAULT 'new',
+    bp          character(3) NOT NULL DEFAULT 'abc',
+    made        timestamptz NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    uid         uuid NOT NULL DEFAULT gen_random_uuid(),
+    on_         boolean NOT NULL DEFAULT true,
+    doc         jsonb NOT NULL DEFAULT '{}',
+    nums        integer[] NOT NULL DEFAULT '{1}',
+    total       numeric NOT NULL DEFAULT 0,
+    seq         bigserial NOT NULL,
+    num         integer NOT NULL,
+    twice       integer NOT NULL GENERATED ALWAYS AS (num * 2) STORED,
+    optional    text DEFAULT 'x'
+);
 CREATE ROLE oa_limited NOLOGIN;
 REVOKE EXECUTE ON FUNCTION public.oa_add(integer, text[]) FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO oa_limited;
@@ -152,6 +171,36 @@ class OpenApiTest(StandInCase):
             "description": "Note:\nThis is a Foreign Key to `oa_types.id`."
                            "<fk table='oa_types' column='id'/>",
             "format": "bigint", "type": "integer"})
+
+    def test_required_and_defaults(self):
+        # What gs_export_remote_columns and gs_export_check read
+        # (src/check.c): "required" is every NOT NULL column, defaults or
+        # not; "default" is there only when parseDefault's text reads as
+        # JSON: a default of a string type (quoted by parseDefault) with no
+        # double quote and no backslash but JSON's escapes (read as JSON
+        # reads them), a boolean or number literal; never an identity, a
+        # generated column, nextval() on an integer, a jsonb or an array
+        # default.
+        _, d = self.doc()
+        t = d["definitions"]["oa_req"]
+        self.assertEqual(t["required"], ["id", "plain", "quoted", "slash", "escape", "vc", "bp", "made",
+                                         "uid", "on_", "doc", "nums", "total", "seq", "num",
+                                         "twice"])
+        defaults = {c: p["default"] for c, p in t["properties"].items() if "default" in p}
+        self.assertEqual(defaults, {
+            "escape": "a\b",                   # JSON's escape of a backspace, read as one
+            "vc": "new",                        # the cast ::character varying stripped
+            "bp": "'abc'::bpchar",              # the cast is not ::character: kept
+            "made": "CURRENT_TIMESTAMP",
+            "uid": "gen_random_uuid()",
+            "on_": True,
+            "total": 0,
+            "optional": "x"})
+        # no default shown: a double quote or a backslash that is no JSON escape
+        # makes no JSON once quoted; an identity (ALWAYS), a generated column, nextval() on a
+        # bigint, '{}'::jsonb and '{1}'::integer[] are not JSON
+        for c in ("id", "quoted", "slash", "doc", "nums", "seq", "twice", "num", "plain"):
+            self.assertNotIn("default", t["properties"][c], c)
 
     def test_paths_and_parameters(self):
         _, d = self.doc()
