@@ -23,6 +23,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
@@ -703,6 +704,14 @@ gs_source_follow_next(GsSource *src, MemoryContext batch_cxt, int64 after_id,
 		}
 		values[0] = gs_rows_value(rows, 0, "ids", &isnull);
 		memcpy(values + 1, src->extra_values + 1, sizeof(Datum) * (src->nextra - 1));
+
+		/*
+		 * Read the leads in a snapshot newer than the take's: the
+		 * transaction's first snapshot may miss a change whose rows of
+		 * gs_export_changes the take (a new snapshot) saw.
+		 */
+		PopActiveSnapshot();
+		PushActiveSnapshot(GetTransactionSnapshot());
 	}
 	else
 	{
