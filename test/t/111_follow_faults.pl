@@ -352,6 +352,9 @@ $node->stop;
 # 6. An upgrade.  The 1.2 library runs no job on a 1.1 schema (it asks for
 #    ALTER EXTENSION gs_export UPDATE, 050_upgrade), so a job created on
 #    1.1 waits; the update lets it run to completion; then a follower.
+#    (No follower can run across this update: followers are new in 1.2.
+#    A no-op ALTER EXTENSION gs_export UPDATE TO '1.2' under a running
+#    follower runs no script, so it is not tested: it would prove nothing.)
 ###########################################################################
 {
 	$remote->truncate;
