@@ -280,6 +280,7 @@ extern const char *gs_payload_text(struct json_object *obj, size_t *len);
 extern void gs_payload_drop_key(GsBatch *batch, int from, int n, const char *key);
 extern bool gs_payload_is_json(const char *text);
 extern int	gs_payload_ids(const char *body, int64 **ids);
+extern List *gs_payload_object_keys(const char *json);
 
 /*
  * remote.c: one HTTP exchange, and what it means.
@@ -334,7 +335,7 @@ extern char *gs_remote_url_origin(const char *url);
 extern void gs_remote_set_transport(void *easy);
 extern int	gs_remote_perform(void *easy);
 extern void gs_remote_start(const char *project_url, const char *api_key,
-							const char *table, List *columns,
+							const char *table, List *columns, bool missing_default,
 							const char **texts, const size_t *lens, int n,
 							void *tag);
 extern void gs_remote_start_mutation(const char *project_url, const char *api_key,

@@ -462,3 +462,27 @@ gs_payload_ids(const char *body, int64 **ids)
 	json_object_put(arr);
 	return count;
 }
+
+/*
+ * The keys of a JSON object (a follower's on_delete), as a List of C
+ * strings in the current memory context; NIL when it is no object.
+ */
+List *
+gs_payload_object_keys(const char *json)
+{
+	struct json_object *obj = json_tokener_parse(json);
+	List	   *keys = NIL;
+
+	if (obj == NULL)
+		return NIL;
+	if (json_object_is_type(obj, json_type_object))
+	{
+		json_object_object_foreach(obj, key, val)
+		{
+			(void) val;
+			keys = lappend(keys, pstrdup(key));
+		}
+	}
+	json_object_put(obj);
+	return keys;
+}

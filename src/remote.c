@@ -1010,13 +1010,15 @@ start_request(const char *project_url, const char *api_key, const char *table,
 /*
  * Start POSTing n leads' JSON texts, as one JSON array, to
  * {project_url}/rest/v1/{table}, with the columns in the URL as
- * PostgREST's bulk upsert takes them.  The texts must stay as they are
- * until the request's result is taken (they are streamed, not copied).
+ * PostgREST's bulk upsert takes them.  With missing_default, a column
+ * named but absent from an object gets its default (Prefer:
+ * missing=default), else NULL.  The texts must stay as they are until the
+ * request's result is taken (they are streamed, not copied).
  */
 void
 gs_remote_start(const char *project_url, const char *api_key, const char *table,
-				List *columns, const char **texts, const size_t *lens, int n,
-				void *tag)
+				List *columns, bool missing_default,
+				const char **texts, const size_t *lens, int n, void *tag)
 {
 	StringInfoData query;
 	ListCell   *lc;
@@ -1030,6 +1032,7 @@ gs_remote_start(const char *project_url, const char *api_key, const char *table,
 		first = false;
 	}
 	start_request(project_url, api_key, table, "POST", query.data,
+				  missing_default ? "resolution=merge-duplicates,missing=default,return=minimal" :
 				  "resolution=merge-duplicates,return=minimal", texts, lens, n, tag);
 	pfree(query.data);
 }

@@ -173,6 +173,7 @@ typedef struct Run
 	bool		read_failed;	/* a read ahead failed: read again once the
 								 * flights are recorded, the ordinary way */
 	bool		stopping;		/* paused or failed: nothing more is sent */
+	List	   *undelete_columns;	/* a follower's on_delete object's keys */
 	TimestampTz status_checked; /* a follower: when its status was last
 								 * looked at on a wake-up ... */
 	bool		status_due;		/* ... and a look put off since */
@@ -777,6 +778,17 @@ start_span(Run *run, Span *r)
 	foreach(lc, gs_source_columns(run->src))
 		if (!column_listed(job->ignored_fields, lfirst(lc)))
 			r->columns = lappend(r->columns, lfirst(lc));
+
+	/*
+	 * A follower that soft-deletes: the columns its on_delete sets, when
+	 * not sent, are named too, so that the upsert gives them their remote
+	 * default (missing=default): a lead inserted again, or back in the
+	 * scope, is no longer marked deleted at the remote.
+	 */
+	foreach(lc, run->undelete_columns)
+		if (!column_listed(r->columns, lfirst(lc)) &&
+			!column_listed(job->ignored_fields, lfirst(lc)))
+			r->columns = lappend(r->columns, lfirst(lc));
 	foreach(lc, job->ignored_fields)
 		gs_payload_drop_key(f->batch, r->from, r->n, lfirst(lc));
 	r->window = gs_remote_in_flight() + 1;
@@ -787,6 +799,7 @@ start_span(Run *run, Span *r)
 	f->requests++;
 	MemoryContextSwitchTo(oldcxt);
 	gs_remote_start(job->project_url, job->api_key, job->target_table, r->columns,
+					run->undelete_columns != NIL,
 					f->batch->texts + r->from, f->batch->lens + r->from, r->n, r);
 }
 
@@ -1353,6 +1366,13 @@ run_job(const pg_uuid_t *job_id)
 		LWLockAcquire(GsExport->lock, LW_EXCLUSIVE);
 		GsExport->slots[my_slot].follower = true;
 		LWLockRelease(GsExport->lock);
+	}
+	if (run->job.follow && run->job.on_delete[0] == '{')
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(job_cxt);
+
+		run->undelete_columns = gs_payload_object_keys(run->job.on_delete);
+		MemoryContextSwitchTo(oldcxt);
 	}
 	run->src = gs_source_open(&run->job, job_cxt);
 	if (run->src == NULL)

@@ -292,8 +292,8 @@ $single$;});
 #    after its soft delete reached the remote is upserted: its mapped
 #    columns (compareceu among them) are the lead's again.  The remote's
 #    own sync_status, which the soft delete set and no lead column maps,
-#    is not reset by the upsert: recorded below as a TODO (a product
-#    question: should a re-insert undo every column of the soft delete?).
+#    gets its default again: the upsert names it without a value
+#    (Prefer: missing=default).
 ###########################################################################
 {
 	sql("SELECT gs_export_pause('$job')");
@@ -336,12 +336,10 @@ $reborn$;});
 		'5: 500042..500046 present and current, compareceu the lead\'s again');
 	GsExportTest::wait_true($node, "SELECT backlog = 0 FROM gs_export_status('$soft')", 30);
 	counts_match('5: delete and re-insert, soft delete', $soft);
-  TODO:
-	{
-		local $TODO = 'a product question: the upsert of a re-inserted lead leaves the soft delete\'s unmapped columns';
-		is($remote->count(q{id BETWEEN 500042 AND 500046 AND sync_status IS DISTINCT FROM 'pending'}), 5,
-			'5: the soft delete\'s sync_status is undone when the lead comes back');
-	}
+	# the upsert names the soft delete's columns (missing=default): the
+	# remote's default comes back
+	is($remote->count(q{id BETWEEN 500042 AND 500046 AND sync_status IS DISTINCT FROM 'pending'}), 5,
+		'5: the soft delete\'s sync_status is undone when the lead comes back');
 	sql("SELECT gs_export_pause('$soft')");
 	GsExportTest::wait_no_worker($node);
 	sql("SELECT gs_export_delete('$soft')");
