@@ -1,0 +1,549 @@
+"""bench/live.py -- the live profile of the benchmark (bench/run --live;
+issue 18, item 7): gs_export_follow measured on the throwaway cluster of
+bench/run, in one run.  Standard library + psycopg2; bench/bench.py calls
+run_live() and prints what live_summary() returns.
+
+In this order, on the same N leads (OPTIONS below, printed):
+  A. capture cost, without: no follower (no capture trigger): an UPDATE of
+     every lead (after one not counted; VACUUM and CHECKPOINT before each),
+     and single-row UPDATEs in autocommit, each timed by the client;
+  B. batch export: gs_export_create over all the leads with OPTIONS (and
+     delay_ms 0) into an emptied fichas: its rate;
+  C. the follower: gs_export_follow(OPTIONS) into an emptied fichas, its
+     backfill waited for (backlog 0, every lead at the remote);
+  D. latency: a driver commits single-lead UPDATEs at a steady rate (each
+     sets name to a unique token and notes the client's clock when its
+     COMMIT returned); a row trigger on the remote's fichas (created here,
+     in the bench's remote database only) notes clock_timestamp() when a
+     row carrying a token is upserted; same machine, same clock;
+  E. burst: fichas emptied, one UPDATE of every lead committed; the time
+     from that COMMIT until the backlog is 0 (the job row's updated_at of
+     the last record), then the remote checked equal to the leads;
+  F. capture cost, with the follower: the same UPDATEs with it running
+     (the UPDATE of every lead starts with the backlog drained), and the
+     single-row ones with it running and with it paused (its triggers
+     capture while paused: the trigger's own cost);
+  G. backlog in a table: the follower paused, UPDATEs of every lead until
+     --live-changes changes wait, then resumed: the worker's memory
+     (/proc/<pid>/status RssAnon and smaps_rollup's Private_Clean +
+     Private_Dirty) every 100 ms during the drain;
+  H. capture cost, without, again: the follower paused and deleted (its
+     triggers dropped), the runs of A once more (the table has aged).
+Benchmarks print figures: nothing here passes or fails on speed; a phase
+that cannot run is reported and the next one runs.
+"""
+
+import json
+import random
+import statistics
+import threading
+import time
+
+import bench as B
+
+# The options of the follower and of the batch export (plus delay_ms 0,
+# which a follower refuses: it never waits between batches).
+OPTIONS = {"batch_size": 1000, "max_in_flight": 4}
+UPDATE_REPS = 3
+SINGLE_UPDATES = 2000
+SINGLE_REPS = 3
+DRIVER_THREADS = 2
+TOKEN = "live-"
+SAMPLE_S = 0.1
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def pct(xs, p):
+    """The p-th percentile (nearest rank) of xs."""
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def private_kb(pid):
+    """(RssAnon, Private_Clean + Private_Dirty) of a process in kB, or None."""
+    st = B.proc_status(pid)
+    if not st:
+        return None
+    priv = 0
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("Private_Clean", "Private_Dirty"):
+                    priv += int(v.split()[0])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return st.get("RssAnon", 0), priv
+
+
+class Live:
+    def __init__(self, local, remote, si, a, newest, oldest, n):
+        self.local, self.remote, self.si, self.a = local, remote, si, a
+        self.newest, self.oldest, self.n = newest, oldest, n
+        self.job = None
+        self.ids = [r[0] for r in B.rows(local, "SELECT id FROM leads ORDER BY id")]
+
+    # -- the follower -------------------------------------------------------
+
+    def state(self):
+        return B.one(self.local, """SELECT j.status, j.pass_kind, j.pause_reason,
+                                           (SELECT COALESCE(sum(cardinality(c.ids)), 0)
+                                              FROM gs_export_changes c WHERE c.job_id = j.id),
+                                           EXTRACT(epoch FROM j.updated_at)::float8
+                                      FROM gestao_scouter_export_jobs j WHERE j.id = %s""",
+                     (self.job,))
+
+    def wait_drained(self, timeout_s, poll_s=0.05, sample=None):
+        """Until the follower's backlog is 0 (and its backfill done); returns
+        the job's updated_at then (the last record's), as epoch seconds."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            st = self.state()
+            if st[0] not in ("pending", "running"):
+                raise RuntimeError("follower is %s: %s" % (st[0], st[2]))
+            if st[1] == "follow" and st[3] == 0:
+                return st[4]
+            if time.monotonic() > deadline:
+                raise RuntimeError("follower still has %d changes waiting (%s) after %d s"
+                                   % (st[3], st[1], timeout_s))
+            if sample:
+                sample()
+            time.sleep(poll_s)
+
+    def worker_pid(self, timeout_s=30):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            p = B.one(self.local, "SELECT pid FROM pg_stat_activity"
+                                  " WHERE backend_type = 'gs_export job worker'")
+            if p:
+                return p[0]
+            time.sleep(0.02)
+        return None
+
+    def pause(self):
+        B.run_sql(self.local, "SELECT gs_export_pause(%s::uuid, 'bench: live profile')", (self.job,))
+        deadline = time.monotonic() + 60
+        while B.one(self.local, "SELECT count(*) FROM pg_stat_activity"
+                                " WHERE backend_type = 'gs_export job worker'")[0]:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the follower's worker did not stop in 60 s")
+            time.sleep(0.05)
+
+    def resume(self):
+        B.run_sql(self.local, "SELECT gs_export_resume(%s::uuid)", (self.job,))
+
+    def equal(self):
+        src, dst = B.checksum(self.local), B.checksum(self.remote)
+        return src == dst, src, dst
+
+    # -- capture cost -------------------------------------------------------
+
+    def update_all(self, sql="UPDATE leads SET etapa = etapa"):
+        B.run_sql(self.local, "VACUUM leads")
+        B.run_sql(self.local, "CHECKPOINT")
+        t = time.monotonic()
+        B.run_sql(self.local, sql)
+        return time.monotonic() - t
+
+    def singles(self, seed):
+        """SINGLE_UPDATES single-row UPDATEs in autocommit, each timed (ms)."""
+        rnd = random.Random(seed)
+        ids = rnd.sample(self.ids, min(SINGLE_UPDATES, len(self.ids)))
+        out = []
+        with self.local.cursor() as cur:
+            for i, lid in enumerate(ids):
+                t = time.perf_counter()
+                cur.execute("UPDATE leads SET name = %s WHERE id = %s",
+                            ("single-%d-%d" % (seed, i), lid))
+                out.append((time.perf_counter() - t) * 1000.0)
+        return out
+
+    def capture_runs(self, label, warm_up, single_labels, follower=False):
+        """The UPDATE of every lead UPDATE_REPS times (a warm-up first if
+        asked), and the single-row UPDATEs SINGLE_REPS times for each of
+        single_labels ("running" or "paused" with a follower, else "")."""
+        res = {"label": label, "updates": [], "singles": {}}
+        if warm_up:
+            self.update_all()
+        for _ in range(UPDATE_REPS):
+            if follower:
+                self.wait_drained(600)
+            res["updates"].append(self.update_all())
+        B.log("   %-36s UPDATE of %d leads: %s s (median %.2f s)"
+              % (label, self.n, ", ".join("%.2f" % x for x in res["updates"]),
+                 statistics.median(res["updates"])))
+        for sl in single_labels:
+            if follower:
+                self.wait_drained(600)
+                if sl == "paused":
+                    self.pause()
+            B.run_sql(self.local, "VACUUM leads")
+            meds = []
+            for rep in range(SINGLE_REPS):
+                ms = self.singles(seed=100 * len(label) + 10 * len(res["singles"]) + rep)
+                meds.append((statistics.median(ms), pct(ms, 90), pct(ms, 99)))
+            res["singles"][sl] = meds
+            if follower and sl == "paused":
+                self.resume()
+            B.log("   %-36s %d single-row UPDATEs%s, median ms by run: %s (p90 %s)"
+                  % (label, SINGLE_UPDATES, ", follower " + sl if sl else "",
+                     ", ".join("%.3f" % m[0] for m in meds),
+                     ", ".join("%.3f" % m[1] for m in meds)))
+        return res
+
+    # -- latency ------------------------------------------------------------
+
+    def latency(self, seconds, rate):
+        run = B.run_sql
+        run(self.remote, "DROP TABLE IF EXISTS bench_arrivals")
+        run(self.remote, "CREATE TABLE bench_arrivals (name text, at timestamptz)")
+        run(self.remote, """CREATE OR REPLACE FUNCTION bench_arrival() RETURNS trigger
+                            LANGUAGE plpgsql AS $$
+                            BEGIN
+                                INSERT INTO bench_arrivals VALUES (NEW.name, clock_timestamp());
+                                RETURN NULL;
+                            END $$""")
+        run(self.remote, "CREATE TRIGGER bench_arrival AFTER INSERT OR UPDATE ON fichas"
+                         " FOR EACH ROW WHEN (NEW.name LIKE '" + TOKEN + "%')"
+                         " EXECUTE FUNCTION bench_arrival()")
+        total = int(seconds * rate)
+        ids = random.Random(18).sample(self.ids, min(total, len(self.ids)))
+        total = len(ids)
+        commits = [None] * total
+        late = [0.0] * total
+        errors = []
+        t0 = time.time() + 0.5
+
+        def driver(k):
+            conn = B.connect(self.a.local_dsn)
+            try:
+                with conn.cursor() as cur:
+                    for i in range(k, total, DRIVER_THREADS):
+                        at = t0 + i / float(rate)
+                        d = at - time.time()
+                        if d > 0:
+                            time.sleep(d)
+                        late[i] = max(0.0, time.time() - at)
+                        cur.execute("UPDATE leads SET name = %s WHERE id = %s",
+                                    (TOKEN + str(i), ids[i]))
+                        commits[i] = time.time()
+            except Exception as e:
+                errors.append(B.error_text(e))
+            finally:
+                conn.close()
+
+        pid = self.worker_pid()
+        mem = []
+        backlog_max = 0
+        threads = [threading.Thread(target=driver, args=(k,), daemon=True)
+                   for k in range(DRIVER_THREADS)]
+        load0 = loadavg()
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            st = self.state()
+            backlog_max = max(backlog_max, st[3])
+            if pid:
+                m = private_kb(pid)
+                if m:
+                    mem.append(m)
+            time.sleep(0.2)
+        for t in threads:
+            t.join()
+        t_end = time.time()
+        load1 = loadavg()
+        # the last ones: until all arrived, 10 s at most
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got = B.one(self.remote, "SELECT count(DISTINCT name) FROM bench_arrivals")[0]
+            if got >= sum(1 for c in commits if c is not None):
+                break
+            time.sleep(0.05)
+        arrived = dict(B.rows(self.remote, "SELECT name, EXTRACT(epoch FROM min(at))::float8"
+                                           " FROM bench_arrivals GROUP BY name"))
+        run(self.remote, "DROP TRIGGER bench_arrival ON fichas")
+        run(self.remote, "DROP FUNCTION bench_arrival()")
+        run(self.remote, "DROP TABLE bench_arrivals")
+        lat = []
+        missing = 0
+        for i, c in enumerate(commits):
+            if c is None:
+                continue
+            at = arrived.get(TOKEN + str(i))
+            if at is None:
+                missing += 1
+            else:
+                lat.append((at - c) * 1000.0)
+        done = sum(1 for c in commits if c is not None)
+        span = (max(c for c in commits if c) - t0) if done else float("nan")
+        r = {"wanted_rate": rate, "seconds": seconds, "commits": done,
+             "achieved_rate": done / span if span and span > 0 else float("nan"),
+             "late_max_ms": 1000.0 * max(late), "late_p99_ms": 1000.0 * pct(late, 99),
+             "missing": missing, "errors": errors[:3], "backlog_max": backlog_max,
+             "n": len(lat), "load_before": load0, "load_after": load1,
+             "mem": mem, "driver_s": t_end - t0}
+        if lat:
+            r.update({"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99),
+                      "max": max(lat), "min": min(lat), "mean": statistics.mean(lat)})
+        return r
+
+    # -- the 1M backlog ------------------------------------------------------
+
+    def backlog_memory(self, changes, drain_max_s):
+        self.wait_drained(600)
+        self.pause()
+        reps = max(1, -(-changes // self.n))
+        stmt_s = []
+        for k in range(reps):
+            t = time.monotonic()
+            B.run_sql(self.local, "UPDATE leads SET date_modify = date_modify"
+                                  " + interval '1 second'")
+            stmt_s.append(time.monotonic() - t)
+            B.run_sql(self.local, "VACUUM leads")
+        waiting, rows_, size = B.one(self.local, """
+            SELECT COALESCE(sum(cardinality(ids)), 0), count(*),
+                   pg_size_pretty(pg_total_relation_size('gs_export_changes'))
+              FROM gs_export_changes WHERE job_id = %s""", (self.job,))
+        B.log("   %d UPDATEs of every lead with the follower paused (%s s each): %d changes wait"
+              " in %d rows of gs_export_changes (%s)"
+              % (reps, ", ".join("%.2f" % x for x in stmt_s), waiting, rows_, size))
+        load0 = loadavg()
+        t0 = time.monotonic()
+        self.resume()
+        pid = self.worker_pid()
+        series = []         # (s, RssAnon, private, backlog)
+        last_backlog = [waiting]
+        last_poll = [0.0]
+
+        def sample():
+            now = time.monotonic() - t0
+            if now - last_poll[0] >= 1.0:
+                last_poll[0] = now
+                last_backlog[0] = self.state()[3]
+            m = private_kb(pid) if pid else None
+            if m:
+                series.append((now, m[0], m[1], last_backlog[0]))
+
+        err = None
+        try:
+            self.wait_drained(drain_max_s, poll_s=SAMPLE_S, sample=sample)
+        except RuntimeError as e:
+            err = str(e)
+        secs = time.monotonic() - t0
+        eq = self.equal()[0] if err is None else None
+        return {"changes": waiting, "rows": rows_, "size": size, "stmt_s": stmt_s,
+                "secs": secs, "rate": waiting / secs if err is None else None,
+                "series": series, "pid": pid, "error": err, "equal": eq,
+                "load_before": load0, "load_after": loadavg()}
+
+
+def run_live(local, remote, si, a, newest, oldest, n):
+    """Every phase of the live profile; returns what live_summary prints."""
+    L = Live(local, remote, si, a, newest, oldest, n)
+    out = {"n": n, "options": OPTIONS, "load_start": loadavg()}
+
+    def phase(name, fn):
+        try:
+            out[name] = fn()
+        except Exception as e:          # the bench's own trouble: say it, go on
+            out[name] = {"error": B.error_text(e)}
+            B.log("   FAILED: %s" % out[name]["error"])
+
+    B.log("== live A. capture cost without a follower (load %s)" % loadavg())
+    phase("without", lambda: L.capture_runs("without a follower", True, [""]))
+
+    batch_opts = dict(OPTIONS, delay_ms=0)
+    B.log("== live B. batch export: gs_export_create('%s', '%s', '%s') (load %s)"
+          % (newest, oldest, json.dumps(batch_opts), loadavg()))
+
+    def batch():
+        B.fresh_remote(remote, local)
+        B.run_sql(local, "VACUUM leads")
+        r = B.run_job(local, newest, oldest, batch_opts, timeout_s=max(900, n / 20))
+        r["equal"] = L.equal()[0]
+        B.log("   %d leads in %.2f s (started to completed): %.0f leads/s; created to completed"
+              " %.2f s; remote equal: %s" % (r["leads"], r["secs"], r["rate"],
+                                            r["create_to_completed"], r["equal"]))
+        return r
+    phase("batch", batch)
+
+    B.log("== live C. gs_export_follow('%s'): backfill (load %s)" % (json.dumps(OPTIONS), loadavg()))
+
+    def follow():
+        B.fresh_remote(remote, local)
+        t = time.monotonic()
+        L.job = B.one(local, "SELECT gs_export_follow(%s::jsonb)", (json.dumps(OPTIONS),))[0]
+        L.wait_drained(max(900, n / 20))
+        secs = time.monotonic() - t
+        eq = L.equal()[0]
+        B.log("   follower %s: backfill of %d leads in %.2f s (%.0f leads/s, call to backlog 0);"
+              " remote equal: %s" % (L.job, n, secs, n / secs, eq))
+        return {"job": L.job, "secs": secs, "rate": n / secs, "equal": eq}
+    phase("follow", follow)
+    if L.job is None:
+        out["load_end"] = loadavg()
+        return out
+
+    B.log("== live D. latency: %d single-lead UPDATEs a second for %d s (%d driver threads),"
+          " the follower running (load %s)" % (a.live_rate, a.live_seconds, DRIVER_THREADS,
+                                               loadavg()))
+
+    def latency():
+        L.wait_drained(600)
+        r = L.latency(a.live_seconds, a.live_rate)
+        if "p50" in r:
+            B.log("   %d commits at %.1f/s: COMMIT to remote p50 %.1f ms, p90 %.1f, p99 %.1f,"
+                  " max %.1f (min %.1f); %d never arrived; backlog at most %d; load %s -> %s"
+                  % (r["commits"], r["achieved_rate"], r["p50"], r["p90"], r["p99"], r["max"],
+                     r["min"], r["missing"], r["backlog_max"], r["load_before"],
+                     r["load_after"]))
+        else:
+            B.log("   no figure: %d commits, %d arrived; errors %s"
+                  % (r["commits"], r["n"], r["errors"]))
+        return r
+    phase("latency", latency)
+
+    B.log("== live E. burst: one UPDATE of %d leads committed, drained by the follower into an"
+          " emptied fichas (load %s)" % (n, loadavg()))
+
+    def burst():
+        L.wait_drained(600)
+        B.fresh_remote(remote, local)
+        B.run_sql(local, "VACUUM leads")
+        t = time.monotonic()
+        B.run_sql(local, "UPDATE leads SET date_modify = date_modify + interval '1 second'")
+        t_commit = time.time()
+        stmt = time.monotonic() - t
+        last = L.wait_drained(max(900, n / 20))
+        seen = time.time()
+        secs = last - t_commit
+        eq = L.equal()[0]
+        B.log("   UPDATE %.2f s; COMMIT to backlog 0: %.2f s (the last record), %.2f s (seen by"
+              " polling): %.0f leads/s; remote equal: %s"
+              % (stmt, secs, seen - t_commit, n / secs, eq))
+        return {"stmt_s": stmt, "secs": secs, "polled_s": seen - t_commit, "rate": n / secs,
+                "equal": eq}
+    phase("burst", burst)
+
+    B.log("== live F. capture cost with the follower (load %s)" % loadavg())
+    phase("with", lambda: L.capture_runs("with a follower", False, ["running", "paused"],
+                                         follower=True))
+
+    B.log("== live G. backlog: %d changes waiting, then drained; the worker's memory (load %s)"
+          % (a.live_changes, loadavg()))
+
+    def memory():
+        r = L.backlog_memory(a.live_changes, a.live_drain_max)
+        s = r["series"]
+        if s:
+            B.log("   drained in %.1f s (%s leads/s); worker pid %s, %d samples: private"
+                  " (smaps_rollup) start %d kB, peak %d kB, end %d kB; RssAnon start %d, peak %d,"
+                  " end %d kB; remote equal: %s%s"
+                  % (r["secs"], "%.0f" % r["rate"] if r["rate"] else "-", r["pid"], len(s),
+                     s[0][2], max(x[2] for x in s), s[-1][2], s[0][1], max(x[1] for x in s),
+                     s[-1][1], r["equal"], "" if not r["error"] else "; " + r["error"]))
+        else:
+            B.log("   no memory samples (pid %s)%s" % (r["pid"], "; " + r["error"] if r["error"] else ""))
+        return r
+    phase("memory", memory)
+
+    B.log("== live H. capture cost without a follower, again: the follower paused and deleted"
+          " (load %s)" % loadavg())
+
+    def again():
+        st = L.state()
+        if st[0] in ("pending", "running"):
+            L.pause()
+        B.run_sql(local, "SELECT gs_export_delete(%s::uuid)", (L.job,))
+        left = B.one(local, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'leads'::regclass"
+                            " AND tgname LIKE 'gs_export_follow_%'")[0]
+        if left:
+            raise RuntimeError("%d capture triggers left after gs_export_delete" % left)
+        return L.capture_runs("without a follower (after)", False, [""])
+    phase("without2", again)
+    out["load_end"] = loadavg()
+    return out
+
+
+def _med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def live_summary(out):
+    lines = []
+    w = lines.append
+    w("LIVE profile: gs_export_follow with %s; the batch export with the same plus delay_ms 0;"
+      " N = %d leads" % (json.dumps(out["options"]), out["n"]))
+    w("load average: at the start %s, at the end %s (2 cores, shared)"
+      % (out["load_start"], out.get("load_end", "?")))
+    w("")
+    lt = out.get("latency") or {}
+    if "p50" in lt:
+        w("1. COMMIT -> row at the remote, %d single-lead UPDATEs at %.1f/s (asked %d/s) for %d s,"
+          " follower running:" % (lt["commits"], lt["achieved_rate"], lt["wanted_rate"],
+                                  lt["seconds"]))
+        w("   p50 %.1f ms   p90 %.1f ms   p99 %.1f ms   max %.1f ms   (mean %.1f; %d measured,"
+          " %d never arrived)" % (lt["p50"], lt["p90"], lt["p99"], lt["max"], lt["mean"],
+                                   lt["n"], lt["missing"]))
+        w("   goal: p50 <= 100 ms, p99 <= 500 ms; the driver was late on its schedule by at most"
+          " %.1f ms (p99 %.1f); backlog at most %d; load %s -> %s"
+          % (lt["late_max_ms"], lt["late_p99_ms"], lt["backlog_max"], lt["load_before"],
+             lt["load_after"]))
+    else:
+        w("1. latency: no figure (%s)" % (lt.get("error") or lt.get("errors")))
+    b, u = out.get("batch") or {}, out.get("burst") or {}
+    if "rate" in b and "rate" in u:
+        w("2. %d changed leads: follower COMMIT -> backlog 0 %.2f s = %.0f leads/s (remote equal:"
+          " %s); batch export %.2f s = %.0f leads/s (started -> completed; created -> completed"
+          " %.2f s)" % (out["n"], u["secs"], u["rate"], u["equal"], b["secs"], b["rate"],
+                        b["create_to_completed"]))
+        w("   follower / batch: %.2f (goal >= 0.9); the burst's UPDATE took %.2f s with capture"
+          % (u["rate"] / b["rate"], u["stmt_s"]))
+    else:
+        w("2. burst against batch: no figure (%s)" % (u.get("error") or b.get("error")))
+    f = out.get("follow") or {}
+    if "rate" in f:
+        w("   (the follower's backfill: %d leads in %.2f s, %.0f leads/s)"
+          % (out["n"], f["secs"], f["rate"]))
+    wo, wi, wo2 = out.get("without") or {}, out.get("with") or {}, out.get("without2") or {}
+    if "updates" in wo and "updates" in wi:
+        base = wo["updates"] + wo2.get("updates", [])
+        w("3. UPDATE of %d leads: without %.2f s (median of %s), with the follower %.2f s"
+          " (median of %s, each started drained): %.2f x (goal <= 1.5)"
+          % (out["n"], _med(base), " ".join("%.2f" % x for x in base), _med(wi["updates"]),
+             " ".join("%.2f" % x for x in wi["updates"]), _med(wi["updates"]) / _med(base)))
+        sb = [m[0] for m in wo["singles"].get("", [])] + \
+             [m[0] for m in wo2.get("singles", {}).get("", [])]
+        for k in ("running", "paused"):
+            sw = [m[0] for m in wi["singles"].get(k, [])]
+            if sw and sb:
+                w("   single-row UPDATE (%d per run, autocommit, client-timed), median of the"
+                  " runs' medians: without %.3f ms, with the follower %s %.3f ms: +%.3f ms"
+                  " (goal <= +0.2)" % (SINGLE_UPDATES, _med(sb), k, _med(sw), _med(sw) - _med(sb)))
+    else:
+        w("3. capture cost: no figure (%s)" % (wi.get("error") or wo.get("error")))
+    m = out.get("memory") or {}
+    s = m.get("series") or []
+    if s:
+        half = max(1, len(s) // 2)
+        w("4. %d changes waiting (%d rows of gs_export_changes, %s), drained in %.1f s (%s"
+          " leads/s); remote equal: %s" % (m["changes"], m["rows"], m["size"], m["secs"],
+                                           "%.0f" % m["rate"] if m["rate"] else "-", m["equal"]))
+        w("   worker memory during the drain (%d samples, every 100 ms): private (smaps_rollup"
+          " Private_Clean+Private_Dirty) start %d kB, peak %d kB, end %d kB; first half peak %d,"
+          " second half peak %d" % (len(s), s[0][2], max(x[2] for x in s), s[-1][2],
+                                     max(x[2] for x in s[:half]), max(x[2] for x in s[half:])))
+        w("   RssAnon start %d kB, peak %d kB, end %d kB (goal: flat)"
+          % (s[0][1], max(x[1] for x in s), s[-1][1]))
+        if m.get("error"):
+            w("   " + m["error"])
+    else:
+        w("4. backlog memory: no figure (%s)" % (m.get("error")))
+    return lines
