@@ -268,19 +268,36 @@ class Live:
             time.sleep(0.05)
         arrived = dict(B.rows(self.remote, "SELECT name, EXTRACT(epoch FROM min(at))::float8"
                                            " FROM bench_arrivals GROUP BY name"))
-        run(self.remote, "DROP TRIGGER bench_arrival ON fichas")
-        run(self.remote, "DROP FUNCTION bench_arrival()")
-        run(self.remote, "DROP TABLE bench_arrivals")
         lat = []
-        missing = 0
+        missing = []
         for i, c in enumerate(commits):
             if c is None:
                 continue
             at = arrived.get(TOKEN + str(i))
             if at is None:
-                missing += 1
+                missing.append(i)
             else:
                 lat.append((at - c) * 1000.0)
+        # what became of the tokens that did not arrive: the remote's row,
+        # the lead, the follower's events of it
+        why = []
+        for i in missing[:5]:
+            lid = ids[i]
+            rem = B.one(self.remote, "SELECT name FROM fichas WHERE id = %s", (lid,))
+            loc = B.one(self.local, "SELECT name FROM leads WHERE id = %s", (lid,))
+            ev = B.rows(self.local, "SELECT event_type, status, to_char(created_at, 'HH24:MI:SS.MS')"
+                                    " FROM sync_events WHERE job_id = %s AND lead_id = %s"
+                                    " ORDER BY created_at", (self.job, lid))
+            why.append("token %d, lead %d: committed %s, remote name %r, lead name %r, events %s"
+                       % (i, lid, time.strftime("%H:%M:%S", time.gmtime(commits[i]))
+                          + ".%03d" % int(commits[i] % 1 * 1000),
+                          rem[0] if rem else None, loc[0] if loc else None, ev))
+        for line in why:
+            B.log("   not arrived: " + line)
+        run(self.remote, "DROP TRIGGER bench_arrival ON fichas")
+        run(self.remote, "DROP FUNCTION bench_arrival()")
+        run(self.remote, "DROP TABLE bench_arrivals")
+        missing = len(missing)
         done = sum(1 for c in commits if c is not None)
         span = (max(c for c in commits if c) - t0) if done else float("nan")
         r = {"wanted_rate": rate, "seconds": seconds, "commits": done,
