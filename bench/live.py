@@ -34,6 +34,7 @@ that cannot run is reported and the next one runs.
 """
 
 import json
+import os
 import random
 import statistics
 import threading
@@ -81,6 +82,16 @@ def private_kb(pid):
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     return st.get("RssAnon", 0), priv
+
+
+def cpu_ms(pid):
+    """User + system CPU time of a process so far, in ms (None if gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, PermissionError, TypeError):
+        return None
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
 class Live:
@@ -139,6 +150,16 @@ class Live:
     def resume(self):
         B.run_sql(self.local, "SELECT gs_export_resume(%s::uuid)", (self.job,))
 
+    def work_since(self, since, pid, cpu0):
+        """The follower's record since the epoch `since`: (batches recorded,
+        leads in them), and its worker's CPU ms since cpu0."""
+        b, n = B.one(self.local, """SELECT count(DISTINCT created_at), count(*) FROM sync_events
+                                     WHERE job_id = %s AND created_at >= to_timestamp(%s)""",
+                     (self.job, since))
+        c = cpu_ms(pid) if pid else None
+        return {"batches": b, "leads": n,
+                "cpu_ms": (c - cpu0) if c is not None and cpu0 is not None else None}
+
     def equal(self):
         src, dst = B.checksum(self.local), B.checksum(self.remote)
         return src == dst, src, dst
@@ -186,10 +207,22 @@ class Live:
                     self.pause()
             B.run_sql(self.local, "VACUUM leads")
             meds = []
+            pid = self.worker_pid(2) if follower and sl == "running" else None
+            t_since, cpu0 = time.time(), (cpu_ms(pid) if pid else None)
             for rep in range(SINGLE_REPS):
                 ms = self.singles(seed=100 * len(label) + 10 * len(res["singles"]) + rep)
                 meds.append((statistics.median(ms), pct(ms, 90), pct(ms, 99)))
             res["singles"][sl] = meds
+            if pid:
+                self.wait_drained(600)
+                wk = self.work_since(t_since, pid, cpu0)
+                res.setdefault("work", {})[sl] = wk
+                B.log("   %-36s the follower sent them in %d batches (%.1f leads each), its worker"
+                      " used %s ms of CPU (%s ms a lead)"
+                      % ("", wk["batches"], wk["leads"] / max(wk["batches"], 1),
+                         "%.0f" % wk["cpu_ms"] if wk["cpu_ms"] is not None else "?",
+                         "%.2f" % (wk["cpu_ms"] / max(wk["leads"], 1))
+                         if wk["cpu_ms"] is not None else "?"))
             if follower and sl == "paused":
                 self.resume()
             B.log("   %-36s %d single-row UPDATEs%s, median ms by run: %s (p90 %s)"
@@ -240,6 +273,7 @@ class Live:
                 conn.close()
 
         pid = self.worker_pid()
+        t_since, cpu0 = time.time(), (cpu_ms(pid) if pid else None)
         mem = []
         backlog_max = 0
         threads = [threading.Thread(target=driver, args=(k,), daemon=True)
@@ -294,6 +328,7 @@ class Live:
                           rem[0] if rem else None, loc[0] if loc else None, ev))
         for line in why:
             B.log("   not arrived: " + line)
+        work = self.work_since(t_since, pid, cpu0)
         run(self.remote, "DROP TRIGGER bench_arrival ON fichas")
         run(self.remote, "DROP FUNCTION bench_arrival()")
         run(self.remote, "DROP TABLE bench_arrivals")
@@ -305,7 +340,7 @@ class Live:
              "late_max_ms": 1000.0 * max(late), "late_p99_ms": 1000.0 * pct(late, 99),
              "missing": missing, "errors": errors[:3], "backlog_max": backlog_max,
              "n": len(lat), "load_before": load0, "load_after": load1,
-             "mem": mem, "driver_s": t_end - t0}
+             "mem": mem, "driver_s": t_end - t0, "work": work}
         if lat:
             r.update({"p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99),
                       "max": max(lat), "min": min(lat), "mean": statistics.mean(lat)})
@@ -421,6 +456,10 @@ def run_live(local, remote, si, a, newest, oldest, n):
                   % (r["commits"], r["achieved_rate"], r["p50"], r["p90"], r["p99"], r["max"],
                      r["min"], r["missing"], r["backlog_max"], r["load_before"],
                      r["load_after"]))
+            wk = r["work"]
+            B.log("   the follower sent them in %d batches (%.1f leads each); its worker used %s ms"
+                  " of CPU" % (wk["batches"], wk["leads"] / max(wk["batches"], 1),
+                               "%.0f" % wk["cpu_ms"] if wk["cpu_ms"] is not None else "?"))
         else:
             B.log("   no figure: %d commits, %d arrived; errors %s"
                   % (r["commits"], r["n"], r["errors"]))
@@ -513,6 +552,12 @@ def live_summary(out):
           " %.1f ms (p99 %.1f); backlog at most %d; load %s -> %s"
           % (lt["late_max_ms"], lt["late_p99_ms"], lt["backlog_max"], lt["load_before"],
              lt["load_after"]))
+        wk = lt["work"]
+        w("   the follower recorded %d batches (%.1f leads each); its worker used %s ms of CPU"
+          " (%s a second)" % (wk["batches"], wk["leads"] / max(wk["batches"], 1),
+                              "%.0f" % wk["cpu_ms"] if wk["cpu_ms"] is not None else "?",
+                              "%.0f ms" % (wk["cpu_ms"] / lt["driver_s"])
+                              if wk["cpu_ms"] is not None else "?"))
     else:
         w("1. latency: no figure (%s)" % (lt.get("error") or lt.get("errors")))
     b, u = out.get("batch") or {}, out.get("burst") or {}
@@ -544,6 +589,14 @@ def live_summary(out):
                 w("   single-row UPDATE (%d per run, autocommit, client-timed), median of the"
                   " runs' medians: without %.3f ms, with the follower %s %.3f ms: +%.3f ms"
                   " (goal <= +0.2)" % (SINGLE_UPDATES, _med(sb), k, _med(sw), _med(sw) - _med(sb)))
+        wk = (wi.get("work") or {}).get("running")
+        if wk:
+            w("   (running: the follower sent the %d changes in %d batches, %.1f leads each, its"
+              " worker using %s ms of CPU a lead; the stand-in and the remote database work"
+              " on the same 2 cores)" % (wk["leads"], wk["batches"],
+                                         wk["leads"] / max(wk["batches"], 1),
+                                         "%.2f" % (wk["cpu_ms"] / max(wk["leads"], 1))
+                                         if wk["cpu_ms"] is not None else "?"))
     else:
         w("3. capture cost: no figure (%s)" % (wi.get("error") or wo.get("error")))
     m = out.get("memory") or {}

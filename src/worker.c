@@ -1094,6 +1094,17 @@ read_flight(Run *run)
 	MemoryContextSwitchTo(run->cxt);
 	run->flights = lappend(run->flights, f);
 	MemoryContextSwitchTo(oldcxt);
+
+	/*
+	 * A follower that took less than a batch took every change there was:
+	 * it reads again when its flights are recorded, not ahead on each
+	 * commit's wake-up, so that a trickle of commits goes out in batches of
+	 * what came meanwhile rather than one request and one record each.  A
+	 * backlog still fills batches and keeps max_in_flight of them going.
+	 */
+	if (run->job.follow && strcmp(run->job.pass_kind, "follow") == 0 &&
+		batch->nleads < run->job.batch_size)
+		run->exhausted = true;
 	return READ_FLIGHT;
 }
 
@@ -1458,9 +1469,10 @@ run_job(const pg_uuid_t *job_id)
 			handle_answer(run, (Span *) tag, &res);
 		else if (w == GS_WAIT_LATCH && !run->stopping)
 		{
-			/* a follower: changes may have come: read ahead again */
-			if (run->job.follow)
-				run->exhausted = false;
+			/*
+			 * A follower: changes may have come; they are read when the
+			 * flights are recorded (read_flight).
+			 */
 			handle_reload();
 			if (!gs_job_is_running(&run->job))
 			{
