@@ -4,13 +4,17 @@ bench/run, in one run.  Standard library + psycopg2; bench/bench.py calls
 run_live() and prints what live_summary() returns.
 
 In this order, on the same N leads (OPTIONS below, printed):
-  A. capture cost, without: no follower (no capture trigger): an UPDATE of
-     every lead (after one not counted; VACUUM and CHECKPOINT before each),
-     and single-row UPDATEs in autocommit, each timed by the client;
+  A. capture cost, interleaved (the load of this shared machine drifts):
+     an UPDATE of every lead without a follower (no capture trigger), then
+     with one (created with backfill false, its backlog 0; it then sends
+     them, and is deleted), VACUUM and CHECKPOINT before each, timed by the
+     client; then single-row UPDATEs in autocommit, each timed by the
+     client, without a follower, with one running and with it paused (its
+     triggers capture while it is paused: the capture's own cost);
   B. batch export: gs_export_create over all the leads with OPTIONS (and
      delay_ms 0) into an emptied fichas: its rate;
   C. the follower: gs_export_follow(OPTIONS) into an emptied fichas, its
-     backfill waited for (backlog 0, every lead at the remote);
+     backfill waited for (backlog 0, the remote equal to the leads);
   D. latency: a driver commits single-lead UPDATEs at a steady rate (each
      sets name to a unique token and notes the client's clock when its
      COMMIT returned); a row trigger on the remote's fichas (created here,
@@ -19,16 +23,11 @@ In this order, on the same N leads (OPTIONS below, printed):
   E. burst: fichas emptied, one UPDATE of every lead committed; the time
      from that COMMIT until the backlog is 0 (the job row's updated_at of
      the last record), then the remote checked equal to the leads;
-  F. capture cost, with the follower: the same UPDATEs with it running
-     (the UPDATE of every lead starts with the backlog drained), and the
-     single-row ones with it running and with it paused (its triggers
-     capture while paused: the trigger's own cost);
-  G. backlog in a table: the follower paused, UPDATEs of every lead until
+  F. backlog in a table: the follower paused, UPDATEs of every lead until
      --live-changes changes wait, then resumed: the worker's memory
      (/proc/<pid>/status RssAnon and smaps_rollup's Private_Clean +
      Private_Dirty) every 100 ms during the drain;
-  H. capture cost, without, again: the follower paused and deleted (its
-     triggers dropped), the runs of A once more (the table has aged).
+then the follower is paused and deleted (its triggers must be gone).
 Benchmarks print figures: nothing here passes or fails on speed; a phase
 that cannot run is reported and the next one runs.
 """
@@ -45,7 +44,7 @@ import bench as B
 # The options of the follower and of the batch export (plus delay_ms 0,
 # which a follower refuses: it never waits between batches).
 OPTIONS = {"batch_size": 1000, "max_in_flight": 4}
-UPDATE_REPS = 3
+UPDATE_REPS = 5
 SINGLE_UPDATES = 2000
 SINGLE_REPS = 3
 DRIVER_THREADS = 2
@@ -186,49 +185,68 @@ class Live:
                 out.append((time.perf_counter() - t) * 1000.0)
         return out
 
-    def capture_runs(self, label, warm_up, single_labels, follower=False):
-        """The UPDATE of every lead UPDATE_REPS times (a warm-up first if
-        asked), and the single-row UPDATEs SINGLE_REPS times for each of
-        single_labels ("running" or "paused" with a follower, else "")."""
-        res = {"label": label, "updates": [], "singles": {}}
-        if warm_up:
-            self.update_all()
-        for _ in range(UPDATE_REPS):
-            if follower:
-                self.wait_drained(600)
-            res["updates"].append(self.update_all())
-        B.log("   %-36s UPDATE of %d leads: %s s (median %.2f s)"
-              % (label, self.n, ", ".join("%.2f" % x for x in res["updates"]),
-                 statistics.median(res["updates"])))
-        for sl in single_labels:
-            if follower:
-                self.wait_drained(600)
-                if sl == "paused":
-                    self.pause()
+    def follow(self, backfill, timeout_s=600):
+        """A follower with OPTIONS (and backfill); back when its worker runs
+        (and, with a backfill, when that is done and the backlog 0)."""
+        self.job = B.one(self.local, "SELECT gs_export_follow(%s::jsonb)",
+                         (json.dumps(dict(OPTIONS, backfill=backfill)),))[0]
+        self.wait_drained(timeout_s)
+        return self.worker_pid()
+
+    def unfollow(self):
+        """Pause and delete the follower; its capture triggers must be gone."""
+        st = self.state()
+        if st is not None and st[0] in ("pending", "running"):
+            self.pause()
+        B.run_sql(self.local, "SELECT gs_export_delete(%s::uuid)", (self.job,))
+        left = B.one(self.local, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'leads'::regclass"
+                                 " AND tgname LIKE 'gs_export_follow_%'")[0]
+        if left:
+            raise RuntimeError("%d capture triggers left after gs_export_delete" % left)
+        self.job = None
+
+    def capture(self):
+        """The capture's cost, without and with a follower, interleaved (the
+        load of this shared machine drifts): UPDATE_REPS times an UPDATE of
+        every lead without a follower, then with one (created with backfill
+        false, its backlog 0), which then sends them and is deleted; then
+        SINGLE_REPS times SINGLE_UPDATES single-row UPDATEs without, with a
+        follower running, and with it paused (its triggers capture while it
+        is paused: the capture's own cost)."""
+        res = {"without": [], "with": [], "singles": {"": [], "running": [], "paused": []},
+               "work": []}
+        self.update_all()           # not counted: the first one extends the table
+        for rep in range(UPDATE_REPS):
+            res["without"].append(self.update_all())
+            self.follow(False)
+            res["with"].append(self.update_all())
+            self.wait_drained(600)
+            self.unfollow()
+            B.log("   UPDATE of %d leads, run %d: without %.2f s, with a follower %.2f s (load %s)"
+                  % (self.n, rep + 1, res["without"][-1], res["with"][-1], loadavg()))
+        for rep in range(SINGLE_REPS):
             B.run_sql(self.local, "VACUUM leads")
-            meds = []
-            pid = self.worker_pid(2) if follower and sl == "running" else None
+            ms = self.singles(seed=10 * rep)
+            res["singles"][""].append((statistics.median(ms), pct(ms, 90), pct(ms, 99)))
+            pid = self.follow(False)
             t_since, cpu0 = time.time(), (cpu_ms(pid) if pid else None)
-            for rep in range(SINGLE_REPS):
-                ms = self.singles(seed=100 * len(label) + 10 * len(res["singles"]) + rep)
-                meds.append((statistics.median(ms), pct(ms, 90), pct(ms, 99)))
-            res["singles"][sl] = meds
-            if pid:
-                self.wait_drained(600)
-                wk = self.work_since(t_since, pid, cpu0)
-                res.setdefault("work", {})[sl] = wk
-                B.log("   %-36s the follower sent them in %d batches (%.1f leads each), its worker"
-                      " used %s ms of CPU (%s ms a lead)"
-                      % ("", wk["batches"], wk["leads"] / max(wk["batches"], 1),
-                         "%.0f" % wk["cpu_ms"] if wk["cpu_ms"] is not None else "?",
-                         "%.2f" % (wk["cpu_ms"] / max(wk["leads"], 1))
-                         if wk["cpu_ms"] is not None else "?"))
-            if follower and sl == "paused":
-                self.resume()
-            B.log("   %-36s %d single-row UPDATEs%s, median ms by run: %s (p90 %s)"
-                  % (label, SINGLE_UPDATES, ", follower " + sl if sl else "",
-                     ", ".join("%.3f" % m[0] for m in meds),
-                     ", ".join("%.3f" % m[1] for m in meds)))
+            ms = self.singles(seed=10 * rep + 1)
+            res["singles"]["running"].append((statistics.median(ms), pct(ms, 90), pct(ms, 99)))
+            self.wait_drained(600)
+            wk = self.work_since(t_since, pid, cpu0)
+            res["work"].append(wk)
+            self.pause()
+            ms = self.singles(seed=10 * rep + 2)
+            res["singles"]["paused"].append((statistics.median(ms), pct(ms, 90), pct(ms, 99)))
+            self.unfollow()
+            B.log("   %d single-row UPDATEs, run %d, median (p90) ms: without %.3f (%.3f), follower"
+                  " running %.3f (%.3f), paused %.3f (%.3f); running, the follower sent them in"
+                  " %d batches, its worker used %s ms of CPU (load %s)"
+                  % (SINGLE_UPDATES, rep + 1, res["singles"][""][-1][0], res["singles"][""][-1][1],
+                     res["singles"]["running"][-1][0], res["singles"]["running"][-1][1],
+                     res["singles"]["paused"][-1][0], res["singles"]["paused"][-1][1],
+                     wk["batches"], "%.0f" % wk["cpu_ms"] if wk["cpu_ms"] is not None else "?",
+                     loadavg()))
         return res
 
     # -- latency ------------------------------------------------------------
@@ -408,8 +426,19 @@ def run_live(local, remote, si, a, newest, oldest, n):
             out[name] = {"error": B.error_text(e)}
             B.log("   FAILED: %s" % out[name]["error"])
 
-    B.log("== live A. capture cost without a follower (load %s)" % loadavg())
-    phase("without", lambda: L.capture_runs("without a follower", True, [""]))
+    B.log("== live A. capture cost: UPDATEs without a follower and with one, interleaved (load %s)"
+          % loadavg())
+
+    def capture():
+        try:
+            return L.capture()
+        finally:
+            if L.job is not None:       # a run that failed: leave no follower behind
+                try:
+                    L.unfollow()
+                except Exception as e:
+                    B.log("   (could not delete follower %s: %s)" % (L.job, B.error_text(e)))
+    phase("capture", capture)
 
     batch_opts = dict(OPTIONS, delay_ms=0)
     B.log("== live B. batch export: gs_export_create('%s', '%s', '%s') (load %s)"
@@ -431,8 +460,7 @@ def run_live(local, remote, si, a, newest, oldest, n):
     def follow():
         B.fresh_remote(remote, local)
         t = time.monotonic()
-        L.job = B.one(local, "SELECT gs_export_follow(%s::jsonb)", (json.dumps(OPTIONS),))[0]
-        L.wait_drained(max(900, n / 20))
+        L.follow(True, max(900, n / 20))
         secs = time.monotonic() - t
         eq = L.equal()[0]
         B.log("   follower %s: backfill of %d leads in %.2f s (%.0f leads/s, call to backlog 0);"
@@ -488,11 +516,7 @@ def run_live(local, remote, si, a, newest, oldest, n):
                 "equal": eq}
     phase("burst", burst)
 
-    B.log("== live F. capture cost with the follower (load %s)" % loadavg())
-    phase("with", lambda: L.capture_runs("with a follower", False, ["running", "paused"],
-                                         follower=True))
-
-    B.log("== live G. backlog: %d changes waiting, then drained; the worker's memory (load %s)"
+    B.log("== live F. backlog: %d changes waiting, then drained; the worker's memory (load %s)"
           % (a.live_changes, loadavg()))
 
     def memory():
@@ -510,20 +534,8 @@ def run_live(local, remote, si, a, newest, oldest, n):
         return r
     phase("memory", memory)
 
-    B.log("== live H. capture cost without a follower, again: the follower paused and deleted"
-          " (load %s)" % loadavg())
-
-    def again():
-        st = L.state()
-        if st[0] in ("pending", "running"):
-            L.pause()
-        B.run_sql(local, "SELECT gs_export_delete(%s::uuid)", (L.job,))
-        left = B.one(local, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'leads'::regclass"
-                            " AND tgname LIKE 'gs_export_follow_%'")[0]
-        if left:
-            raise RuntimeError("%d capture triggers left after gs_export_delete" % left)
-        return L.capture_runs("without a follower (after)", False, [""])
-    phase("without2", again)
+    B.log("== live: the follower paused and deleted (load %s)" % loadavg())
+    phase("cleanup", L.unfollow)
     out["load_end"] = loadavg()
     return out
 
@@ -574,31 +586,34 @@ def live_summary(out):
     if "rate" in f:
         w("   (the follower's backfill: %d leads in %.2f s, %.0f leads/s)"
           % (out["n"], f["secs"], f["rate"]))
-    wo, wi, wo2 = out.get("without") or {}, out.get("with") or {}, out.get("without2") or {}
-    if "updates" in wo and "updates" in wi:
-        base = wo["updates"] + wo2.get("updates", [])
-        w("3. UPDATE of %d leads: without %.2f s (median of %s), with the follower %.2f s"
-          " (median of %s, each started drained): %.2f x (goal <= 1.5)"
-          % (out["n"], _med(base), " ".join("%.2f" % x for x in base), _med(wi["updates"]),
-             " ".join("%.2f" % x for x in wi["updates"]), _med(wi["updates"]) / _med(base)))
-        sb = [m[0] for m in wo["singles"].get("", [])] + \
-             [m[0] for m in wo2.get("singles", {}).get("", [])]
-        for k in ("running", "paused"):
-            sw = [m[0] for m in wi["singles"].get(k, [])]
-            if sw and sb:
-                w("   single-row UPDATE (%d per run, autocommit, client-timed), median of the"
-                  " runs' medians: without %.3f ms, with the follower %s %.3f ms: +%.3f ms"
-                  " (goal <= +0.2)" % (SINGLE_UPDATES, _med(sb), k, _med(sw), _med(sw) - _med(sb)))
-        wk = (wi.get("work") or {}).get("running")
+    c = out.get("capture") or {}
+    if "with" in c and c["with"]:
+        w("3. UPDATE of %d leads (autocommit, after VACUUM and CHECKPOINT), %d runs interleaved:"
+          " without a follower %.2f s (median of %s), with one %.2f s (median of %s): %.2f x"
+          " (goal <= 1.5)" % (out["n"], len(c["with"]), _med(c["without"]),
+                              " ".join("%.2f" % x for x in c["without"]), _med(c["with"]),
+                              " ".join("%.2f" % x for x in c["with"]),
+                              _med(c["with"]) / _med(c["without"])))
+        sb = [m_[0] for m_ in c["singles"][""]]
+        w("   single-row UPDATE (%d a run, autocommit, client-timed), median of %d runs' medians:"
+          " without %.3f ms" % (SINGLE_UPDATES, len(sb), _med(sb)))
+        for k in ("paused", "running"):
+            sw = [m_[0] for m_ in c["singles"][k]]
+            if sw:
+                w("   with the follower %-8s %.3f ms: %+.3f ms (goal <= +0.2; p90 by run: %s)"
+                  % (k, _med(sw), _med(sw) - _med(sb),
+                     " ".join("%.2f" % m_[1] for m_ in c["singles"][k])))
+        wk = c.get("work") or []
         if wk:
-            w("   (running: the follower sent the %d changes in %d batches, %.1f leads each, its"
-              " worker using %s ms of CPU a lead; the stand-in and the remote database work"
-              " on the same 2 cores)" % (wk["leads"], wk["batches"],
-                                         wk["leads"] / max(wk["batches"], 1),
-                                         "%.2f" % (wk["cpu_ms"] / max(wk["leads"], 1))
-                                         if wk["cpu_ms"] is not None else "?"))
+            nl = sum(x["leads"] for x in wk)
+            nb = sum(x["batches"] for x in wk)
+            cpu = [x["cpu_ms"] for x in wk if x["cpu_ms"] is not None]
+            w("   (running, the follower sent the %d changes in %d batches, %.1f leads each, its"
+              " worker using %s ms of CPU a lead; the stand-in and the remote database work on"
+              " the same 2 cores)" % (nl, nb, nl / max(nb, 1),
+                                      "%.2f" % (sum(cpu) / max(nl, 1)) if cpu else "?"))
     else:
-        w("3. capture cost: no figure (%s)" % (wi.get("error") or wo.get("error")))
+        w("3. capture cost: no figure (%s)" % c.get("error"))
     m = out.get("memory") or {}
     s = m.get("series") or []
     if s:
