@@ -27,6 +27,10 @@ What it measures, in this order, on the same N leads:
   5. empty      a job over 3650 days before the oldest lead: create to
                 completed.
   6. filter     the unthrottled job with a filter, without and with an index.
+  9. live       (--live: only this) bench/live.py: gs_export_follow's
+                COMMIT-to-remote latency at 200 changes/s, a burst of changes
+                drained against a batch export, the capture's cost on
+                UPDATEs, the worker's memory with a large backlog waiting.
   8. chaos      (--chaos: only this) bench/chaos.py: the adaptive pace
                 against fixed settings on a remote that is noisy, flaky
                 (13 % transient faults), down for a while (a burst of
@@ -1041,6 +1045,17 @@ def main():
     p.add_argument("--chaos", action="store_true",
                    help="only the chaos profile (bench/chaos.py): noise, transient faults,"
                         " a burst of faults, a rate-limited remote")
+    p.add_argument("--live", action="store_true",
+                   help="only the live profile (bench/live.py): gs_export_follow's latency,"
+                        " a burst against a batch export, the capture's cost, a backlog's memory")
+    p.add_argument("--live-seconds", type=int, default=25,
+                   help="seconds of the live latency run (default: %(default)s)")
+    p.add_argument("--live-rate", type=int, default=200,
+                   help="single-lead UPDATEs a second in the live latency run (default: %(default)s)")
+    p.add_argument("--live-changes", type=int, default=1000000,
+                   help="changes left waiting for the live backlog run (default: %(default)s)")
+    p.add_argument("--live-drain-max", type=int, default=900,
+                   help="seconds the live backlog run waits for its drain (default: %(default)s)")
     p.add_argument("--server-log", default=None,
                    help="the cluster's server log: the WAN profile quotes where an adaptive"
                         " pace settled and why it backed off")
@@ -1055,6 +1070,8 @@ def main():
     if any(x < 0 for x in a.wan_latencies) or a.wan_limited_latency < 0 \
             or a.wan_max_concurrent < 1 or a.wan_leads < 0:
         p.error("bad --wan-* value")
+    if a.live_seconds < 1 or a.live_rate < 1 or a.live_changes < 1 or a.live_drain_max < 1:
+        p.error("bad --live-* value")
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(a.stand_in)))
     import stand_in as stand_in_mod  # noqa: E402  (its SQL builder)
@@ -1084,6 +1101,25 @@ def main():
                  "data        N = %d leads over D = %d days" % (n, a.days), ""]
         lines += chaos.chaos_summary(out)
         lines.append("whole chaos benchmark: %.0f s" % (time.monotonic() - t_start))
+        log("\n".join(lines))
+        return 0
+
+    if a.live:
+        import live  # noqa: E402  (bench/live.py, next to this file)
+        out = live.run_live(local, remote, si, a, newest, oldest, n)
+        m = machine(local)
+        lines = ["", "=" * 40 + " gs_export live benchmark " + "=" * 40,
+                 "machine     %d cores, %s, %s RAM, Linux %s" % (m["nproc"], m["cpu"], m["mem"],
+                                                               m["kernel"]),
+                 "PostgreSQL  %s" % m["pg"],
+                 "cluster     shared_buffers=%s max_wal_size=%s (set); synchronous_commit=%s"
+                 " fsync=%s (defaults); local db and remote db in that one cluster"
+                 % (m["settings"].get("shared_buffers"), m["settings"].get("max_wal_size"),
+                    m["settings"].get("synchronous_commit"), m["settings"].get("fsync")),
+                 "load        load average before the benchmark: %s" % load_before,
+                 "data        N = %d leads over D = %d days" % (n, a.days), ""]
+        lines += live.live_summary(out)
+        lines.append("whole live benchmark: %.0f s" % (time.monotonic() - t_start))
         log("\n".join(lines))
         return 0
 

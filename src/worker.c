@@ -1113,6 +1113,17 @@ read_flight(Run *run)
 	MemoryContextSwitchTo(run->cxt);
 	run->flights = lappend(run->flights, f);
 	MemoryContextSwitchTo(oldcxt);
+
+	/*
+	 * A follower that took less than a batch took every change there was:
+	 * it reads again when its flights are recorded, not ahead on each
+	 * commit's wake-up, so that a trickle of commits goes out in batches of
+	 * what came meanwhile rather than one request and one record each.  A
+	 * backlog still fills batches and keeps max_in_flight of them going.
+	 */
+	if (run->job.follow && strcmp(run->job.pass_kind, "follow") == 0 &&
+		batch->nleads < run->job.batch_size)
+		run->exhausted = true;
 	return READ_FLIGHT;
 }
 
@@ -1525,14 +1536,13 @@ run_job(const pg_uuid_t *job_id)
 			handle_reload();
 
 			/*
-			 * A follower is woken by every capturing commit: changes may
-			 * have come, read ahead again.  Whether it was paused is looked
-			 * at no more often than FOLLOW_STATUS_MS (its reads and
-			 * records see a pause too).
+			 * A follower is woken by every capturing commit: the changes
+			 * are read when its flights are recorded (read_flight), and
+			 * whether it was paused is looked at no more often than
+			 * FOLLOW_STATUS_MS (its reads and records see a pause too).
 			 */
 			if (run->job.follow)
 			{
-				run->exhausted = false;
 				if (now < TimestampTzPlusMilliseconds(run->status_checked, FOLLOW_STATUS_MS))
 				{
 					run->status_due = true;
