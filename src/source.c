@@ -431,6 +431,23 @@ ensure_shape(GsSource *src, TupleDesc tupdesc)
 }
 
 /*
+ * For the read that follows, as the job's owner: the index paths only (a
+ * batch read by a keyset, or a follower's leads by id, must not become a
+ * scan of the whole table and a sort for each batch, whatever the filter
+ * or the planner's estimates).  as_owner_end restores the settings.
+ */
+static void
+index_paths_only(void)
+{
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
  * Read the next batch: the leads after (after_ts, after_id), newest first,
  * at most batch_size of them and at most gs_export.max_request_size bytes
  * of JSON; a lead alone over that size is a batch of its own, marked
@@ -485,15 +502,9 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt,
 	/*
 	 * The keyset walk on (updated_at, id) stays the access path whatever
 	 * the filter: a scan of the whole table and a sort for each batch would
-	 * read every lead once per batch.  (Only for this read: as_owner_end
-	 * restores the settings.)
+	 * read every lead once per batch.
 	 */
-	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	index_paths_only();
 	portal = SPI_cursor_open(NULL, src->plan, values, NULL, true);
 	while (!full)
 	{
@@ -723,6 +734,7 @@ gs_source_follow_next(GsSource *src, MemoryContext batch_cxt, int64 after_id,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	as_owner_begin(job, &as);
+	index_paths_only();
 	ret = SPI_execute_plan(backfill ? src->backfill_plan : src->ids_plan, values, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the leads: %s", SPI_result_code_string(ret));

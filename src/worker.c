@@ -69,6 +69,15 @@
  */
 #define FOLLOW_POLL_MS 5000
 
+/*
+ * A follower woken by a commit, or that has just taken every change there
+ * was, gathers what comes this long before it reads again: a stream of
+ * small transactions goes out in batches, not a request and two
+ * transactions of the follower's per commit (whose CPU the application's
+ * writes would pay for on a small machine).
+ */
+#define FOLLOW_GATHER_MS 30
+
 /* A woken follower looks at its status at most this often. */
 #define FOLLOW_STATUS_MS 250
 
@@ -174,6 +183,8 @@ typedef struct Run
 								 * flights are recorded, the ordinary way */
 	bool		stopping;		/* paused or failed: nothing more is sent */
 	List	   *undelete_columns;	/* a follower's on_delete object's keys */
+	TimestampTz gather_until;	/* a follower that took every change there
+								 * was reads again no sooner */
 	TimestampTz status_checked; /* a follower: when its status was last
 								 * looked at on a wake-up ... */
 	bool		status_due;		/* ... and a look put off since */
@@ -1123,7 +1134,10 @@ read_flight(Run *run)
 	 */
 	if (run->job.follow && strcmp(run->job.pass_kind, "follow") == 0 &&
 		batch->nleads < run->job.batch_size)
+	{
 		run->exhausted = true;
+		run->gather_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), FOLLOW_GATHER_MS);
+	}
 	return READ_FLIGHT;
 }
 
@@ -1225,6 +1239,25 @@ wait_out_doubt(Run *run)
 }
 
 /*
+ * A follower lets the changes gather until then (FOLLOW_GATHER_MS): the
+ * commits meanwhile set the latch, which is not waited on.  A shutdown or a
+ * cancel ends the wait.
+ */
+static void
+follow_gather(TimestampTz until)
+{
+	TimestampTz now;
+
+	pgstat_report_activity(STATE_IDLE, "gs_export: following leads, gathering changes");
+	while ((now = GetCurrentTimestamp()) < until)
+	{
+		(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(1, TimestampDifferenceMilliseconds(now, until)), PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
  * A follower with nothing to send: sleep until a capture's commit, a pause
  * or a reload sets the latch (FOLLOW_POLL_MS at most).  The next read
  * looks at the job's status.
@@ -1232,9 +1265,13 @@ wait_out_doubt(Run *run)
 static void
 follow_idle(void)
 {
+	int			rc;
+
 	pgstat_report_activity(STATE_IDLE, "gs_export: following leads, waiting for changes");
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 FOLLOW_POLL_MS, PG_WAIT_EXTENSION);
+	rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+				   FOLLOW_POLL_MS, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+		follow_gather(TimestampTzPlusMilliseconds(GetCurrentTimestamp(), FOLLOW_GATHER_MS));
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 	handle_reload();
@@ -1449,6 +1486,8 @@ run_job(const pg_uuid_t *job_id)
 			 */
 			run->exhausted = false;
 			run->read_failed = false;
+			if (run->job.follow && run->gather_until > GetCurrentTimestamp())
+				follow_gather(run->gather_until);
 			switch (read_flight(run))
 			{
 				case READ_GONE:
