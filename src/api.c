@@ -9,7 +9,8 @@
  *	  And _gs_export_latest_active_job, which those internal functions use
  *	  to name the active job as the latest committed state has it.
  *	  Version 1.1 adds gs_export_reset, gs_export_delete and
- *	  gs_export_status, the same way.
+ *	  gs_export_status, the same way; 1.2 gs_export_sync, gs_export_follow,
+ *	  gs_export_retry_errors and gs_export_repair.
  *
  *-------------------------------------------------------------------------
  */
@@ -408,6 +409,46 @@ gs_export_wake_followers_at_commit(void)
 {
 	register_callback();
 	wake_followers_on_commit = true;
+}
+
+PG_FUNCTION_INFO_V1(gs_export_retry_errors);
+
+/*
+ * gs_export_retry_errors(job_id uuid) → uuid
+ *
+ * A job of kind 'retry' over the leads of the job's unresolved error rows
+ * (see _gs_export_retry_errors), for the calling role.
+ */
+Datum
+gs_export_retry_errors(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {UUIDOID};
+	bool		isnull;
+	Datum		result = call_with_args(fcinfo, "_gs_export_retry_errors", 1, types, &isnull);
+
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
+
+PG_FUNCTION_INFO_V1(gs_export_repair);
+
+/*
+ * gs_export_repair(verify_job_id uuid) → uuid
+ *
+ * A job of kind 'repair' over the leads a verify job found different (see
+ * _gs_export_repair), for the calling role.
+ */
+Datum
+gs_export_repair(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {UUIDOID};
+	bool		isnull;
+	Datum		result = call_with_args(fcinfo, "_gs_export_repair", 1, types, &isnull);
+
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
 }
 
 PG_FUNCTION_INFO_V1(gs_export_capture_owned);

@@ -187,8 +187,12 @@ typedef struct GsJob
 	char	   *kind;			/* "export", "sync", "follow", "verify",
 								 * "repair", "retry" */
 	/* a follower (gs_export_follow): its pass_kind is "backfill" or
-	 * "follow" */
+	 * "follow"; or a set job, which takes its path */
 	bool		follow;
+	/* a retry or a repair: the follower's path over the leads of its queue
+	 * (written when it was created), no capture; it completes when the
+	 * queue is empty */
+	bool		set_job;
 	char	   *on_delete;		/* "delete", "ignore", or a soft delete's
 								 * JSON object */
 } GsJob;

@@ -103,6 +103,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.gs_export_delete(uuid) TO gs_export_user, 
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_status(uuid) TO gs_export_user, gs_export_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_sync(jsonb) TO gs_export_user, gs_export_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_follow(jsonb) TO gs_export_user, gs_export_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_retry_errors(uuid) TO gs_export_user, gs_export_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_repair(uuid) TO gs_export_user, gs_export_admin;
 
 -- called as any role, by the API functions and by row level security; each
 -- tells a caller only about itself or about what it may see

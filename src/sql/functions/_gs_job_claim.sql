@@ -109,10 +109,12 @@ BEGIN
       FROM @extschema@._gs_job_filter(COALESCE(j.effective_options, j.options)) f;
 
     kind := j.kind;
-    IF j.kind = 'follow' THEN
+    IF j.kind IN ('follow', 'retry', 'repair') THEN
         /*
          * A follower: its backfill walks the leads by id from cursor_id,
          * then it follows the changes captured; no day range, no window.
+         * A retry or a repair (a set job, _gs_export_set_job) takes the
+         * follower's path over the leads of its queue.
          */
         on_delete := COALESCE(j.effective_options -> 'on_delete', '"delete"')::text;
         IF on_delete IN ('"delete"', '"ignore"') THEN
