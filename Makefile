@@ -32,6 +32,7 @@ OBJS = \
 	src/source.o \
 	src/payload.o \
 	src/remote.o \
+	src/verify.o \
 	src/pace.o \
 	src/store.o \
 	src/alert.o \

@@ -11,7 +11,8 @@
  *	  shutdown, cancel or postmaster death, and uses no CPU while the
  *	  remote works.  The same machinery drives the transfers of other easy
  *	  handles (alert.c's), and the same transport rules (http/https only,
- *	  certificates checked, no redirects) apply to them.
+ *	  certificates checked, no redirects) apply to them.  A verify's GETs
+ *	  (verify.c) read pages of rows the same way.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,6 +34,13 @@
 
 /* Most of an answer's body that is kept (error bodies are small). */
 #define GS_MAX_BODY (64 * 1024)
+
+/*
+ * Most of a GET's answer (a verify's page of remote rows, verify.c): a
+ * page of 1000 rows of some 40 columns is a few hundred kilobytes; an
+ * answer that reaches this is refused, not cut.
+ */
+#define GS_MAX_GET_BODY (32 * 1024 * 1024)
 
 /* Most of a body quoted in a message about an answer. */
 #define GS_BODY_EXCERPT 200
@@ -99,7 +107,9 @@ typedef struct GsRequest
 	 * the body: "[", each text, "," between them, "]" (read_body); a
 	 * mutation's (a PATCH's object) is its one text alone
 	 */
-	bool		mutation;		/* a DELETE or PATCH, return=representation */
+	bool		mutation;		/* a DELETE or PATCH, return=representation,
+								 * or a GET: a JSON array answers */
+	bool		get;			/* a GET: reads, changes nothing */
 	const char **texts;
 	const size_t *lens;
 	int			ntexts;
@@ -738,7 +748,7 @@ body_excerpt(const char *body, int len)
  * with the answer in its reason.
  */
 static void
-classify_http(GsRemoteResult *result, int body_len, bool mutation)
+classify_http(GsRemoteResult *result, int body_len, bool mutation, bool get)
 {
 	long		status = result->http_status;
 	char	   *message;
@@ -760,7 +770,7 @@ classify_http(GsRemoteResult *result, int body_len, bool mutation)
 								 "(200 and a JSON array): something else answered (a proxy at project_url?)",
 								 status, result->body ? " with the body \"" : "",
 								 result->body ? body_excerpt(result->body, strlen(result->body)) : "",
-								 result->body ? "\"" : "", "DELETE or PATCH");
+								 result->body ? "\"" : "", get ? "GET" : "DELETE or PATCH");
 		result->outcome = GS_REMOTE_FATAL;
 		return;
 	}
@@ -877,7 +887,7 @@ release_request(GsRequest *req)
 }
 
 /*
- * Start a request: method (POST, PATCH or DELETE) to
+ * Start a request: method (POST, PATCH, DELETE or GET) to
  * {project_url}/rest/v1/{table}?{query} with the Prefer header given and a
  * body streamed from n texts (read_body: a JSON array of them for a POST,
  * the one text of a PATCH, none for a DELETE).  The texts must stay as
@@ -936,15 +946,19 @@ start_request(const char *project_url, const char *api_key, const char *table,
 	if (n > 0)
 		req->headers = curl_slist_append(req->headers, "Content-Type: application/json");
 	req->headers = curl_slist_append(req->headers, "Accept: application/json");
-	resetStringInfo(&header);
-	appendStringInfo(&header, "Prefer: %s", prefer);
-	req->headers = curl_slist_append(req->headers, header.data);
+	if (prefer != NULL)
+	{
+		resetStringInfo(&header);
+		appendStringInfo(&header, "Prefer: %s", prefer);
+		req->headers = curl_slist_append(req->headers, header.data);
+	}
 	req->headers = curl_slist_append(req->headers, "User-Agent: gs_export/" GS_EXPORT_VERSION);
 	req->headers = curl_slist_append(req->headers, "Expect:");
 	/* the key is not needed any more in our memory */
 	memset(header.data, 0, header.maxlen);
 
-	gs_curl_body_init(&req->resp.body, GS_MAX_BODY);
+	req->get = strcmp(method, "GET") == 0;
+	gs_curl_body_init(&req->resp.body, req->get ? GS_MAX_GET_BODY : GS_MAX_BODY);
 	req->resp.retry_after_ms = -1;
 	req->errbuf[0] = '\0';
 	req->mutation = !post;
@@ -1050,6 +1064,19 @@ gs_remote_start_mutation(const char *project_url, const char *api_key, const cha
 }
 
 /*
+ * Start a GET of {project_url}/rest/v1/{table}?{query} (select, filters,
+ * order, limit: already escaped): a read, whose answer is PostgREST's JSON
+ * array of rows (up to GS_MAX_GET_BODY bytes), classified as a mutation's
+ * (200 and a JSON array, else the rules of an error answer).
+ */
+void
+gs_remote_start_get(const char *project_url, const char *api_key, const char *table,
+					const char *query, void *tag)
+{
+	start_request(project_url, api_key, table, "GET", query, NULL, NULL, NULL, 0, tag);
+}
+
+/*
  * A value as it goes in a URL's query string (palloc'd).
  */
 char *
@@ -1149,7 +1176,13 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 	else
 	{
 		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &result->http_status);
-		classify_http(result, req->resp.body.buf.len, req->mutation);
+		classify_http(result, req->resp.body.buf.len, req->mutation, req->get);
+		if (req->get && req->resp.body.buf.len >= req->resp.body.max)
+		{
+			result->outcome = GS_REMOTE_FATAL;
+			result->error = psprintf("the answer to a GET is larger than %d bytes: ask fewer rows at once (batch_size)",
+									 req->resp.body.max);
+		}
 
 		/*
 		 * A gateway that gave up on its upstream (502, 504, Supabase's
@@ -1165,6 +1198,9 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 	/* an earlier attempt curl made of it on its own, unanswered */
 	if (req->resent_whole && result->doubt == NULL)
 		result->doubt = "libcurl sent it again on its own after an attempt went unanswered";
+	/* a GET changes nothing: never in doubt */
+	if (req->get)
+		result->doubt = NULL;
 	release_request(req);
 }
 

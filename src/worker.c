@@ -1330,6 +1330,12 @@ run_job(const pg_uuid_t *job_id)
 	if (gs_job_start(&run->job, job_id, job_cxt) != GS_JOB_RUN)
 		return;
 	job_claimed = true;
+	if (run->job.verify)
+	{
+		/* a verify compares, and sends nothing (verify.c) */
+		gs_verify_run(&run->job, job_cxt);
+		return;
+	}
 
 	if (run->job.follow && !run->job.set_job && my_slot >= 0)
 	{

@@ -18,14 +18,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     k text;
-    v jsonb;
     resolved jsonb;
     backfill boolean := true;
     on_delete jsonb := '"delete"';
     existing @extschema@.gestao_scouter_export_jobs;
     active record;
     job_id uuid;
-    ident constant text := '^[A-Za-z_][A-Za-z0-9_$]{0,62}$';
 BEGIN
     PERFORM @extschema@._gs_export_check_caller(p_caller);
     IF p_options IS NULL THEN
@@ -56,31 +54,13 @@ BEGIN
     END IF;
     IF p_options ? 'on_delete' THEN
         on_delete := p_options -> 'on_delete';
-        IF pg_catalog.jsonb_typeof(on_delete) = 'object' AND on_delete <> '{}' THEN
-            FOR k, v IN SELECT * FROM pg_catalog.jsonb_each(on_delete) LOOP
-                IF k !~ ident OR k = 'id' THEN
-                    RAISE EXCEPTION 'option "on_delete": "%" is not a remote column a soft delete may set', k
-                        USING ERRCODE = 'invalid_parameter_value',
-                              HINT = 'Plain column names other than id, for example {"ativo": false}.';
-                END IF;
-            END LOOP;
-        ELSIF on_delete IS DISTINCT FROM '"delete"' AND on_delete IS DISTINCT FROM '"ignore"' THEN
-            RAISE EXCEPTION 'option "on_delete" must be "delete", "ignore" or an object of remote columns: %', on_delete
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = '"delete" deletes the row at the remote; "ignore" leaves it; {"ativo": false} updates it instead (a soft delete).';
-        END IF;
     END IF;
 
     resolved := @extschema@._gs_export_resolve_options(p_options - 'backfill' - 'on_delete');
     /* no days, no pause between batches: the same options in every session */
     resolved := resolved || pg_catalog.jsonb_build_object('backfill', backfill, 'on_delete', on_delete,
                                                           'delay_ms', 0, 'time_zone', 'UTC');
-    IF pg_catalog.jsonb_typeof(on_delete) = 'object' AND (resolved ->> 'source_column') IS NOT NULL
-       AND on_delete ? (resolved ->> 'source_column') THEN
-        RAISE EXCEPTION 'option "on_delete" sets the source column "%"', resolved ->> 'source_column'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'The source column scopes every delete; a soft delete may not change it.';
-    END IF;
+    PERFORM @extschema@._gs_export_check_on_delete(on_delete, resolved ->> 'source_column');
 
     IF pg_catalog.to_regclass('@extschema@.leads') IS NULL THEN
         RAISE EXCEPTION 'relation "@extschema@.leads" does not exist'

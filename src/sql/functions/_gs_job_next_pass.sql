@@ -6,7 +6,8 @@
  * oldest day walked (end_date, or without one the day of the oldest lead).
  * A follower's backfill ends in its pass 'follow', which never ends.  A
  * retry or a repair (a set job) completes when its queue is empty: its
- * worker ends its only pass when it takes nothing more.
+ * worker ends its only pass when it takes nothing more; a verify when
+ * both sides are walked.
  * Outcomes: 'walk' (a new pass: the other columns say where), 'completed'
  * (with the counts, for the log), 'stopped' (the job is no longer running).
  */
@@ -55,8 +56,8 @@ BEGIN
     found_leads := j.cursor_updated_at < j.pass_upper;
     kept_changing := false;
 
-    /* a retry or a repair has one pass: completed (the last branch) */
-    IF j.kind NOT IN ('retry', 'repair')
+    /* a retry, a repair or a verify has one pass: completed (the last branch) */
+    IF j.kind NOT IN ('retry', 'repair', 'verify')
        AND (j.pass_kind = 'range' OR (j.pass_kind = 'catchup' AND found_leads
                                       AND j.catchup_pass < max_catchup_passes)) THEN
         horizon := @extschema@._gs_changes_horizon();
@@ -66,7 +67,7 @@ BEGIN
         j.pass_upper := GREATEST(horizon, j.changes_since);
         j.catchup_lower := j.changes_since;
         j.changes_since := j.pass_upper;
-    ELSIF j.kind NOT IN ('retry', 'repair') AND j.pass_kind = 'catchup' AND GREATEST(j.changes_since, range_bottom) < range_top THEN
+    ELSIF j.kind NOT IN ('retry', 'repair', 'verify') AND j.pass_kind = 'catchup' AND GREATEST(j.changes_since, range_bottom) < range_top THEN
         kept_changing := found_leads;
         j.pass_kind := 'rest';
         j.pass_lower := GREATEST(j.changes_since, range_bottom);
