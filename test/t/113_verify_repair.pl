@@ -208,6 +208,21 @@ is(sql("SELECT detail -> 'columns' ?| array['last_sync_at', 'sync_source'] FROM 
 is(sql("SELECT (detail ->> 'remote_version')::timestamptz < (detail ->> 'lead_version')::timestamptz FROM gestao_scouter_export_diffs WHERE job_id = '$by_content' AND lead_id = 30"),
    't', 'a stale row: the versions');
 
+# Pause and resume: it goes on from its position, finding the same; a
+# GET the remote answers 503 is asked again.
+$remote->faults(delay_ms => 40, fail_next => 2, status => 503, method => 'GET');
+my $paused = sql(q{SELECT gs_export_verify('{"compare": "content", "batch_size": 20}')});
+GsExportTest::wait_true($node, "SELECT total_leads >= 100 FROM gestao_scouter_export_jobs WHERE id = '$paused'", 60);
+sql("SELECT gs_export_pause('$paused')");
+GsExportTest::wait_no_worker($node);
+is(sql("SELECT status || '/' || (total_leads < $n) || '/' || (cursor_id > 0) FROM gestao_scouter_export_jobs WHERE id = '$paused'"),
+   'paused/true/true', 'a verify paused half way, its position kept');
+$remote->faults(delay_ms => 0);
+sql("SELECT gs_export_resume('$paused')");
+GsExportTest::wait_status($node, $paused, 'completed', 60);
+is(diffs($paused), diffs($by_content), '... resumed, it finds the same, each row once');
+is(sql("SELECT total_leads FROM gestao_scouter_export_jobs WHERE id = '$paused'"), $n, "... $n leads compared in all");
+
 ($rc, $out, $err) = GsExportTest::psql_as($node, 'bob', "SELECT gs_export_repair('$by_content')");
 is($rc, '42704', "a repair of another user's verify: 42704");
 ($rc, $out, $err) = GsExportTest::psql_as($node, 'outsider', q{SELECT gs_export_verify('{}')});

@@ -9,7 +9,8 @@
  * values a soft delete sets).  For a remote table that already has a
  * follower: that follower's id when the options resolve to its own, else
  * 55000 naming it.  Another job active on the same remote table is in the
- * way too (55000): an older version of a lead could follow a newer one.
+ * way too (55000): an older version of a lead could follow a newer one;
+ * but a verify, which sends nothing.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_export_follow(p_caller oid, p_uid uuid, p_app_admin boolean, p_options jsonb)
 RETURNS uuid
@@ -91,7 +92,7 @@ BEGIN
     SELECT a.id, a.status INTO active FROM @extschema@._gs_export_latest_active_job(NULL) a;
     IF active.id IS NOT NULL AND EXISTS (
            SELECT 1 FROM @extschema@.gestao_scouter_export_jobs j
-            WHERE j.id = active.id
+            WHERE j.id = active.id AND j.kind <> 'verify'
               AND (j.effective_options ->> 'target_table') = (resolved ->> 'target_table')) THEN
         RAISE EXCEPTION 'export job % is % on remote table "%"', active.id, active.status, resolved ->> 'target_table'
             USING ERRCODE = 'object_not_in_prerequisite_state',
