@@ -27,6 +27,8 @@ What it measures, in this order, on the same N leads:
   5. empty      a job over 3650 days before the oldest lead: create to
                 completed.
   6. filter     the unthrottled job with a filter, without and with an index.
+  9. verify     (--verify: only this) bench/verify.py: verify by version
+                and by content against exporting the same leads.
   8. chaos      (--chaos: only this) bench/chaos.py: the adaptive pace
                 against fixed settings on a remote that is noisy, flaky
                 (13 % transient faults), down for a while (a burst of
@@ -1041,6 +1043,9 @@ def main():
     p.add_argument("--chaos", action="store_true",
                    help="only the chaos profile (bench/chaos.py): noise, transient faults,"
                         " a burst of faults, a rate-limited remote")
+    p.add_argument("--verify", action="store_true",
+                   help="only the proof profile (bench/verify.py): verify by version and by"
+                        " content against exporting the same leads")
     p.add_argument("--server-log", default=None,
                    help="the cluster's server log: the WAN profile quotes where an adaptive"
                         " pace settled and why it backed off")
@@ -1084,6 +1089,20 @@ def main():
                  "data        N = %d leads over D = %d days" % (n, a.days), ""]
         lines += chaos.chaos_summary(out)
         lines.append("whole chaos benchmark: %.0f s" % (time.monotonic() - t_start))
+        log("\n".join(lines))
+        return 0
+
+    if a.verify:
+        import verify  # noqa: E402  (bench/verify.py, next to this file)
+        out = verify.run_verify(local, remote, si, a, newest, oldest)
+        m = machine(local)
+        lines = ["", "=" * 40 + " gs_export verify benchmark " + "=" * 40,
+                 "machine     %d cores, %s, %s RAM, Linux %s" % (m["nproc"], m["cpu"], m["mem"],
+                                                               m["kernel"]),
+                 "load        load average before the benchmark: %s" % load_before,
+                 "data        N = %d leads over D = %d days" % (n, a.days), ""]
+        lines += verify.verify_summary(out)
+        lines.append("whole verify benchmark: %.0f s" % (time.monotonic() - t_start))
         log("\n".join(lines))
         return 0
 

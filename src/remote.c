@@ -1262,9 +1262,11 @@ gs_remote_abandon_all(void)
 	for (i = 0; i < GS_MAX_REQUESTS; i++)
 		if (requests[i].in_use)
 		{
-			if (requests[i].resent_whole ||
-				(!(requests[i].done && requests[i].rc == CURLE_OK) &&
-				 body_handed_over(&requests[i])))
+			/* a GET changes nothing */
+			if (!requests[i].get &&
+				(requests[i].resent_whole ||
+				 (!(requests[i].done && requests[i].rc == CURLE_OK) &&
+				  body_handed_over(&requests[i]))))
 				in_doubt = true;
 			release_request(&requests[i]);
 		}

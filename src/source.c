@@ -37,6 +37,7 @@ struct GsSource
 	SPIPlanPtr	plan;			/* the batch query */
 	SPIPlanPtr	backfill_plan;	/* a follower's: its backfill, by id */
 	SPIPlanPtr	ids_plan;		/* a follower's: leads by id */
+	SPIPlanPtr	keys_plan;		/* a verify's by version: only the keys */
 	SPIPlanPtr	snapshot_plan;	/* failed leads as read: the whole row */
 	SPIPlanPtr	snapshot_columns_plan;	/* or the columns the job reads */
 	Oid			leads;
@@ -267,6 +268,17 @@ prepare_follow_queries(GsSource *src, const char *qualified, const char *columns
 	argtypes[1] = INT4OID;
 	memcpy(argtypes + 2, src->extra_types + 1, sizeof(Oid) * (src->nextra - 1));
 	src->backfill_plan = prepare_kept(sql.data, 1 + src->nextra, argtypes);
+
+	if (src->job->verify && !src->job->compare_content)
+	{
+		/* a verify by version reads updated_at and id alone (1 and 2) */
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT l.updated_at, l.id::pg_catalog.int8 FROM %s l", qualified);
+		appendStringInfoString(&sql, " WHERE l.id > $1");
+		append_filter(&sql, src->job, 3);
+		appendStringInfoString(&sql, " ORDER BY l.id LIMIT $2");
+		src->keys_plan = prepare_kept(sql.data, 1 + src->nextra, argtypes);
+	}
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT %s%s FROM %s l", columns, keys, qualified);
@@ -617,7 +629,8 @@ cmp_int64(const void *a, const void *b)
 /*
  * A verify's page of leads (verify.c): up to limit leads of its filter
  * after after_id, by id, as its owner reads them, each with its updated_at
- * and, with texts, its JSON as the export builds it (gs_payload_lead).
+ * and, with texts (by content), its JSON as the export builds it
+ * (gs_payload_lead); without (by version), only the keys are read.
  * Read in a transaction of its own.  NULL when the extension is gone.
  */
 GsBatch *
@@ -646,7 +659,7 @@ gs_source_verify_page(GsSource *src, MemoryContext batch_cxt, int64 after_id, in
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	as_owner_begin(job, &as);
-	ret = SPI_execute_plan(src->backfill_plan, values, NULL, true, 0);
+	ret = SPI_execute_plan(texts ? src->backfill_plan : src->keys_plan, values, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the leads: %s", SPI_result_code_string(ret));
 	as_owner_end(&as);
@@ -662,7 +675,7 @@ gs_source_verify_page(GsSource *src, MemoryContext batch_cxt, int64 after_id, in
 		batch->updated = palloc(sizeof(TimestampTz) * cap);
 		batch->updated_null = palloc(sizeof(bool) * cap);
 	}
-	if (SPI_processed > 0)
+	if (SPI_processed > 0 && texts)
 		ensure_shape(src, SPI_tuptable->tupdesc);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -675,8 +688,8 @@ gs_source_verify_page(GsSource *src, MemoryContext batch_cxt, int64 after_id, in
 		if (texts)
 			batch->texts[k] = gs_payload_text(gs_payload_lead(src->shape, tuple, tupdesc, ""),
 											  &batch->lens[k]);
-		batch->ids[k] = DatumGetInt64(heap_getattr(tuple, src->att_id, tupdesc, &isnull));
-		ts = heap_getattr(tuple, src->att_updated_at, tupdesc, &isnull);
+		batch->ids[k] = DatumGetInt64(heap_getattr(tuple, texts ? src->att_id : 2, tupdesc, &isnull));
+		ts = heap_getattr(tuple, texts ? src->att_updated_at : 1, tupdesc, &isnull);
 		batch->updated_null[k] = isnull;
 		batch->updated[k] = isnull ? 0 : DatumGetTimestampTz(ts);
 		batch->last_id = batch->ids[k];

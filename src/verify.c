@@ -74,8 +74,12 @@ typedef struct Verify
 	struct json_object *rows;
 	int			nrows;
 	int			rpos;
-	int64		rlast;			/* the last id asked after */
+	int64		rlast;			/* the last id of the pages read */
 	bool		rdone;
+	bool		rnext;			/* the next page's GET is under way (asked
+								 * as soon as a page comes: the remote works
+								 * while the leads are read and compared) */
+	MemoryContext wcxt;			/* what one page's work allocates */
 
 	/* the leads' page */
 	MemoryContext lcxt;
@@ -327,17 +331,40 @@ retry_delay(int attempt, int retry_after_ms)
 	return Min(delay, (long) gs_export_retry_max_delay_ms);
 }
 
+static int64
+remote_id(struct json_object *row)
+{
+	struct json_object *id;
+
+	if (!json_object_object_get_ex(row, "id", &id) || !is_number(id))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("gs_export: a remote row without a numeric id")));
+	return json_object_get_int64(id);
+}
+
+static void
+start_get(Verify *v)
+{
+	char	   *query = psprintf("select=%s&id=gt." INT64_FORMAT "%s&order=id&limit=%d",
+								 v->select, v->rlast, v->scope, v->page);
+
+	gs_remote_start_get(v->job->project_url, v->job->api_key, v->job->target_table, query, NULL);
+	pfree(query);
+	v->rnext = true;
+}
+
 /*
- * The remote's next page after v->rlast.  false when the job must stop:
- * the remote's trouble went on past gs_export.max_retries (the job is
- * paused) or cannot pass (it fails), the reason saying so.
+ * The remote's next page after v->rlast (its GET may be under way
+ * already), and the GET of the page after it started at once.  false
+ * when the job must stop: the remote's trouble went on past
+ * gs_export.max_retries (the job is paused) or cannot pass (it fails),
+ * the reason saying so.
  */
 static bool
 fetch_remote(Verify *v)
 {
 	GsJob	   *job = v->job;
-	char	   *query = psprintf("select=%s&id=gt." INT64_FORMAT "%s&order=id&limit=%d",
-								 v->select, v->rlast, v->scope, v->page);
 	int			attempt = 0;
 
 	if (v->rows != NULL)
@@ -345,6 +372,7 @@ fetch_remote(Verify *v)
 	v->rows = NULL;
 	v->nrows = 0;
 	v->rpos = 0;
+	MemoryContextReset(v->wcxt);
 	for (;;)
 	{
 		GsRemoteResult res;
@@ -353,7 +381,8 @@ fetch_remote(Verify *v)
 
 		CHECK_FOR_INTERRUPTS();
 		pgstat_report_activity(STATE_RUNNING, "gs_export: verify: reading the remote");
-		gs_remote_start_get(job->project_url, job->api_key, job->target_table, query, NULL);
+		if (!v->rnext)
+			start_get(v);
 		while (gs_remote_wait(VERIFY_WAIT_MS, false, &res, &tag) != GS_WAIT_ANSWER)
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -363,6 +392,7 @@ fetch_remote(Verify *v)
 				ProcessConfigFile(PGC_SIGHUP);
 			}
 		}
+		v->rnext = false;
 		if (res.outcome == GS_REMOTE_OK)
 		{
 			rows = json_tokener_parse(res.body);
@@ -370,8 +400,13 @@ fetch_remote(Verify *v)
 			{
 				v->rows = rows;
 				v->nrows = (int) json_object_array_length(rows);
-				if (res.body)
-					pfree(res.body);
+				if (v->nrows == 0)
+					v->rdone = true;
+				else
+				{
+					v->rlast = remote_id(json_object_array_get_idx(rows, v->nrows - 1));
+					start_get(v);
+				}
 				return true;
 			}
 			if (rows != NULL)
@@ -415,18 +450,6 @@ fetch_leads(Verify *v)
 	if (v->leads->nleads > 0)
 		v->llast = v->leads->last_id;
 	return true;
-}
-
-static int64
-remote_id(struct json_object *row)
-{
-	struct json_object *id;
-
-	if (!json_object_object_get_ex(row, "id", &id) || !is_number(id))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("gs_export: a remote row without a numeric id")));
-	return json_object_get_int64(id);
 }
 
 /* The remote's version: its updated_at column, as an instant. */
@@ -603,6 +626,7 @@ gs_verify_run(GsJob *job, MemoryContext cxt)
 	plan_columns(v);
 	v->lcxt = AllocSetContextCreate(cxt, "gs_export verify leads", ALLOCSET_DEFAULT_SIZES);
 	v->rcxt = AllocSetContextCreate(cxt, "gs_export verify diffs", ALLOCSET_DEFAULT_SIZES);
+	v->wcxt = AllocSetContextCreate(cxt, "gs_export verify work", ALLOCSET_DEFAULT_SIZES);
 	v->maxdiffs = 64;
 	v->diff_ids = MemoryContextAlloc(v->rcxt, sizeof(Datum) * v->maxdiffs);
 	v->diff_kinds = MemoryContextAlloc(v->rcxt, sizeof(Datum) * v->maxdiffs);
@@ -612,6 +636,7 @@ gs_verify_run(GsJob *job, MemoryContext cxt)
 
 	if (gs_source_verify_count(v->src) < 0)
 		return;
+	MemoryContextSwitchTo(v->wcxt);
 	ereport(LOG,
 			(errmsg("gs_export: verify %s started: compare %s, pages of %d, from id " INT64_FORMAT "%s",
 					job->id_text, v->content ? "content" : "version", v->page, job->cursor_id,
@@ -624,16 +649,14 @@ gs_verify_run(GsJob *job, MemoryContext cxt)
 		struct json_object *row = NULL;
 
 		CHECK_FOR_INTERRUPTS();
+		/* a transaction's end may have left another context current */
+		MemoryContextSwitchTo(v->wcxt);
 		if (v->rpos == v->nrows && !v->rdone)
 		{
 			if (!flush(v))
 				break;
 			if (!fetch_remote(v))
 				break;
-			if (v->nrows == 0)
-				v->rdone = true;
-			else
-				v->rlast = remote_id(json_object_array_get_idx(v->rows, v->nrows - 1));
 			continue;
 		}
 		if ((v->leads == NULL || v->lpos == v->leads->nleads) && !v->ldone)
@@ -706,4 +729,5 @@ gs_verify_run(GsJob *job, MemoryContext cxt)
 	if (v->rows != NULL)
 		json_object_put(v->rows);
 	v->rows = NULL;
+	MemoryContextSwitchTo(oldcxt);
 }
