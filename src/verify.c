@@ -98,6 +98,13 @@ typedef struct Verify
 	int64		compared;
 	int64		position;		/* every id up to it is done, both sides */
 	int64		recorded;		/* the position last recorded */
+
+	/* where the time went, for the log (microseconds) */
+	int64		us_remote;		/* waiting for the remote's pages */
+	int64		us_leads;		/* reading leads */
+	int64		us_record;		/* recording */
+	int64		us_parse;		/* parsing the remote's pages */
+	int			pages;
 } Verify;
 
 /* A string that looks like an ISO 8601 date and time. */
@@ -289,9 +296,14 @@ flush(Verify *v)
 {
 	GsStoreState state;
 	bool		running = false;
+	TimestampTz t0 = GetCurrentTimestamp();
 
 	if (v->ndiffs == 0 && v->compared == 0 && v->position == v->recorded)
-		return gs_job_is_running(v->job);
+	{
+		running = gs_job_is_running(v->job);
+		v->us_record += GetCurrentTimestamp() - t0;
+		return running;
+	}
 	state = gs_xact_begin("gs_export: verify: recording", false, NULL);
 	if (state == GS_STORE_READY)
 	{
@@ -318,6 +330,7 @@ flush(Verify *v)
 	v->ndiffs = 0;
 	v->compared = 0;
 	v->recorded = v->position;
+	v->us_record += GetCurrentTimestamp() - t0;
 	return running;
 }
 
@@ -378,11 +391,14 @@ fetch_remote(Verify *v)
 		GsRemoteResult res;
 		void	   *tag = NULL;
 		struct json_object *rows = NULL;
+		TimestampTz t0;
 
 		CHECK_FOR_INTERRUPTS();
 		pgstat_report_activity(STATE_RUNNING, "gs_export: verify: reading the remote");
 		if (!v->rnext)
 			start_get(v);
+		t0 = GetCurrentTimestamp();
+
 		while (gs_remote_wait(VERIFY_WAIT_MS, false, &res, &tag) != GS_WAIT_ANSWER)
 		{
 			CHECK_FOR_INTERRUPTS();
@@ -393,9 +409,13 @@ fetch_remote(Verify *v)
 			}
 		}
 		v->rnext = false;
+		v->us_remote += GetCurrentTimestamp() - t0;
 		if (res.outcome == GS_REMOTE_OK)
 		{
+			t0 = GetCurrentTimestamp();
 			rows = json_tokener_parse(res.body);
+			v->us_parse += GetCurrentTimestamp() - t0;
+			v->pages++;
 			if (rows != NULL && json_object_get_type(rows) == json_type_array)
 			{
 				v->rows = rows;
@@ -439,10 +459,15 @@ fetch_remote(Verify *v)
 static bool
 fetch_leads(Verify *v)
 {
+	TimestampTz t0;
+
 	MemoryContextReset(v->lcxt);
 	v->lpos = 0;
+	t0 = GetCurrentTimestamp();
+
 	pgstat_report_activity(STATE_RUNNING, "gs_export: verify: reading leads");
 	v->leads = gs_source_verify_page(v->src, v->lcxt, v->llast, v->page, v->content);
+	v->us_leads += GetCurrentTimestamp() - t0;
 	if (v->leads == NULL)
 		return false;
 	if (v->leads->nleads < v->page)
@@ -610,6 +635,7 @@ gs_verify_run(GsJob *job, MemoryContext cxt)
 {
 	Verify	   *v = MemoryContextAllocZero(cxt, sizeof(Verify));
 	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	TimestampTz started = GetCurrentTimestamp();
 
 	v->job = job;
 	v->src = gs_source_open(job, cxt);
@@ -682,6 +708,11 @@ gs_verify_run(GsJob *job, MemoryContext cxt)
 		if (row == NULL && lid == PG_INT64_MAX)
 		{
 			/* both walked: done */
+			ereport(LOG,
+					(errmsg("gs_export: verify %s walked both sides in %.1f s: %d remote pages, %.1f s waiting for them, %.1f s parsing them, %.1f s reading leads, %.1f s recording",
+							job->id_text, (GetCurrentTimestamp() - started) / 1e6, v->pages,
+							v->us_remote / 1e6, v->us_parse / 1e6, v->us_leads / 1e6,
+							v->us_record / 1e6)));
 			if (flush(v))
 				(void) gs_job_next_pass(job);
 			break;
