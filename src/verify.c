@@ -8,9 +8,12 @@
  *	  leads of its filter read in the same order (source.c, as the job's
  *	  owner), merge-joins the two, and records each difference in
  *	  gestao_scouter_export_diffs (_gs_verify_record), with its position,
- *	  so that a pause and a resume go on from there.  One page of each side
- *	  is held at a time: memory is flat whatever the table's size.  It
- *	  sends nothing.
+ *	  so that a pause and a resume go on from there.  The walk goes in
+ *	  segments: a page of leads, and the remote's rows of the same id range
+ *	  (&id=gt.<lo>&id=lte.<hi>, more pages while one comes full); a few
+ *	  segments are read ahead, their GETs at the remote at once (4, or
+ *	  max_in_flight), and merged in order.  Memory is those few pages, flat
+ *	  whatever the table's size.  It sends nothing.
  *
  *	  Kinds: missing (a lead compared, no remote row), stale (the remote
  *	  holds an older updated_at), different (same version, a column
@@ -54,6 +57,9 @@
 /* Differences held before they are recorded. */
 #define VERIFY_FLUSH_DIFFS 1000
 
+/* Segments read ahead, their GETs at the remote at once (by default). */
+#define VERIFY_IN_FLIGHT 4
+
 /* Longest wait between two looks at an answer. */
 #define VERIFY_WAIT_MS 1000
 
@@ -70,23 +76,20 @@ typedef struct Verify
 	TimestampTz lower;
 	TimestampTz upper;
 
-	/* the remote's page: a JSON array, json-c's (malloc'd) */
-	struct json_object *rows;
-	int			nrows;
-	int			rpos;
-	int64		rlast;			/* the last id of the pages read */
-	bool		rdone;
-	bool		rnext;			/* the next page's GET is under way (asked
-								 * as soon as a page comes: the remote works
-								 * while the leads are read and compared) */
-	MemoryContext wcxt;			/* what one page's work allocates */
-
-	/* the leads' page */
-	MemoryContext lcxt;
-	GsBatch    *leads;
-	int			lpos;
-	int64		llast;
-	bool		ldone;
+	/*
+	 * The walk, in segments: each holds a page of leads, (lo, hi] the ids
+	 * it covers (hi the last lead's id; PG_INT64_MAX for the last segment,
+	 * whose lead page came short), and the GET of the remote's rows of
+	 * that range.  Up to inflight segments are read ahead, their GETs at
+	 * the remote at once; they are merged in order.
+	 */
+	List	   *segments;
+	int			inflight;
+	int64		llast;			/* the last lead id read */
+	bool		ldone;			/* the last lead page has been read */
+	GsBatch    *leads;			/* the segment being merged's */
+	MemoryContext wcxt;			/* what merging one segment allocates */
+	MemoryContext scxt;			/* the segments' contexts, one each */
 
 	/* what is to be recorded */
 	MemoryContext rcxt;
@@ -100,6 +103,7 @@ typedef struct Verify
 	int64		recorded;		/* the position last recorded */
 
 	/* where the time went, for the log (microseconds) */
+	int64		us_merge;		/* merging and comparing */
 	int64		us_remote;		/* waiting for the remote's pages */
 	int64		us_leads;		/* reading leads */
 	int64		us_record;		/* recording */
@@ -356,51 +360,109 @@ remote_id(struct json_object *row)
 	return json_object_get_int64(id);
 }
 
-static void
-start_get(Verify *v)
+typedef struct Segment
 {
-	char	   *query = psprintf("select=%s&id=gt." INT64_FORMAT "%s&order=id&limit=%d",
-								 v->select, v->rlast, v->scope, v->page);
+	MemoryContext cxt;
+	int64		lo;
+	int64		hi;
+	GsBatch    *leads;
+	int			lpos;			/* the next lead to merge */
+	int64		after;			/* the GET asks for rows after this id */
+	bool		answered;
+	GsRemoteResult res;			/* its answer, in cxt */
+	int			attempt;
+	TimestampTz asked_at;
+} Segment;
 
-	gs_remote_start_get(v->job->project_url, v->job->api_key, v->job->target_table, query, NULL);
+/* Ask the remote for the rows of the segment after seg->after. */
+static void
+start_get(Verify *v, Segment *seg)
+{
+	char	   *query;
+
+	if (seg->hi == PG_INT64_MAX)
+		query = psprintf("select=%s&id=gt." INT64_FORMAT "%s&order=id&limit=%d",
+						 v->select, seg->after, v->scope, v->page);
+	else
+		query = psprintf("select=%s&id=gt." INT64_FORMAT "&id=lte." INT64_FORMAT "%s&order=id&limit=%d",
+						 v->select, seg->after, seg->hi, v->scope, v->page);
+	gs_remote_start_get(v->job->project_url, v->job->api_key, v->job->target_table, query, seg);
 	pfree(query);
-	v->rnext = true;
+	seg->answered = false;
+	seg->asked_at = GetCurrentTimestamp();
 }
 
 /*
- * The remote's next page after v->rlast (its GET may be under way
- * already), and the GET of the page after it started at once.  false
- * when the job must stop: the remote's trouble went on past
- * gs_export.max_retries (the job is paused) or cannot pass (it fails),
- * the reason saying so.
+ * Read the next page of leads into a new segment, and ask the remote for
+ * its rows.  false when the extension is gone.
  */
 static bool
-fetch_remote(Verify *v)
+add_segment(Verify *v)
+{
+	MemoryContext cxt = AllocSetContextCreate(v->scxt, "gs_export verify segment",
+											  ALLOCSET_DEFAULT_SIZES);
+	Segment    *seg = MemoryContextAllocZero(cxt, sizeof(Segment));
+	TimestampTz t0 = GetCurrentTimestamp();
+	MemoryContext oldcxt;
+
+	seg->cxt = cxt;
+	seg->lo = seg->after = v->llast;
+	pgstat_report_activity(STATE_RUNNING, "gs_export: verify: reading leads");
+	seg->leads = gs_source_verify_page(v->src, cxt, v->llast, v->page, v->content);
+	v->us_leads += GetCurrentTimestamp() - t0;
+	if (seg->leads == NULL)
+	{
+		MemoryContextDelete(cxt);
+		return false;
+	}
+	if (seg->leads->nleads < v->page)
+	{
+		v->ldone = true;
+		seg->hi = PG_INT64_MAX;
+	}
+	else
+		seg->hi = v->llast = seg->leads->last_id;
+	start_get(v, seg);
+	/* the list lives as long as the walk */
+	oldcxt = MemoryContextSwitchTo(v->scxt);
+	v->segments = lappend(v->segments, seg);
+	MemoryContextSwitchTo(oldcxt);
+	return true;
+}
+
+/* Keep an answer with its segment, in the segment's memory. */
+static void
+keep_answer(Segment *seg, GsRemoteResult *res)
+{
+	seg->res = *res;
+	seg->res.body = res->body ? MemoryContextStrdup(seg->cxt, res->body) : NULL;
+	seg->res.error = res->error ? MemoryContextStrdup(seg->cxt, res->error) : NULL;
+	seg->answered = true;
+}
+
+/*
+ * The remote's rows of the head segment (asked after seg->after), parsed:
+ * a JSON array (json-c's), or NULL when the job must stop: the remote's
+ * trouble went on past gs_export.max_retries (the job is paused) or
+ * cannot pass (it fails), the reason saying so.
+ */
+static struct json_object *
+segment_rows(Verify *v, Segment *seg)
 {
 	GsJob	   *job = v->job;
-	int			attempt = 0;
 
-	if (v->rows != NULL)
-		json_object_put(v->rows);
-	v->rows = NULL;
-	v->nrows = 0;
-	v->rpos = 0;
-	MemoryContextReset(v->wcxt);
 	for (;;)
 	{
 		GsRemoteResult res;
 		void	   *tag = NULL;
-		struct json_object *rows = NULL;
-		TimestampTz t0;
+		struct json_object *rows;
+		TimestampTz t0 = GetCurrentTimestamp();
 
-		CHECK_FOR_INTERRUPTS();
 		pgstat_report_activity(STATE_RUNNING, "gs_export: verify: reading the remote");
-		if (!v->rnext)
-			start_get(v);
-		t0 = GetCurrentTimestamp();
-
-		while (gs_remote_wait(VERIFY_WAIT_MS, false, &res, &tag) != GS_WAIT_ANSWER)
+		while (!seg->answered)
 		{
+			if (gs_remote_wait(VERIFY_WAIT_MS, false, &res, &tag) == GS_WAIT_ANSWER)
+				keep_answer((Segment *) tag, &res);
 			CHECK_FOR_INTERRUPTS();
 			if (ConfigReloadPending)
 			{
@@ -408,8 +470,8 @@ fetch_remote(Verify *v)
 				ProcessConfigFile(PGC_SIGHUP);
 			}
 		}
-		v->rnext = false;
 		v->us_remote += GetCurrentTimestamp() - t0;
+		res = seg->res;
 		if (res.outcome == GS_REMOTE_OK)
 		{
 			t0 = GetCurrentTimestamp();
@@ -418,30 +480,24 @@ fetch_remote(Verify *v)
 			v->pages++;
 			if (rows != NULL && json_object_get_type(rows) == json_type_array)
 			{
-				v->rows = rows;
-				v->nrows = (int) json_object_array_length(rows);
-				if (v->nrows == 0)
-					v->rdone = true;
-				else
-				{
-					v->rlast = remote_id(json_object_array_get_idx(rows, v->nrows - 1));
-					start_get(v);
-				}
-				return true;
+				seg->attempt = 0;
+				return rows;
 			}
 			if (rows != NULL)
 				json_object_put(rows);
 			res.outcome = GS_REMOTE_FATAL;
-			res.error = "the answer to a GET was not a JSON array of rows";
+			res.error = psprintf("the answer to a GET was not a JSON array of rows: %.200s",
+								 res.body ? res.body : "(none)");
 		}
-		if (res.outcome == GS_REMOTE_RETRY && ++attempt < gs_export_max_retries)
+		if (res.outcome == GS_REMOTE_RETRY && ++seg->attempt < gs_export_max_retries)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 retry_delay(attempt, res.retry_after_ms), PG_WAIT_EXTENSION);
+							 retry_delay(seg->attempt, res.retry_after_ms), PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
 			if (!gs_job_is_running(job))
-				return false;
+				return NULL;
+			start_get(v, seg);
 			continue;
 		}
 		ereport(LOG,
@@ -451,30 +507,8 @@ fetch_remote(Verify *v)
 					psprintf("verify: reading the remote failed: %s%s",
 							 res.error ? res.error : "unknown error",
 							 res.outcome == GS_REMOTE_RETRY ? "; gs_export_resume() goes on from where it stopped" : ""));
-		return false;
+		return NULL;
 	}
-}
-
-/* The leads' next page after v->llast; false when the extension is gone. */
-static bool
-fetch_leads(Verify *v)
-{
-	TimestampTz t0;
-
-	MemoryContextReset(v->lcxt);
-	v->lpos = 0;
-	t0 = GetCurrentTimestamp();
-
-	pgstat_report_activity(STATE_RUNNING, "gs_export: verify: reading leads");
-	v->leads = gs_source_verify_page(v->src, v->lcxt, v->llast, v->page, v->content);
-	v->us_leads += GetCurrentTimestamp() - t0;
-	if (v->leads == NULL)
-		return false;
-	if (v->leads->nleads < v->page)
-		v->ldone = true;
-	if (v->leads->nleads > 0)
-		v->llast = v->leads->last_id;
-	return true;
 }
 
 /* The remote's version: its updated_at column, as an instant. */
@@ -594,6 +628,33 @@ compare(Verify *v, int i, struct json_object *row)
 	}
 }
 
+/* Lead i of the page: the remote lacks it. */
+static void
+lead_missing(Verify *v, int i)
+{
+	struct json_object *detail;
+
+	if (!in_window(v, i))
+		return;
+	detail = json_object_new_object();
+	json_object_object_add(detail, "lead_version", lead_version(v, i));
+	add_diff(v, v->leads->ids[i], "missing", detail);
+	v->compared++;
+}
+
+/* A remote row of the scope with no lead of the filter. */
+static void
+row_extra(Verify *v, struct json_object *row, int64 rid)
+{
+	struct json_object *detail = json_object_new_object();
+	TimestampTz ts;
+	struct json_object *rval;
+
+	(void) remote_version(v, row, &ts, &rval);
+	json_object_object_add(detail, "remote_version", detail_value(rval));
+	add_diff(v, rid, "extra", detail);
+}
+
 /*
  * The remote column that receives updated_at, and the select= of the
  * GET: id and the columns compared.
@@ -650,115 +711,112 @@ gs_verify_run(GsJob *job, MemoryContext cxt)
 		psprintf("&%s=eq.%s", gs_remote_escape(job->source_column),
 				 gs_remote_escape(job->source_value)) : "";
 	plan_columns(v);
-	v->lcxt = AllocSetContextCreate(cxt, "gs_export verify leads", ALLOCSET_DEFAULT_SIZES);
+	v->scxt = AllocSetContextCreate(cxt, "gs_export verify segments", ALLOCSET_DEFAULT_SIZES);
+	v->inflight = job->max_in_flight > 1 ? Min(job->max_in_flight, GS_MAX_REQUESTS) : VERIFY_IN_FLIGHT;
 	v->rcxt = AllocSetContextCreate(cxt, "gs_export verify diffs", ALLOCSET_DEFAULT_SIZES);
 	v->wcxt = AllocSetContextCreate(cxt, "gs_export verify work", ALLOCSET_DEFAULT_SIZES);
 	v->maxdiffs = 64;
 	v->diff_ids = MemoryContextAlloc(v->rcxt, sizeof(Datum) * v->maxdiffs);
 	v->diff_kinds = MemoryContextAlloc(v->rcxt, sizeof(Datum) * v->maxdiffs);
 	v->diff_details = MemoryContextAlloc(v->rcxt, sizeof(Datum) * v->maxdiffs);
-	v->position = v->recorded = v->rlast = v->llast = job->cursor_id;
+	v->position = v->recorded = v->llast = job->cursor_id;
 	MemoryContextSwitchTo(oldcxt);
 
 	if (gs_source_verify_count(v->src) < 0)
 		return;
 	MemoryContextSwitchTo(v->wcxt);
 	ereport(LOG,
-			(errmsg("gs_export: verify %s started: compare %s, pages of %d, from id " INT64_FORMAT "%s",
-					job->id_text, v->content ? "content" : "version", v->page, job->cursor_id,
+			(errmsg("gs_export: verify %s started: compare %s, pages of %d, %d at once, from id " INT64_FORMAT "%s",
+					job->id_text, v->content ? "content" : "version", v->page, v->inflight, job->cursor_id,
 					v->window ? ", the leads of its days" : "")));
 
 	for (;;)
 	{
-		int64		rid;
-		int64		lid;
-		struct json_object *row = NULL;
+		Segment    *seg;
+		struct json_object *rows;
+		int			nrows;
+		int			r;
+		bool		more;
+		bool		gone = false;
+		TimestampTz t0;
 
 		CHECK_FOR_INTERRUPTS();
 		/* a transaction's end may have left another context current */
 		MemoryContextSwitchTo(v->wcxt);
-		if (v->rpos == v->nrows && !v->rdone)
-		{
-			if (!flush(v))
-				break;
-			if (!fetch_remote(v))
-				break;
-			continue;
-		}
-		if ((v->leads == NULL || v->lpos == v->leads->nleads) && !v->ldone)
-		{
-			if (!flush(v))
-				break;
-			if (!fetch_leads(v))
-				break;
-			continue;
-		}
-		if (v->ndiffs >= VERIFY_FLUSH_DIFFS && !flush(v))
+		while (list_length(v->segments) < v->inflight && !v->ldone && !gone)
+			gone = !add_segment(v);
+		if (gone)
 			break;
-
-		rid = PG_INT64_MAX;
-		lid = PG_INT64_MAX;
-		if (v->rpos < v->nrows)
-		{
-			row = json_object_array_get_idx(v->rows, v->rpos);
-			rid = remote_id(row);
-		}
-		if (v->leads != NULL && v->lpos < v->leads->nleads)
-			lid = v->leads->ids[v->lpos];
-		if (row == NULL && lid == PG_INT64_MAX)
+		if (v->segments == NIL)
 		{
 			/* both walked: done */
 			ereport(LOG,
-					(errmsg("gs_export: verify %s walked both sides in %.1f s: %d remote pages, %.1f s waiting for them, %.1f s parsing them, %.1f s reading leads, %.1f s recording",
+					(errmsg("gs_export: verify %s walked both sides in %.1f s: %d remote pages, %.1f s waiting for them, %.1f s parsing them, %.1f s reading leads, %.1f s comparing, %.1f s recording",
 							job->id_text, (GetCurrentTimestamp() - started) / 1e6, v->pages,
 							v->us_remote / 1e6, v->us_parse / 1e6, v->us_leads / 1e6,
-							v->us_record / 1e6)));
+							v->us_merge / 1e6, v->us_record / 1e6)));
 			if (flush(v))
 				(void) gs_job_next_pass(job);
 			break;
 		}
-
-		if (lid < rid)
+		seg = linitial(v->segments);
+		rows = segment_rows(v, seg);
+		if (rows == NULL)
+			break;
+		MemoryContextSwitchTo(v->wcxt);
+		t0 = GetCurrentTimestamp();
+		nrows = (int) json_object_array_length(rows);
+		v->leads = seg->leads;
+		for (r = 0; r < nrows; r++)
 		{
-			/* a lead the remote lacks */
-			if (in_window(v, v->lpos))
+			struct json_object *row = json_object_array_get_idx(rows, r);
+			int64		rid = remote_id(row);
+
+			while (seg->lpos < seg->leads->nleads && seg->leads->ids[seg->lpos] < rid)
+				lead_missing(v, seg->lpos++);
+			if (seg->lpos < seg->leads->nleads && seg->leads->ids[seg->lpos] == rid)
 			{
-				struct json_object *detail = json_object_new_object();
-
-				json_object_object_add(detail, "lead_version", lead_version(v, v->lpos));
-				add_diff(v, lid, "missing", detail);
-				v->compared++;
+				if (in_window(v, seg->lpos))
+				{
+					compare(v, seg->lpos, row);
+					v->compared++;
+				}
+				seg->lpos++;
 			}
-			v->position = lid;
-			v->lpos++;
-		}
-		else if (rid < lid)
-		{
-			/* a remote row of the scope with no lead of the filter */
-			struct json_object *detail = json_object_new_object();
-			TimestampTz ts;
-			struct json_object *rval;
-
-			(void) remote_version(v, row, &ts, &rval);
-			json_object_object_add(detail, "remote_version", detail_value(rval));
-			add_diff(v, rid, "extra", detail);
+			else
+				row_extra(v, row, rid);
 			v->position = rid;
-			v->rpos++;
 		}
-		else
+		/* a full page: the range may hold more rows (the last: until none) */
+		more = seg->hi == PG_INT64_MAX ? nrows > 0 : nrows >= v->page;
+		if (more)
+			seg->after = v->position;
+		json_object_put(rows);
+		if (more)
 		{
-			if (in_window(v, v->lpos))
-			{
-				compare(v, v->lpos, row);
-				v->compared++;
-			}
-			v->position = lid;
-			v->lpos++;
-			v->rpos++;
+			start_get(v, seg);
+			v->us_merge += GetCurrentTimestamp() - t0;
+			if (v->ndiffs >= VERIFY_FLUSH_DIFFS && !flush(v))
+				break;
+			continue;
 		}
+		/* the range's rows are all in: the rest of its leads are missing */
+		while (seg->lpos < seg->leads->nleads)
+		{
+			v->position = seg->leads->ids[seg->lpos];
+			lead_missing(v, seg->lpos++);
+		}
+		if (seg->hi != PG_INT64_MAX)
+			v->position = seg->hi;
+		MemoryContextSwitchTo(v->scxt);
+		v->segments = list_delete_first(v->segments);
+		MemoryContextSwitchTo(v->wcxt);
+		v->leads = NULL;
+		MemoryContextDelete(seg->cxt);
+		MemoryContextReset(v->wcxt);
+		v->us_merge += GetCurrentTimestamp() - t0;
+		if (!flush(v))
+			break;
 	}
-	if (v->rows != NULL)
-		json_object_put(v->rows);
-	v->rows = NULL;
 	MemoryContextSwitchTo(oldcxt);
 }
