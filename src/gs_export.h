@@ -234,9 +234,12 @@ typedef struct GsBatch
 	int64	   *seqs;
 	int			nseqs;
 	bool		truncated;
-	/* a verify's page: each lead's updated_at (NULL: updated_null) */
+	/* a verify's page: each lead's updated_at (NULL: updated_null), and by
+	 * content each lead's json-c object (gs_payload_lead's, not yet
+	 * serialized: the caller puts them) */
 	TimestampTz *updated;
 	bool	   *updated_null;
+	void	  **objects;
 } GsBatch;
 
 /* What happened to one lead of a batch. */

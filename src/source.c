@@ -629,8 +629,9 @@ cmp_int64(const void *a, const void *b)
 /*
  * A verify's page of leads (verify.c): up to limit leads of its filter
  * after after_id, by id, as its owner reads them, each with its updated_at
- * and, with texts (by content), its JSON as the export builds it
- * (gs_payload_lead); without (by version), only the keys are read.
+ * and, with texts (by content), its JSON object as the export builds it
+ * (gs_payload_lead, not serialized: the caller puts each); without (by
+ * version), only the keys are read.
  * Read in a transaction of its own.  NULL when the extension is gone.
  */
 GsBatch *
@@ -674,6 +675,7 @@ gs_source_verify_page(GsSource *src, MemoryContext batch_cxt, int64 after_id, in
 		batch->lens = palloc0(sizeof(size_t) * cap);
 		batch->updated = palloc(sizeof(TimestampTz) * cap);
 		batch->updated_null = palloc(sizeof(bool) * cap);
+		batch->objects = palloc0(sizeof(void *) * cap);
 	}
 	if (SPI_processed > 0 && texts)
 		ensure_shape(src, SPI_tuptable->tupdesc);
@@ -686,8 +688,7 @@ gs_source_verify_page(GsSource *src, MemoryContext batch_cxt, int64 after_id, in
 		Datum		ts;
 
 		if (texts)
-			batch->texts[k] = gs_payload_text(gs_payload_lead(src->shape, tuple, tupdesc, ""),
-											  &batch->lens[k]);
+			batch->objects[k] = gs_payload_lead(src->shape, tuple, tupdesc, "");
 		batch->ids[k] = DatumGetInt64(heap_getattr(tuple, texts ? src->att_id : 2, tupdesc, &isnull));
 		ts = heap_getattr(tuple, texts ? src->att_updated_at : 1, tupdesc, &isnull);
 		batch->updated_null[k] = isnull;

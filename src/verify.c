@@ -71,7 +71,11 @@ typedef struct Verify
 	const char *version_column; /* the remote column of updated_at, or NULL */
 	char	   *select;			/* the GET's select= */
 	char	   *scope;			/* "&col=eq.value" or "" */
-	int			page;			/* rows per page, each side */
+	int			page;			/* remote rows asked per GET */
+	int			lead_page;		/* leads per segment: one fewer, so that
+								 * a range whose rows are all in one answer
+								 * is known whole from it (fewer than page
+								 * rows) */
 	bool		window;			/* only leads of [lower, upper) compared */
 	TimestampTz lower;
 	TimestampTz upper;
@@ -408,14 +412,14 @@ add_segment(Verify *v)
 	seg->cxt = cxt;
 	seg->lo = seg->after = v->llast;
 	pgstat_report_activity(STATE_RUNNING, "gs_export: verify: reading leads");
-	seg->leads = gs_source_verify_page(v->src, cxt, v->llast, v->page, v->content);
+	seg->leads = gs_source_verify_page(v->src, cxt, v->llast, v->lead_page, v->content);
 	v->us_leads += GetCurrentTimestamp() - t0;
 	if (seg->leads == NULL)
 	{
 		MemoryContextDelete(cxt);
 		return false;
 	}
-	if (seg->leads->nleads < v->page)
+	if (seg->leads->nleads < v->lead_page)
 	{
 		v->ldone = true;
 		seg->hi = PG_INT64_MAX;
@@ -589,20 +593,30 @@ compare(Verify *v, int i, struct json_object *row)
 	}
 	else
 	{
-		struct json_object *lead = json_tokener_parse(v->leads->texts[i]);
+		struct json_object *lead = (struct json_object *) v->leads->objects[i];
 		struct json_object *columns = json_object_new_object();
 		struct json_object_iter it;
 
-		if (lead == NULL)
-			elog(ERROR, "gs_export: a lead's JSON could not be parsed again");
 		json_object_object_foreachC(lead, it)
 		{
 			struct json_object *rv = NULL;
+			bool		equal;
 
 			if (skipped_key(v, it.key))
 				continue;
 			(void) json_object_object_get_ex(row, it.key, &rv);
-			if (!json_equal(it.val, rv, true))
+			if (it.val != NULL && json_object_get_userdata(it.val) != NULL)
+			{
+				/* a number or a JSON value, its text verbatim (payload.c) */
+				struct json_object *parsed =
+					json_tokener_parse((const char *) json_object_get_userdata(it.val));
+
+				equal = parsed != NULL && json_equal(parsed, rv, true);
+				json_object_put(parsed);
+			}
+			else
+				equal = json_equal(it.val, rv, true);
+			if (!equal)
 			{
 				struct json_object *pair = json_object_new_object();
 
@@ -611,7 +625,6 @@ compare(Verify *v, int i, struct json_object *row)
 				json_object_object_add(columns, it.key, pair);
 			}
 		}
-		json_object_put(lead);
 		if (json_object_object_length(columns) == 0)
 		{
 			json_object_put(columns);
@@ -703,7 +716,8 @@ gs_verify_run(GsJob *job, MemoryContext cxt)
 	if (v->src == NULL)
 		return;
 	v->content = job->compare_content;
-	v->page = Max(1, Min(job->batch_size, VERIFY_PAGE_MAX));
+	v->page = Max(2, Min(job->batch_size, VERIFY_PAGE_MAX));
+	v->lead_page = v->page - 1;
 	v->window = !(TIMESTAMP_IS_NOBEGIN(job->pass_lower) && TIMESTAMP_IS_NOEND(job->cursor_ts));
 	v->lower = job->pass_lower;
 	v->upper = job->cursor_ts;
@@ -787,8 +801,8 @@ gs_verify_run(GsJob *job, MemoryContext cxt)
 				row_extra(v, row, rid);
 			v->position = rid;
 		}
-		/* a full page: the range may hold more rows (the last: until none) */
-		more = seg->hi == PG_INT64_MAX ? nrows > 0 : nrows >= v->page;
+		/* a full page: the range may hold more rows */
+		more = nrows >= v->page;
 		if (more)
 			seg->after = v->position;
 		json_object_put(rows);
@@ -812,6 +826,9 @@ gs_verify_run(GsJob *job, MemoryContext cxt)
 		v->segments = list_delete_first(v->segments);
 		MemoryContextSwitchTo(v->wcxt);
 		v->leads = NULL;
+		for (r = 0; r < seg->leads->nleads; r++)
+			if (seg->leads->objects[r] != NULL)
+				json_object_put((struct json_object *) seg->leads->objects[r]);
 		MemoryContextDelete(seg->cxt);
 		MemoryContextReset(v->wcxt);
 		v->us_merge += GetCurrentTimestamp() - t0;
