@@ -37,7 +37,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/latch.h"
 #include "utils/array.h"
-/* fmgrprotos.h's json_object() would clash with json-c's type */
+/* PostgreSQL's json_object() would clash with json-c's type */
 #define json_object pg_json_object
 #include "utils/builtins.h"
 #undef json_object
