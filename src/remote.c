@@ -758,9 +758,10 @@ classify_http(GsRemoteResult *result, int body_len, bool mutation, bool get)
 	 * A DELETE or PATCH asked for return=representation (the ids it
 	 * touched): PostgREST answers 200 and a JSON array.
 	 */
-	if (mutation && status == 200 && result->body != NULL &&
-		gs_payload_is_json(result->body) && result->body[0] == '[')
+	if (mutation && status == 200 && result->body != NULL && result->body[0] == '[' &&
+		(get || gs_payload_is_json(result->body)))
 	{
+		/* (a GET's page is parsed whole by its reader, verify.c) */
 		result->outcome = GS_REMOTE_OK;
 		return;
 	}
@@ -1141,7 +1142,8 @@ body_handed_over(GsRequest *req)
 
 /*
  * The result of a request curl is through with, in the caller's memory
- * context; the slot is freed.  The answer is scrubbed of the config's keys
+ * context; the slot is freed.  The answer (but a GET's page of rows) is
+ * scrubbed of the config's keys
  * (scrub.c) as it comes in, before anything reads or quotes it: a remote or
  * a proxy may echo our headers, and a quote cut short could not be
  * scrubbed later.  (Only the first GS_MAX_BODY bytes are kept: a key cut
@@ -1157,8 +1159,22 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 	result->retry_after_ms = req->resp.retry_after_ms;
 	result->elapsed_ms = (int) ((GetCurrentTimestamp() - req->started) / 1000);
 	if (req->resp.body.buf.len > 0)
-		result->body = gs_scrub_json(pnstrdup(req->resp.body.buf.data,
-											  req->resp.body.buf.len));
+	{
+		char	   *raw = pnstrdup(req->resp.body.buf.data, req->resp.body.buf.len);
+		long		status = 0;
+
+		/*
+		 * A GET's page of rows, as PostgREST answers it, is not scrubbed
+		 * here (it is large, and most of a verify's time went into it):
+		 * verify.c scrubs what it stores or quotes of it.
+		 */
+		if (req->get && rc == CURLE_OK)
+			curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 200 && raw[0] == '[')
+			result->body = raw;
+		else
+			result->body = gs_scrub_json(raw);
+	}
 
 	if (rc == CURLE_ABORTED_BY_CALLBACK)
 	{
