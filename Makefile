@@ -32,6 +32,7 @@ OBJS = \
 	src/source.o \
 	src/payload.o \
 	src/remote.o \
+	src/verify.o \
 	src/pace.o \
 	src/store.o \
 	src/alert.o \
@@ -51,7 +52,7 @@ EXTRA_CLEAN = build results regression.diffs regression.out tmp_check
 # pg_regress: the SQL API, on a temporary instance that preloads gs_export
 REGRESS = install api_errors api_states api_options fresh_install rls_cost \
 	api_mapping install_later api_reset_delete_status api_sync api_pace \
-	api_hardening api_follow api_check
+	api_hardening api_follow api_check api_proof
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/regress.conf \
 	--dbname=contrib_regression
 

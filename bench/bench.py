@@ -31,6 +31,8 @@ What it measures, in this order, on the same N leads:
                 COMMIT-to-remote latency at 200 changes/s, a burst of changes
                 drained against a batch export, the capture's cost on
                 UPDATEs, the worker's memory with a large backlog waiting.
+  10. verify     (--verify: only this) bench/verify.py: verify by version
+                and by content against exporting the same leads.
   8. chaos      (--chaos: only this) bench/chaos.py: the adaptive pace
                 against fixed settings on a remote that is noisy, flaky
                 (13 % transient faults), down for a while (a burst of
@@ -1056,6 +1058,9 @@ def main():
                    help="changes left waiting for the live backlog run (default: %(default)s)")
     p.add_argument("--live-drain-max", type=int, default=900,
                    help="seconds the live backlog run waits for its drain (default: %(default)s)")
+    p.add_argument("--verify", action="store_true",
+                   help="only the proof profile (bench/verify.py): verify by version and by"
+                        " content against exporting the same leads")
     p.add_argument("--server-log", default=None,
                    help="the cluster's server log: the WAN profile quotes where an adaptive"
                         " pace settled and why it backed off")
@@ -1120,6 +1125,20 @@ def main():
                  "data        N = %d leads over D = %d days" % (n, a.days), ""]
         lines += live.live_summary(out)
         lines.append("whole live benchmark: %.0f s" % (time.monotonic() - t_start))
+        log("\n".join(lines))
+        return 0
+
+    if a.verify:
+        import verify  # noqa: E402  (bench/verify.py, next to this file)
+        out = verify.run_verify(local, remote, si, a, newest, oldest)
+        m = machine(local)
+        lines = ["", "=" * 40 + " gs_export verify benchmark " + "=" * 40,
+                 "machine     %d cores, %s, %s RAM, Linux %s" % (m["nproc"], m["cpu"], m["mem"],
+                                                               m["kernel"]),
+                 "load        load average before the benchmark: %s" % load_before,
+                 "data        N = %d leads over D = %d days" % (n, a.days), ""]
+        lines += verify.verify_summary(out)
+        lines.append("whole verify benchmark: %.0f s" % (time.monotonic() - t_start))
         log("\n".join(lines))
         return 0
 

@@ -111,6 +111,7 @@ typedef enum GsStoreFunctionId
 	GS_STORE_RELEASE,
 	GS_STORE_FOLLOW_TAKE,
 	GS_STORE_FOLLOW_RECORD,
+	GS_STORE_VERIFY_RECORD,
 	GS_STORE_NFUNCTIONS
 } GsStoreFunctionId;
 
@@ -190,8 +191,16 @@ typedef struct GsJob
 	char	   *kind;			/* "export", "sync", "follow", "verify",
 								 * "repair", "retry" */
 	/* a follower (gs_export_follow): its pass_kind is "backfill" or
-	 * "follow" */
+	 * "follow"; or a set job, which takes its path */
 	bool		follow;
+	/* a retry or a repair: the follower's path over the leads of its queue
+	 * (written when it was created), no capture; it completes when the
+	 * queue is empty */
+	bool		set_job;
+	/* a verify (verify.c): compares, sends nothing; it walks ids from
+	 * cursor_id, and compares the leads of [pass_lower, cursor_ts) */
+	bool		verify;
+	bool		compare_content;	/* a verify's compare: "content" */
 	char	   *on_delete;		/* "delete", "ignore", or a soft delete's
 								 * JSON object */
 } GsJob;
@@ -228,6 +237,12 @@ typedef struct GsBatch
 	int64	   *seqs;
 	int			nseqs;
 	bool		truncated;
+	/* a verify's page: each lead's updated_at (NULL: updated_null), and by
+	 * content each lead's json-c object (gs_payload_lead's, not yet
+	 * serialized: the caller puts them) */
+	TimestampTz *updated;
+	bool	   *updated_null;
+	void	  **objects;
 } GsBatch;
 
 /* What happened to one lead of a batch. */
@@ -248,6 +263,12 @@ extern List *gs_source_columns(GsSource *src);
 extern GsBatch *gs_source_next(GsSource *src, MemoryContext batch_cxt,
 							   TimestampTz after_ts, int64 after_id);
 extern char **gs_source_snapshots(GsSource *src, const int64 *ids, int n);
+extern GsBatch *gs_source_verify_page(GsSource *src, MemoryContext batch_cxt,
+									   int64 after_id, int limit, bool texts);
+extern int64 gs_source_verify_count(GsSource *src);
+
+/* verify.c */
+extern void gs_verify_run(GsJob *job, MemoryContext cxt);
 extern GsBatch *gs_source_follow_next(GsSource *src, MemoryContext batch_cxt,
 									  int64 after_id, const int64 *except_seqs,
 									  int nexcept, bool marker_ok, bool *running);
@@ -338,6 +359,8 @@ extern void gs_remote_start(const char *project_url, const char *api_key,
 							const char *table, List *columns, bool missing_default,
 							const char **texts, const size_t *lens, int n,
 							void *tag);
+extern void gs_remote_start_get(const char *project_url, const char *api_key,
+								const char *table, const char *query, void *tag);
 extern void gs_remote_start_mutation(const char *project_url, const char *api_key,
 									 const char *table, const char *query,
 									 const char **body, const size_t *body_len,

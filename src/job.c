@@ -138,7 +138,12 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	job->count_range = !isnull;
 	job->count_to = DatumGetTimestampTz(gs_rows_value(rows, 0, "count_to", &isnull));
 	job->kind = gs_rows_text(rows, 0, "kind");
-	job->follow = strcmp(job->kind, "follow") == 0;
+	/* a retry or a repair (a set job) takes the follower's path */
+	job->set_job = strcmp(job->kind, "retry") == 0 || strcmp(job->kind, "repair") == 0;
+	job->follow = strcmp(job->kind, "follow") == 0 || job->set_job;
+	job->verify = strcmp(job->kind, "verify") == 0;
+	if (job->verify)
+		job->compare_content = strcmp(gs_rows_text(rows, 0, "compare"), "content") == 0;
 	job->on_delete = gs_rows_text(rows, 0, "on_delete");
 	job->doubt_until = DatumGetTimestampTz(gs_rows_value(rows, 0, "doubt_until", &isnull));
 	if (isnull)

@@ -11,7 +11,8 @@
  *	  shutdown, cancel or postmaster death, and uses no CPU while the
  *	  remote works.  The same machinery drives the transfers of other easy
  *	  handles (alert.c's), and the same transport rules (http/https only,
- *	  certificates checked, no redirects) apply to them.
+ *	  certificates checked, no redirects) apply to them.  A verify's GETs
+ *	  (verify.c) read pages of rows the same way.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,6 +34,13 @@
 
 /* Most of an answer's body that is kept (error bodies are small). */
 #define GS_MAX_BODY (64 * 1024)
+
+/*
+ * Most of a GET's answer (a verify's page of remote rows, verify.c): a
+ * page of 1000 rows of some 40 columns is a few hundred kilobytes; an
+ * answer that reaches this is refused, not cut.
+ */
+#define GS_MAX_GET_BODY (32 * 1024 * 1024)
 
 /* Most of a body quoted in a message about an answer. */
 #define GS_BODY_EXCERPT 200
@@ -99,7 +107,9 @@ typedef struct GsRequest
 	 * the body: "[", each text, "," between them, "]" (read_body); a
 	 * mutation's (a PATCH's object) is its one text alone
 	 */
-	bool		mutation;		/* a DELETE or PATCH, return=representation */
+	bool		mutation;		/* a DELETE or PATCH, return=representation,
+								 * or a GET: a JSON array answers */
+	bool		get;			/* a GET: reads, changes nothing */
 	const char **texts;
 	const size_t *lens;
 	int			ntexts;
@@ -741,7 +751,7 @@ body_excerpt(const char *body, int len)
  * with the answer in its reason.
  */
 static void
-classify_http(GsRemoteResult *result, int body_len, bool mutation)
+classify_http(GsRemoteResult *result, int body_len, bool mutation, bool get)
 {
 	long		status = result->http_status;
 	char	   *message;
@@ -751,9 +761,10 @@ classify_http(GsRemoteResult *result, int body_len, bool mutation)
 	 * A DELETE or PATCH asked for return=representation (the ids it
 	 * touched): PostgREST answers 200 and a JSON array.
 	 */
-	if (mutation && status == 200 && result->body != NULL &&
-		gs_payload_is_json(result->body) && result->body[0] == '[')
+	if (mutation && status == 200 && result->body != NULL && result->body[0] == '[' &&
+		(get || gs_payload_is_json(result->body)))
 	{
+		/* (a GET's page is parsed whole by its reader, verify.c) */
 		result->outcome = GS_REMOTE_OK;
 		return;
 	}
@@ -763,7 +774,7 @@ classify_http(GsRemoteResult *result, int body_len, bool mutation)
 								 "(200 and a JSON array): something else answered (a proxy at project_url?)",
 								 status, result->body ? " with the body \"" : "",
 								 result->body ? body_excerpt(result->body, strlen(result->body)) : "",
-								 result->body ? "\"" : "", "DELETE or PATCH");
+								 result->body ? "\"" : "", get ? "GET" : "DELETE or PATCH");
 		result->outcome = GS_REMOTE_FATAL;
 		return;
 	}
@@ -880,7 +891,7 @@ release_request(GsRequest *req)
 }
 
 /*
- * Start a request: method (POST, PATCH or DELETE) to
+ * Start a request: method (POST, PATCH, DELETE or GET) to
  * {project_url}/rest/v1/{table}?{query} with the Prefer header given and a
  * body streamed from n texts (read_body: a JSON array of them for a POST,
  * the one text of a PATCH, none for a DELETE).  The texts must stay as
@@ -939,15 +950,19 @@ start_request(const char *project_url, const char *api_key, const char *table,
 	if (n > 0)
 		req->headers = curl_slist_append(req->headers, "Content-Type: application/json");
 	req->headers = curl_slist_append(req->headers, "Accept: application/json");
-	resetStringInfo(&header);
-	appendStringInfo(&header, "Prefer: %s", prefer);
-	req->headers = curl_slist_append(req->headers, header.data);
+	if (prefer != NULL)
+	{
+		resetStringInfo(&header);
+		appendStringInfo(&header, "Prefer: %s", prefer);
+		req->headers = curl_slist_append(req->headers, header.data);
+	}
 	req->headers = curl_slist_append(req->headers, "User-Agent: gs_export/" GS_EXPORT_VERSION);
 	req->headers = curl_slist_append(req->headers, "Expect:");
 	/* the key is not needed any more in our memory */
 	memset(header.data, 0, header.maxlen);
 
-	gs_curl_body_init(&req->resp.body, GS_MAX_BODY);
+	req->get = strcmp(method, "GET") == 0;
+	gs_curl_body_init(&req->resp.body, req->get ? GS_MAX_GET_BODY : GS_MAX_BODY);
 	req->resp.retry_after_ms = -1;
 	req->errbuf[0] = '\0';
 	req->mutation = !post;
@@ -1056,6 +1071,19 @@ gs_remote_start_mutation(const char *project_url, const char *api_key, const cha
 }
 
 /*
+ * Start a GET of {project_url}/rest/v1/{table}?{query} (select, filters,
+ * order, limit: already escaped): a read, whose answer is PostgREST's JSON
+ * array of rows (up to GS_MAX_GET_BODY bytes), classified as a mutation's
+ * (200 and a JSON array, else the rules of an error answer).
+ */
+void
+gs_remote_start_get(const char *project_url, const char *api_key, const char *table,
+					const char *query, void *tag)
+{
+	start_request(project_url, api_key, table, "GET", query, NULL, NULL, NULL, 0, tag);
+}
+
+/*
  * A value as it goes in a URL's query string (palloc'd).
  */
 char *
@@ -1120,7 +1148,8 @@ body_handed_over(GsRequest *req)
 
 /*
  * The result of a request curl is through with, in the caller's memory
- * context; the slot is freed.  The answer is scrubbed of the config's keys
+ * context; the slot is freed.  The answer (but a GET's page of rows) is
+ * scrubbed of the config's keys
  * (scrub.c) as it comes in, before anything reads or quotes it: a remote or
  * a proxy may echo our headers, and a quote cut short could not be
  * scrubbed later.  (Only the first GS_MAX_BODY bytes are kept: a key cut
@@ -1136,8 +1165,22 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 	result->retry_after_ms = req->resp.retry_after_ms;
 	result->elapsed_ms = (int) ((GetCurrentTimestamp() - req->started) / 1000);
 	if (req->resp.body.buf.len > 0)
-		result->body = gs_scrub_json(pnstrdup(req->resp.body.buf.data,
-											  req->resp.body.buf.len));
+	{
+		char	   *raw = pnstrdup(req->resp.body.buf.data, req->resp.body.buf.len);
+		long		status = 0;
+
+		/*
+		 * A GET's page of rows, as PostgREST answers it, is not scrubbed
+		 * here (it is large, and most of a verify's time went into it):
+		 * verify.c scrubs what it stores or quotes of it.
+		 */
+		if (req->get && rc == CURLE_OK)
+			curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 200 && raw[0] == '[')
+			result->body = raw;
+		else
+			result->body = gs_scrub_json(raw);
+	}
 
 	if (rc == CURLE_ABORTED_BY_CALLBACK)
 	{
@@ -1155,7 +1198,13 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 	else
 	{
 		curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &result->http_status);
-		classify_http(result, req->resp.body.buf.len, req->mutation);
+		classify_http(result, req->resp.body.buf.len, req->mutation, req->get);
+		if (req->get && req->resp.body.buf.len >= req->resp.body.max)
+		{
+			result->outcome = GS_REMOTE_FATAL;
+			result->error = psprintf("the answer to a GET is larger than %d bytes: ask fewer rows at once (batch_size)",
+									 req->resp.body.max);
+		}
 
 		/*
 		 * A gateway that gave up on its upstream (502, 504, Supabase's
@@ -1171,6 +1220,9 @@ finish_request(GsRequest *req, GsRemoteResult *result)
 	/* an earlier attempt curl made of it on its own, unanswered */
 	if (req->resent_whole && result->doubt == NULL)
 		result->doubt = "libcurl sent it again on its own after an attempt went unanswered";
+	/* a GET changes nothing: never in doubt */
+	if (req->get)
+		result->doubt = NULL;
 	release_request(req);
 }
 
@@ -1232,9 +1284,11 @@ gs_remote_abandon_all(void)
 	for (i = 0; i < GS_MAX_REQUESTS; i++)
 		if (requests[i].in_use)
 		{
-			if (requests[i].resent_whole ||
-				(!(requests[i].done && requests[i].rc == CURLE_OK) &&
-				 body_handed_over(&requests[i])))
+			/* a GET changes nothing */
+			if (!requests[i].get &&
+				(requests[i].resent_whole ||
+				 (!(requests[i].done && requests[i].rc == CURLE_OK) &&
+				  body_handed_over(&requests[i]))))
 				in_doubt = true;
 			release_request(&requests[i]);
 		}

@@ -38,6 +38,7 @@ struct GsSource
 	SPIPlanPtr	plan;			/* the batch query */
 	SPIPlanPtr	backfill_plan;	/* a follower's: its backfill, by id */
 	SPIPlanPtr	ids_plan;		/* a follower's: leads by id */
+	SPIPlanPtr	keys_plan;		/* a verify's by version: only the keys */
 	SPIPlanPtr	snapshot_plan;	/* failed leads as read: the whole row */
 	SPIPlanPtr	snapshot_columns_plan;	/* or the columns the job reads */
 	Oid			leads;
@@ -123,8 +124,9 @@ append_filter(StringInfo sql, GsJob *job, int first)
 	/*
 	 * A follower's scope is every lead its filter takes, whatever its
 	 * updated_at (NULL included): no changed_since, the values from $first.
+	 * A verify's too: it looks at the days and changed_since itself.
 	 */
-	if (job->follow)
+	if (job->follow || job->verify)
 		n = first;
 	else
 		appendStringInfo(sql, " AND l.updated_at >= $%d", first);
@@ -268,6 +270,17 @@ prepare_follow_queries(GsSource *src, const char *qualified, const char *columns
 	memcpy(argtypes + 2, src->extra_types + 1, sizeof(Oid) * (src->nextra - 1));
 	src->backfill_plan = prepare_kept(sql.data, 1 + src->nextra, argtypes);
 
+	if (src->job->verify && !src->job->compare_content)
+	{
+		/* a verify by version reads updated_at and id alone (1 and 2) */
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT l.updated_at, l.id::pg_catalog.int8 FROM %s l", qualified);
+		appendStringInfoString(&sql, " WHERE l.id > $1");
+		append_filter(&sql, src->job, 3);
+		appendStringInfoString(&sql, " ORDER BY l.id LIMIT $2");
+		src->keys_plan = prepare_kept(sql.data, 1 + src->nextra, argtypes);
+	}
+
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT %s%s FROM %s l", columns, keys, qualified);
 	appendStringInfoString(&sql, " WHERE l.id OPERATOR(pg_catalog.=) ANY ($1)");
@@ -379,7 +392,7 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (job->follow)
+	if (job->follow || job->verify)
 		prepare_follow_queries(src, qualified, columns);
 	else
 		prepare_batch_query(src, qualified, columns);
@@ -623,6 +636,137 @@ cmp_int64(const void *a, const void *b)
 	int64		y = *(const int64 *) b;
 
 	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * A verify's page of leads (verify.c): up to limit leads of its filter
+ * after after_id, by id, as its owner reads them, each with its updated_at
+ * and, with texts (by content), its JSON object as the export builds it
+ * (gs_payload_lead, not serialized: the caller puts each); without (by
+ * version), only the keys are read.
+ * Read in a transaction of its own.  NULL when the extension is gone.
+ */
+GsBatch *
+gs_source_verify_page(GsSource *src, MemoryContext batch_cxt, int64 after_id, int limit,
+					  bool texts)
+{
+	GsJob	   *job = src->job;
+	GsBatch    *batch;
+	Datum	   *values = palloc(sizeof(Datum) * (2 + src->nextra));
+	Oid			leads;
+	AsOwner		as;
+	MemoryContext oldcxt;
+	int			ret;
+	uint64		i;
+
+	if (gs_xact_begin("gs_export: verify: reading leads", true, &leads) != GS_STORE_READY)
+	{
+		gs_xact_end();
+		return NULL;
+	}
+	if (!OidIsValid(leads))
+		missing_leads();
+	values[0] = Int64GetDatum(after_id);
+	values[1] = Int32GetDatum(limit);
+	memcpy(values + 2, src->extra_values + 1, sizeof(Datum) * (src->nextra - 1));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	as_owner_begin(job, &as);
+	ret = SPI_execute_plan(texts ? src->backfill_plan : src->keys_plan, values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the leads: %s", SPI_result_code_string(ret));
+	as_owner_end(&as);
+
+	oldcxt = MemoryContextSwitchTo(batch_cxt);
+	batch = palloc0(sizeof(GsBatch));
+	{
+		int			cap = Max((int) SPI_processed, 1);
+
+		batch->ids = palloc(sizeof(int64) * cap);
+		batch->texts = palloc0(sizeof(char *) * cap);
+		batch->lens = palloc0(sizeof(size_t) * cap);
+		batch->updated = palloc(sizeof(TimestampTz) * cap);
+		batch->updated_null = palloc(sizeof(bool) * cap);
+		batch->objects = palloc0(sizeof(void *) * cap);
+	}
+	if (SPI_processed > 0 && texts)
+		ensure_shape(src, SPI_tuptable->tupdesc);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	tupdesc = SPI_tuptable->tupdesc;
+		int			k = batch->nleads;
+		bool		isnull;
+		Datum		ts;
+
+		if (texts)
+			batch->objects[k] = gs_payload_lead(src->shape, tuple, tupdesc, "");
+		batch->ids[k] = DatumGetInt64(heap_getattr(tuple, texts ? src->att_id : 2, tupdesc, &isnull));
+		ts = heap_getattr(tuple, texts ? src->att_updated_at : 1, tupdesc, &isnull);
+		batch->updated_null[k] = isnull;
+		batch->updated[k] = isnull ? 0 : DatumGetTimestampTz(ts);
+		batch->last_id = batch->ids[k];
+		batch->nleads++;
+	}
+	MemoryContextSwitchTo(oldcxt);
+	SPI_finish();
+	gs_xact_end();
+	return batch;
+}
+
+/*
+ * The leads a verify compares (its filter, and its days [pass_lower,
+ * cursor_ts) when it has any), as its owner reads them, recorded on the
+ * job as leads_in_range (its progress).  -1 when the extension is gone.
+ */
+int64
+gs_source_verify_count(GsSource *src)
+{
+	GsJob	   *job = src->job;
+	StringInfoData sql;
+	Oid		   *types = palloc(sizeof(Oid) * (2 + src->nextra));
+	Datum	   *values = palloc(sizeof(Datum) * (2 + src->nextra));
+	bool		window = !(TIMESTAMP_IS_NOBEGIN(job->pass_lower) && TIMESTAMP_IS_NOEND(job->cursor_ts));
+	Datum		args[2];
+	Oid			leads;
+	AsOwner		as;
+	bool		isnull;
+	int64		n;
+
+	if (gs_xact_begin("gs_export: verify: counting leads", true, &leads) != GS_STORE_READY)
+	{
+		gs_xact_end();
+		return -1;
+	}
+	if (!OidIsValid(leads))
+		missing_leads();
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s l WHERE ",
+					 quote_qualified_identifier(get_namespace_name(gs_xact_schema()), "leads"));
+	appendStringInfoString(&sql, window ?
+						   "l.updated_at >= $1 AND l.updated_at < $2" :
+						   "$1 IS NOT NULL AND $2 IS NOT NULL");
+	append_filter(&sql, job, 3);
+	types[0] = TIMESTAMPTZOID;
+	types[1] = TIMESTAMPTZOID;
+	values[0] = TimestampTzGetDatum(job->pass_lower);
+	values[1] = TimestampTzGetDatum(job->cursor_ts);
+	memcpy(types + 2, src->extra_types + 1, sizeof(Oid) * (src->nextra - 1));
+	memcpy(values + 2, src->extra_values + 1, sizeof(Datum) * (src->nextra - 1));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	as_owner_begin(job, &as);
+	if (SPI_execute_with_args(sql.data, 1 + src->nextra, types, values,
+							  NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not count the leads a verify compares");
+	as_owner_end(&as);
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	args[0] = UUIDPGetDatum(&job->id);
+	args[1] = Int64GetDatum(n);
+	(void) gs_store_call(GS_STORE_SET_LEADS_IN_RANGE, args, NULL);
+	SPI_finish();
+	gs_xact_end();
+	return n;
 }
 
 /*

@@ -1407,8 +1407,14 @@ run_job(const pg_uuid_t *job_id)
 	if (gs_job_start(&run->job, job_id, job_cxt) != GS_JOB_RUN)
 		return;
 	job_claimed = true;
+	if (run->job.verify)
+	{
+		/* a verify compares, and sends nothing (verify.c) */
+		gs_verify_run(&run->job, job_cxt);
+		return;
+	}
 
-	if (run->job.follow && my_slot >= 0)
+	if (run->job.follow && !run->job.set_job && my_slot >= 0)
 	{
 		/* woken when a capture commits (api.c) */
 		LWLockAcquire(GsExport->lock, LW_EXCLUSIVE);
@@ -1498,7 +1504,7 @@ run_job(const pg_uuid_t *job_id)
 									run->job.id_text)));
 					return;
 				case READ_EMPTY:
-					if (run->job.follow)
+					if (run->job.follow && !run->job.set_job)
 					{
 						/* the backfill is over; or nothing to send yet */
 						if (strcmp(run->job.pass_kind, "backfill") == 0)

@@ -105,6 +105,9 @@ GRANT EXECUTE ON FUNCTION @extschema@.gs_export_sync(jsonb) TO gs_export_user, g
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_follow(jsonb) TO gs_export_user, gs_export_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_remote_columns(text) TO gs_export_user, gs_export_admin;
 GRANT EXECUTE ON FUNCTION @extschema@.gs_export_check(jsonb) TO gs_export_user, gs_export_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_retry_errors(uuid) TO gs_export_user, gs_export_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_repair(uuid) TO gs_export_user, gs_export_admin;
+GRANT EXECUTE ON FUNCTION @extschema@.gs_export_verify(jsonb) TO gs_export_user, gs_export_admin;
 
 -- called as any role, by the API functions and by row level security; each
 -- tells a caller only about itself or about what it may see

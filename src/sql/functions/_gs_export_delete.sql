@@ -3,7 +3,8 @@
  * and its error rows are deleted (explicitly: TabuladorMax's errors table
  * may predate the extension without ON DELETE CASCADE); its sync_events
  * stay.  Once it is gone it stands in no new job's way.  A follower's
- * capture triggers and waiting changes go with it.
+ * capture triggers and waiting changes go with it (a retry's and a
+ * repair's queue too); a verify's diffs go with it.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_export_delete(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid)
 RETURNS void
@@ -22,9 +23,11 @@ BEGIN
     DELETE FROM @extschema@.gestao_scouter_export_errors WHERE job_id = p_job_id;
     DELETE FROM @extschema@.gestao_scouter_export_jobs WHERE id = p_job_id;
     IF job.kind = 'follow' THEN
-        /* its capture ends with it, and what it had yet to send */
+        /* its capture ends with it */
         PERFORM @extschema@._gs_capture_triggers(p_job_id, false);
-        DELETE FROM @extschema@.gs_export_changes WHERE job_id = p_job_id;
     END IF;
+    /* and what it had yet to send */
+    DELETE FROM @extschema@.gs_export_changes WHERE job_id = p_job_id;
+    DELETE FROM @extschema@.gestao_scouter_export_diffs WHERE job_id = p_job_id;
 END;
 $$;

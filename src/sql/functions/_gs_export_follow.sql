@@ -9,7 +9,8 @@
  * values a soft delete sets).  For a remote table that already has a
  * follower: that follower's id when the options resolve to its own, else
  * 55000 naming it.  Another job active on the same remote table is in the
- * way too (55000): an older version of a lead could follow a newer one.
+ * way too (55000): an older version of a lead could follow a newer one;
+ * but a verify, which sends nothing.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_export_follow(p_caller oid, p_uid uuid, p_app_admin boolean, p_options jsonb)
 RETURNS uuid
@@ -18,14 +19,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     k text;
-    v jsonb;
     resolved jsonb;
     backfill boolean := true;
     on_delete jsonb := '"delete"';
     existing @extschema@.gestao_scouter_export_jobs;
     active record;
     job_id uuid;
-    ident constant text := '^[A-Za-z_][A-Za-z0-9_$]{0,62}$';
 BEGIN
     PERFORM @extschema@._gs_export_check_caller(p_caller);
     IF p_options IS NULL THEN
@@ -56,31 +55,13 @@ BEGIN
     END IF;
     IF p_options ? 'on_delete' THEN
         on_delete := p_options -> 'on_delete';
-        IF pg_catalog.jsonb_typeof(on_delete) = 'object' AND on_delete <> '{}' THEN
-            FOR k, v IN SELECT * FROM pg_catalog.jsonb_each(on_delete) LOOP
-                IF k !~ ident OR k = 'id' THEN
-                    RAISE EXCEPTION 'option "on_delete": "%" is not a remote column a soft delete may set', k
-                        USING ERRCODE = 'invalid_parameter_value',
-                              HINT = 'Plain column names other than id, for example {"ativo": false}.';
-                END IF;
-            END LOOP;
-        ELSIF on_delete IS DISTINCT FROM '"delete"' AND on_delete IS DISTINCT FROM '"ignore"' THEN
-            RAISE EXCEPTION 'option "on_delete" must be "delete", "ignore" or an object of remote columns: %', on_delete
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = '"delete" deletes the row at the remote; "ignore" leaves it; {"ativo": false} updates it instead (a soft delete).';
-        END IF;
     END IF;
 
     resolved := @extschema@._gs_export_resolve_options(p_options - 'backfill' - 'on_delete');
     /* no days, no pause between batches: the same options in every session */
     resolved := resolved || pg_catalog.jsonb_build_object('backfill', backfill, 'on_delete', on_delete,
                                                           'delay_ms', 0, 'time_zone', 'UTC');
-    IF pg_catalog.jsonb_typeof(on_delete) = 'object' AND (resolved ->> 'source_column') IS NOT NULL
-       AND on_delete ? (resolved ->> 'source_column') THEN
-        RAISE EXCEPTION 'option "on_delete" sets the source column "%"', resolved ->> 'source_column'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'The source column scopes every delete; a soft delete may not change it.';
-    END IF;
+    PERFORM @extschema@._gs_export_check_on_delete(on_delete, resolved ->> 'source_column');
 
     IF pg_catalog.to_regclass('@extschema@.leads') IS NULL THEN
         RAISE EXCEPTION 'relation "@extschema@.leads" does not exist'
@@ -111,7 +92,7 @@ BEGIN
     SELECT a.id, a.status INTO active FROM @extschema@._gs_export_latest_active_job(NULL) a;
     IF active.id IS NOT NULL AND EXISTS (
            SELECT 1 FROM @extschema@.gestao_scouter_export_jobs j
-            WHERE j.id = active.id
+            WHERE j.id = active.id AND j.kind <> 'verify'
               AND (j.effective_options ->> 'target_table') = (resolved ->> 'target_table')) THEN
         RAISE EXCEPTION 'export job % is % on remote table "%"', active.id, active.status, resolved ->> 'target_table'
             USING ERRCODE = 'object_not_in_prerequisite_state',

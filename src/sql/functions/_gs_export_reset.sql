@@ -6,6 +6,9 @@
  * what was sent.  It becomes active, so the one active job rule holds as
  * for create and resume.  A follower (1.2) backfills again, then follows
  * the changes waiting (but a TRUNCATE's mark: a reset wipes nothing).
+ * A retry or a repair takes again the leads of its source as they are
+ * now (the unresolved error rows, the verify's diffs).  A verify compares
+ * again from the first row, its diffs gone.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_export_reset(p_caller oid, p_uid uuid, p_app_admin boolean, p_job_id uuid)
 RETURNS void
@@ -25,6 +28,9 @@ BEGIN
     PERFORM @extschema@._gs_export_check_stopped(p_job_id, job.status, 'reset');
     IF job.kind <> 'follow' THEN
         PERFORM @extschema@._gs_export_check_no_active(p_job_id);
+    END IF;
+    /* a verify sends nothing: a follower is in no verify's way */
+    IF job.kind NOT IN ('follow', 'verify') THEN
         PERFORM @extschema@._gs_export_check_no_follower(job.effective_options ->> 'target_table');
     END IF;
     PERFORM @extschema@._gs_export_check_config();
@@ -38,7 +44,8 @@ BEGIN
                leads_in_range = NULL, recent_leads_per_second = NULL,
                cursor_updated_at = NULL, cursor_id = NULL, changes_since = NULL,
                catchup_pass = 0, catchup_lower = NULL,
-               pass_kind = CASE WHEN job.kind <> 'follow' THEN 'range'
+               pass_kind = CASE WHEN job.kind IN ('retry', 'repair') THEN 'follow'
+                                WHEN job.kind <> 'follow' THEN 'range'
                                 WHEN COALESCE((job.effective_options ->> 'backfill')::boolean, true) THEN 'backfill'
                                 ELSE 'follow' END,
                pass_lower = NULL, pass_upper = NULL, deleted_leads = 0,
@@ -57,6 +64,16 @@ BEGIN
      * the remote for it.
      */
     DELETE FROM @extschema@.gs_export_changes WHERE job_id = p_job_id AND truncated;
+    IF job.kind IN ('retry', 'repair') THEN
+        DELETE FROM @extschema@.gs_export_changes WHERE job_id = p_job_id;
+        UPDATE @extschema@.gestao_scouter_export_jobs
+           SET leads_in_range = @extschema@._gs_set_job_fill(p_job_id, job.kind,
+                   COALESCE(job.options ->> 'retry_of', job.options ->> 'repair_of')::uuid)
+         WHERE id = p_job_id;
+    END IF;
+    IF job.kind = 'verify' THEN
+        DELETE FROM @extschema@.gestao_scouter_export_diffs WHERE job_id = p_job_id;
+    END IF;
     IF job.kind = 'follow' THEN
         /* those missing (a follower failed for their loss) */
         PERFORM @extschema@._gs_capture_triggers(p_job_id, true);

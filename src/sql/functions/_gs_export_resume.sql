@@ -20,6 +20,9 @@ BEGIN
     END IF;
     IF job.kind <> 'follow' THEN
         PERFORM @extschema@._gs_export_check_no_active(p_job_id);
+    END IF;
+    /* a verify sends nothing: a follower is in no verify's way */
+    IF job.kind NOT IN ('follow', 'verify') THEN
         PERFORM @extschema@._gs_export_check_no_follower(job.effective_options ->> 'target_table');
     END IF;
     PERFORM @extschema@._gs_export_check_config();

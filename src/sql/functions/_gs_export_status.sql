@@ -17,9 +17,10 @@
  *                     leads left at that rate, to the second, never
  *                     negative; NULL otherwise
  *
- *   kind              export, sync, follow (1.2; verify, repair, retry to come)
+ *   kind              export, sync, follow, verify, repair, retry (1.2)
  *   backlog, lag      a follower's changes waiting in gs_export_changes, and
- *                     the age of the oldest (0 for other kinds and when none)
+ *                     the age of the oldest (a retry's or a repair's leads
+ *                     not yet sent; 0 for other kinds and when none)
  *   deleted_leads     the leads a follower deleted at the remote
  *
  * The row is read without a lock, in the caller's snapshot.

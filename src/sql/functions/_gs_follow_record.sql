@@ -5,7 +5,10 @@
  * NULL), and the rows of gs_export_changes it consumed, deleted.
  * p_events and p_messages go with p_lead_ids (a message: that lead
  * failed); the p_err_* arrays describe the failed leads, in order.
- * Returns whether the job is still running.
+ * An error row (of any job) of a lead that went through to the same
+ * remote table, sent or deleted, gets resolved_at: the remote now holds the
+ * lead as it is (gs_export_retry_errors; a follower or a repair resolves
+ * them too).  Returns whether the job is still running.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_follow_record(p_job_id uuid, p_seqs bigint[],
     p_lead_ids bigint[], p_events text[], p_messages text[], p_duration_ms integer,
@@ -54,6 +57,19 @@ BEGIN
 
     DELETE FROM @extschema@.gs_export_changes
      WHERE job_id = p_job_id AND seq = ANY (p_seqs);
+
+    /* the unresolved error rows are few: a partial index on lead_id */
+    UPDATE @extschema@.gestao_scouter_export_errors AS e
+       SET resolved_at = pg_catalog.now()
+      FROM @extschema@.gestao_scouter_export_jobs ej, @extschema@.gestao_scouter_export_jobs me
+     WHERE e.resolved_at IS NULL
+       AND e.lead_id = ANY (ARRAY(SELECT u.lead_id
+                                    FROM ROWS FROM (pg_catalog.unnest(p_lead_ids), pg_catalog.unnest(p_messages))
+                                         AS u(lead_id, message)
+                                   WHERE u.message IS NULL))
+       AND ej.id = e.job_id AND me.id = p_job_id
+       AND (COALESCE(ej.effective_options, ej.options) ->> 'target_table')
+           IS NOT DISTINCT FROM (me.effective_options ->> 'target_table');
 
     UPDATE @extschema@.gestao_scouter_export_jobs AS j
        SET total_leads = j.total_leads + n_sent + n_deleted + n_err,

@@ -5,7 +5,8 @@
  * they hold p_max ids; ids: their ids, each once.  A TRUNCATE's row
  * (truncated) comes alone, and only first and when p_marker_ok (nothing
  * else under way); the rows after it wait until it is done.  status: the
- * job's (no rows unless 'running').
+ * job's (no rows unless 'running').  A retry or a repair (a set job) has
+ * no capture: its queue was written when it was created.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_follow_take(p_job_id uuid, p_except bigint[], p_max integer,
     p_marker_ok boolean,
@@ -16,15 +17,16 @@ AS $$
 DECLARE
     r record;
     all_ids bigint[] := '{}';
+    job_kind text;
 BEGIN
-    SELECT j.status INTO status FROM @extschema@.gestao_scouter_export_jobs j WHERE j.id = p_job_id;
+    SELECT j.status, j.kind INTO status, job_kind FROM @extschema@.gestao_scouter_export_jobs j WHERE j.id = p_job_id;
     seqs := '{}';
     ids := '{}';
     truncated := false;
     IF status IS DISTINCT FROM 'running' THEN
         RETURN;
     END IF;
-    IF @extschema@._gs_capture_missing(p_job_id) > 0 THEN
+    IF job_kind = 'follow' AND @extschema@._gs_capture_missing(p_job_id) > 0 THEN
         PERFORM @extschema@._gs_job_stop(p_job_id, 'failed',
             'its capture triggers on leads are gone (dropped, disabled, or leads was created again): changes may have gone uncaptured. gs_export_reset() creates them again and sends every lead again.');
         status := 'failed';

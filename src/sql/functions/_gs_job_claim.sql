@@ -8,7 +8,9 @@
  * service_role_key_encrypted), which the worker keeps out of every text
  * it stores, logs or sends (src/scrub.c).  doubt_until: the latest
  * quarantine of a request given up on, of any job, not over yet (NULL if
- * none): the worker sends nothing before (_gs_job_doubt).
+ * none): the worker sends nothing before (_gs_job_doubt).  kind: the
+ * job's; on_delete: a follower's, a retry's or a repair's; compare: a
+ * verify's ("version" or "content").
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT outcome text, OUT reason text,
@@ -23,7 +25,7 @@ CREATE OR REPLACE FUNCTION @extschema@._gs_job_claim(p_job_id uuid,
     OUT count_from timestamptz, OUT count_to timestamptz,
     OUT filter_columns text[], OUT filter_types text[], OUT filter_values text[],
     OUT changed_since timestamptz, OUT secret_keys text[], OUT doubt_until timestamptz,
-    OUT kind text, OUT on_delete text)
+    OUT kind text, OUT on_delete text, OUT compare text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -109,10 +111,12 @@ BEGIN
       FROM @extschema@._gs_job_filter(COALESCE(j.effective_options, j.options)) f;
 
     kind := j.kind;
-    IF j.kind = 'follow' THEN
+    IF j.kind IN ('follow', 'retry', 'repair') THEN
         /*
          * A follower: its backfill walks the leads by id from cursor_id,
          * then it follows the changes captured; no day range, no window.
+         * A retry or a repair (a set job, _gs_export_set_job) takes the
+         * follower's path over the leads of its queue.
          */
         on_delete := COALESCE(j.effective_options -> 'on_delete', '"delete"')::text;
         IF on_delete IN ('"delete"', '"ignore"') THEN
@@ -123,6 +127,27 @@ BEGIN
         j.pass_lower := '-infinity';
         j.pass_upper := 'infinity';
         j.cursor_updated_at := 'infinity';
+    ELSIF j.kind = 'verify' THEN
+        /*
+         * A verify walks the ids from cursor_id; the leads it compares are
+         * those of its days [pass_lower, pass_upper) (from changed_since),
+         * returned as pass_lower and cursor_updated_at; without days or
+         * changed_since, every lead of the filter, updated_at NULL too
+         * ('-infinity', 'infinity').
+         */
+        compare := COALESCE(j.effective_options ->> 'compare', 'version');
+        j.cursor_id := COALESCE(j.cursor_id, -9223372036854775808);
+        IF j.effective_options ? 'start_date' THEN
+            SELECT r.range_bottom, r.range_top INTO range_bottom, range_top
+              FROM @extschema@._gs_job_range(j.start_date, j.end_date, time_zone) r;
+        ELSE
+            range_bottom := '-infinity';
+            range_top := 'infinity';
+        END IF;
+        j.pass_lower := GREATEST(range_bottom, COALESCE((j.effective_options ->> 'changed_since')::timestamptz,
+                                                        '-infinity'));
+        j.pass_upper := range_top;
+        j.cursor_updated_at := range_top;
     ELSE
         /* The first claim (of a 1.0 job too) sets the walk's first window. */
         j.changes_since := COALESCE(j.changes_since, @extschema@._gs_changes_horizon());

@@ -4,7 +4,10 @@
  * the most; then the rest of the range, if it reaches past the last
  * horizon; then the job is completed: last_completed_date becomes the
  * oldest day walked (end_date, or without one the day of the oldest lead).
- * A follower's backfill ends in its pass 'follow', which never ends.
+ * A follower's backfill ends in its pass 'follow', which never ends.  A
+ * retry or a repair (a set job) completes when its queue is empty: its
+ * worker ends its only pass when it takes nothing more; a verify when
+ * both sides are walked.
  * Outcomes: 'walk' (a new pass: the other columns say where), 'completed'
  * (with the counts, for the log), 'stopped' (the job is no longer running).
  */
@@ -43,6 +46,9 @@ BEGIN
         cursor_id := j.cursor_id;
         RETURN;
     END IF;
+    IF j.kind IN ('retry', 'repair') THEN
+        DELETE FROM @extschema@.gs_export_changes c WHERE c.job_id = p_job_id;
+    END IF;
     tz := COALESCE(j.time_zone, pg_catalog.current_setting('TimeZone'));
     SELECT r.range_bottom, r.range_top INTO range_bottom, range_top
       FROM @extschema@._gs_job_range(j.start_date, j.end_date, tz) r;
@@ -50,8 +56,10 @@ BEGIN
     found_leads := j.cursor_updated_at < j.pass_upper;
     kept_changing := false;
 
-    IF j.pass_kind = 'range' OR (j.pass_kind = 'catchup' AND found_leads
-                                 AND j.catchup_pass < max_catchup_passes) THEN
+    /* a retry, a repair or a verify has one pass: completed (the last branch) */
+    IF j.kind NOT IN ('retry', 'repair', 'verify')
+       AND (j.pass_kind = 'range' OR (j.pass_kind = 'catchup' AND found_leads
+                                      AND j.catchup_pass < max_catchup_passes)) THEN
         horizon := @extschema@._gs_changes_horizon();
         j.pass_kind := 'catchup';
         j.catchup_pass := j.catchup_pass + 1;
@@ -59,7 +67,7 @@ BEGIN
         j.pass_upper := GREATEST(horizon, j.changes_since);
         j.catchup_lower := j.changes_since;
         j.changes_since := j.pass_upper;
-    ELSIF j.pass_kind = 'catchup' AND GREATEST(j.changes_since, range_bottom) < range_top THEN
+    ELSIF j.kind NOT IN ('retry', 'repair', 'verify') AND j.pass_kind = 'catchup' AND GREATEST(j.changes_since, range_bottom) < range_top THEN
         kept_changing := found_leads;
         j.pass_kind := 'rest';
         j.pass_lower := GREATEST(j.changes_since, range_bottom);

@@ -33,5 +33,15 @@ BEGIN
         CREATE INDEX gestao_scouter_export_errors_job_id_idx
             ON @extschema@.gestao_scouter_export_errors (job_id);
     END IF;
+    /*
+     * 1.2: the error rows not resolved, by lead: each batch of the
+     * follower's path resolves those of the leads it got through
+     * (_gs_follow_record); they are few, the index small
+     */
+    IF pg_catalog.to_regclass('@extschema@.gestao_scouter_export_errors_unresolved_idx') IS NULL THEN
+        CREATE INDEX gestao_scouter_export_errors_unresolved_idx
+            ON @extschema@.gestao_scouter_export_errors (lead_id)
+            WHERE resolved_at IS NULL;
+    END IF;
 END
 $errors$;

@@ -77,7 +77,11 @@ $jobs$;
  * is_sync), 'follow' (gs_export_follow: a follower, which never completes;
  * its pass_kind is 'backfill', every lead of its scope by id, cursor_id
  * its position, then 'follow', the changes captured in gs_export_changes),
- * and the kinds of the proof to come.  deleted_leads: the leads a follower
+ * and the kinds of the proof: 'verify' (gs_export_verify: compares, sends
+ * nothing; cursor_id its position by id, total_leads the leads compared),
+ * 'retry' and 'repair' (a set job: the follower's path over the leads
+ * written into its queue when it was created, options {"retry_of": id} or
+ * {"repair_of": id}; completed when the queue is empty).  deleted_leads: the leads a follower
  * deleted (or soft-deleted) at the remote, one sync_events row 'delete'
  * each.
  */

@@ -4,7 +4,7 @@
  * again.  _gs_job_claim returns the config's keys (secret_keys: the worker
  * keeps them out of every text it stores, logs or sends, src/scrub.c) and
  * doubt_until (the end of the latest quarantine of a request given up on,
- * _gs_job_doubt).
+ * _gs_job_doubt), and kind, on_delete and compare (1.2's job kinds).
  */
 DROP FUNCTION IF EXISTS @extschema@._gs_job_claim(uuid);
 -- gs_export_status gains kind, backlog, lag and deleted_leads (live sync)

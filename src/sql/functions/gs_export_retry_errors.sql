@@ -1,0 +1,7 @@
+/*
+ * The API: gs_export_retry_errors(job_id), in C (api.c).
+ */
+CREATE OR REPLACE FUNCTION @extschema@.gs_export_retry_errors(job_id uuid)
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'gs_export_retry_errors'
+LANGUAGE C VOLATILE;
