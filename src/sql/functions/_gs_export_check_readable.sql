@@ -1,7 +1,8 @@
 /*
- * Internal: 42501 unless p_caller may read every column of leads that a
- * job with these (resolved) options reads as its owner: the columns it
- * sends, its key (id, updated_at) and the columns its filter compares.
+ * Internal: 42P01 without a table leads; 42501 unless p_caller may read
+ * every column of leads that a job with these (resolved) options reads as
+ * its owner: the columns it sends, its key (id, updated_at) and the
+ * columns its filter compares.
  */
 CREATE OR REPLACE FUNCTION @extschema@._gs_export_check_readable(p_caller oid, p_resolved jsonb)
 RETURNS void
@@ -11,6 +12,11 @@ AS $$
 DECLARE
     denied text;
 BEGIN
+    IF pg_catalog.to_regclass('@extschema@.leads') IS NULL THEN
+        RAISE EXCEPTION 'relation "@extschema@.leads" does not exist'
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'gs_export exports the table leads of the schema it is installed in.';
+    END IF;
     SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ' ORDER BY c) INTO denied
       FROM (SELECT DISTINCT c
               FROM pg_catalog.unnest((SELECT m.lead_columns FROM @extschema@._gs_job_mapping(p_resolved) m)

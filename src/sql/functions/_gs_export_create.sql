@@ -43,11 +43,6 @@ BEGIN
                   HINT = 'Use dates between 4713 BC and 294276 AD.';
     END;
 
-    IF pg_catalog.to_regclass('@extschema@.leads') IS NULL THEN
-        RAISE EXCEPTION 'relation "@extschema@.leads" does not exist'
-            USING ERRCODE = 'undefined_table',
-                  HINT = 'gs_export exports the table leads of the schema it is installed in.';
-    END IF;
     PERFORM @extschema@._gs_export_check_readable(p_caller, resolved);
 
     PERFORM @extschema@._gs_export_check_config();

@@ -63,11 +63,6 @@ BEGIN
                                                           'delay_ms', 0, 'time_zone', 'UTC');
     PERFORM @extschema@._gs_export_check_on_delete(on_delete, resolved ->> 'source_column');
 
-    IF pg_catalog.to_regclass('@extschema@.leads') IS NULL THEN
-        RAISE EXCEPTION 'relation "@extschema@.leads" does not exist'
-            USING ERRCODE = 'undefined_table',
-                  HINT = 'gs_export exports the table leads of the schema it is installed in.';
-    END IF;
     PERFORM @extschema@._gs_export_check_readable(p_caller, resolved);
     PERFORM @extschema@._gs_export_check_config();
 

@@ -36,11 +36,6 @@ DECLARE
     n bigint;
     violated text;
 BEGIN
-    IF pg_catalog.to_regclass('@extschema@.leads') IS NULL THEN
-        RAISE EXCEPTION 'relation "@extschema@.leads" does not exist'
-            USING ERRCODE = 'undefined_table',
-                  HINT = 'gs_export exports the table leads of the schema it is installed in.';
-    END IF;
     PERFORM @extschema@._gs_export_check_readable(p_caller, p_effective);
     PERFORM @extschema@._gs_export_check_config();
     LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;

@@ -113,11 +113,6 @@ BEGIN
             'start_date', COALESCE(start_date, CURRENT_DATE)::text, 'end_date', end_date::text);
     END IF;
 
-    IF pg_catalog.to_regclass('@extschema@.leads') IS NULL THEN
-        RAISE EXCEPTION 'relation "@extschema@.leads" does not exist'
-            USING ERRCODE = 'undefined_table',
-                  HINT = 'gs_export exports the table leads of the schema it is installed in.';
-    END IF;
     PERFORM @extschema@._gs_export_check_readable(p_caller, resolved);
     PERFORM @extschema@._gs_export_check_config();
     LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;

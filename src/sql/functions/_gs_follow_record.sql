@@ -41,18 +41,8 @@ BEGIN
       FROM ROWS FROM (pg_catalog.unnest(p_events), pg_catalog.unnest(p_messages)) AS u(event, message);
 
     IF n_err > 0 THEN
-        INSERT INTO @extschema@.gestao_scouter_export_errors
-               (job_id, lead_id, lead_snapshot, fields_sent, error_message,
-                error_details, response_status, response_body, ignored_fields)
-        SELECT p_job_id, e.lead_id, e.snapshot::jsonb, e.fields::jsonb, u.message,
-               e.body::jsonb, e.status, e.body::jsonb, j.ignored_fields
-          FROM ROWS FROM (pg_catalog.unnest(p_err_ids), pg_catalog.unnest(p_err_snapshots),
-                          pg_catalog.unnest(p_err_fields), pg_catalog.unnest(p_err_statuses),
-                          pg_catalog.unnest(p_err_bodies)) AS e(lead_id, snapshot, fields, status, body)
-          JOIN ROWS FROM (pg_catalog.unnest(p_lead_ids), pg_catalog.unnest(p_messages))
-                   AS u(lead_id, message) USING (lead_id)
-          CROSS JOIN @extschema@.gestao_scouter_export_jobs j
-         WHERE j.id = p_job_id AND u.message IS NOT NULL;
+        PERFORM @extschema@._gs_record_errors(p_job_id, p_lead_ids, p_messages, p_err_ids, p_err_snapshots,
+                                              p_err_fields, p_err_statuses, p_err_bodies);
     END IF;
 
     DELETE FROM @extschema@.gs_export_changes
