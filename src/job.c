@@ -91,7 +91,11 @@ gs_job_start(GsJob *job, const pg_uuid_t *id, MemoryContext cxt)
 	args[0] = UUIDPGetDatum(&job->id);
 	rows = gs_store_call(GS_STORE_CLAIM, args, NULL);
 	outcome = gs_rows_text(rows, 0, "outcome");
-	if (strcmp(outcome, "busy") == 0)
+	if (strcmp(outcome, "wait") == 0)
+		ereport(LOG,
+				(errmsg("gs_export: follower %s %s; it starts once that job has ended",
+						job->id_text, gs_rows_text(rows, 0, "reason"))));
+	else if (strcmp(outcome, "busy") == 0)
 		ereport(LOG,
 				(errmsg("gs_export: job %s already has a worker; this one exits", job->id_text)));
 	else if (strcmp(outcome, "failed") == 0)

@@ -252,4 +252,28 @@ is(diffs($days), 'different:200', 'with days: only the leads of those days (a le
 is(sql("SELECT total_leads || '/' || leads_in_range FROM gestao_scouter_export_jobs WHERE id = '$days'"),
    '1/1', '... one lead compared, of one');
 
+# --- a follower created while a repair runs: not refused, and it sends
+# nothing before the repair has ended (the two side by side could put an
+# older version of a lead after a newer one); its capture starts at once
+rsql(q{UPDATE fichas SET name = 'tampered' WHERE id IN (300, 301)});
+my $tampered = verify('{"compare": "content"}');
+like(diffs($tampered), qr/different:.*300,301/, 'a verify finds the tampered rows');
+$remote->faults(delay_ms => 1500);
+my $slow_repair = sql("SELECT gs_export_repair('$tampered')");
+GsExportTest::wait_status($node, $slow_repair, 'running', 30);
+($rc, $out, $err) = GsExportTest::psql_as($node, undef, q{SELECT gs_export_follow('{"backfill": false}')});
+is($rc, '', 'gs_export_follow while a repair runs on the same table: not refused') or diag($err);
+my $late_follower = $out;
+sql(q{UPDATE leads SET name = name || ' (while the repair ran)' WHERE id = 302});
+ok(eval { GsExportTest::wait_for('the follower waits for the repair', sub {
+	slurp_file($node->logfile) =~ /follower \Q$late_follower\E waits for repair job \Q$slow_repair\E/ }, 30) },
+   '... its worker waits for the repair, saying so');
+is(sql("SELECT status FROM gestao_scouter_export_jobs WHERE id = '$late_follower'"), 'pending',
+   '... and it is still pending');
+$remote->faults(delay_ms => 0);
+GsExportTest::wait_status($node, $slow_repair, 'completed', 60);
+wait_equal('the repair done, then the follower');
+is($remote->count(q{id = 302 AND name LIKE '%(while the repair ran)'}), 1,
+   'the change made while the follower waited was sent after the repair');
+
 done_testing();

@@ -87,7 +87,7 @@ BEGIN
     SELECT a.id, a.status INTO active FROM @extschema@._gs_export_latest_active_job(NULL) a;
     IF active.id IS NOT NULL AND EXISTS (
            SELECT 1 FROM @extschema@.gestao_scouter_export_jobs j
-            WHERE j.id = active.id AND j.kind <> 'verify'
+            WHERE j.id = active.id AND j.kind IN ('export', 'sync')
               AND (j.effective_options ->> 'target_table') = (resolved ->> 'target_table')) THEN
         RAISE EXCEPTION 'export job % is % on remote table "%"', active.id, active.status, resolved ->> 'target_table'
             USING ERRCODE = 'object_not_in_prerequisite_state',

@@ -2,7 +2,9 @@
  * Claim a job for the calling worker.  The claim is a session advisory lock
  * on the job id: a second worker for the same job, however it came to be
  * started, gets outcome 'busy' and goes away.  Outcomes: 'run' (the job is
- * running, and the other columns say how), 'busy', 'not_runnable' (it is
+ * running, and the other columns say how), 'busy', 'wait' (a follower
+ * whose remote table a repair or a retry sends to: reason says which; the
+ * launcher starts it again later), 'not_runnable' (it is
  * no longer pending or running, or gone), 'failed' (it cannot run: marked
  * failed, with the reason).  secret_keys: the config's keys (anon_key,
  * service_role_key_encrypted), which the worker keeps out of every text
@@ -46,6 +48,23 @@ BEGIN
     IF NOT FOUND OR j.status NOT IN ('pending', 'running') THEN
         outcome := 'not_runnable';
         RETURN;
+    END IF;
+    /*
+     * A follower created while a repair or a retry sends to its remote
+     * table waits for it to end: the two side by side could put an older
+     * version of a lead after a newer one.  (Its capture goes on.)
+     */
+    IF j.kind = 'follow' THEN
+        SELECT pg_catalog.format('waits for %s job %s, which sends to the same remote table', o.kind, o.id)
+          INTO reason
+          FROM @extschema@.gestao_scouter_export_jobs o
+         WHERE o.kind IN ('repair', 'retry') AND o.status IN ('pending', 'running')
+           AND (o.effective_options ->> 'target_table') = (j.effective_options ->> 'target_table')
+         LIMIT 1;
+        IF reason IS NOT NULL THEN
+            outcome := 'wait';
+            RETURN;
+        END IF;
     END IF;
 
     batch_size := COALESCE(j.batch_size, pg_catalog.current_setting('gs_export.batch_size')::integer);
