@@ -96,6 +96,25 @@ missing_leads(void)
 			 errhint("gs_export exports the table leads of the schema it is installed in.")));
 }
 
+/*
+ * Start a transaction that reads leads (gs_xact_begin, leads locked before
+ * its snapshot); *leads gets the table.  False, the transaction ended,
+ * when the extension is gone (or not at this library's version); an error
+ * when leads is.
+ */
+static bool
+begin_leads_xact(const char *activity, Oid *leads)
+{
+	if (gs_xact_begin(activity, true, leads) != GS_STORE_READY)
+	{
+		gs_xact_end();
+		return false;
+	}
+	if (!OidIsValid(*leads))
+		missing_leads();
+	return true;
+}
+
 static SPIPlanPtr
 prepare_kept(const char *sql, int nargs, Oid *argtypes)
 {
@@ -377,13 +396,8 @@ gs_source_open(GsJob *job, MemoryContext cxt)
 	const char *qualified;
 	char	   *columns;
 
-	if (gs_xact_begin("gs_export: preparing the leads query", true, &leads) != GS_STORE_READY)
-	{
-		gs_xact_end();
+	if (!begin_leads_xact("gs_export: preparing the leads query", &leads))
 		return NULL;
-	}
-	if (!OidIsValid(leads))
-		missing_leads();
 
 	src = source_new(job, cxt);
 	src->leads = leads;
@@ -484,13 +498,8 @@ gs_source_next(GsSource *src, MemoryContext batch_cxt,
 	size_t		cap = (size_t) gs_export_max_request_size;
 	bool		full = false;
 
-	if (gs_xact_begin("gs_export: reading leads", true, &leads) != GS_STORE_READY)
-	{
-		gs_xact_end();
+	if (!begin_leads_xact("gs_export: reading leads", &leads))
 		return NULL;
-	}
-	if (!OidIsValid(leads))
-		missing_leads();
 
 	values[0] = TimestampTzGetDatum(after_ts);
 	values[1] = Int64GetDatum(after_id);
@@ -659,13 +668,8 @@ gs_source_verify_page(GsSource *src, MemoryContext batch_cxt, int64 after_id, in
 	int			ret;
 	uint64		i;
 
-	if (gs_xact_begin("gs_export: verify: reading leads", true, &leads) != GS_STORE_READY)
-	{
-		gs_xact_end();
+	if (!begin_leads_xact("gs_export: verify: reading leads", &leads))
 		return NULL;
-	}
-	if (!OidIsValid(leads))
-		missing_leads();
 	values[0] = Int64GetDatum(after_id);
 	values[1] = Int32GetDatum(limit);
 	memcpy(values + 2, src->extra_values + 1, sizeof(Datum) * (src->nextra - 1));
@@ -733,13 +737,8 @@ gs_source_verify_count(GsSource *src)
 	bool		isnull;
 	int64		n;
 
-	if (gs_xact_begin("gs_export: verify: counting leads", true, &leads) != GS_STORE_READY)
-	{
-		gs_xact_end();
+	if (!begin_leads_xact("gs_export: verify: counting leads", &leads))
 		return -1;
-	}
-	if (!OidIsValid(leads))
-		missing_leads();
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "SELECT pg_catalog.count(*) FROM %s l WHERE ",
 					 quote_qualified_identifier(get_namespace_name(gs_xact_schema()), "leads"));
@@ -800,13 +799,8 @@ gs_source_follow_next(GsSource *src, MemoryContext batch_cxt, int64 after_id,
 	uint64		i;
 
 	*running = true;
-	if (gs_xact_begin("gs_export: reading changes", true, &leads) != GS_STORE_READY)
-	{
-		gs_xact_end();
+	if (!begin_leads_xact("gs_export: reading changes", &leads))
 		return NULL;
-	}
-	if (!OidIsValid(leads))
-		missing_leads();
 
 	oldcxt = MemoryContextSwitchTo(batch_cxt);
 	batch = palloc0(sizeof(GsBatch));

@@ -26,14 +26,7 @@ BEGIN
     LOCK TABLE @extschema@.gestao_scouter_export_jobs IN SHARE ROW EXCLUSIVE MODE;
     job := @extschema@._gs_export_lock_job(p_caller, p_uid, p_app_admin, p_job_id);
     PERFORM @extschema@._gs_export_check_stopped(p_job_id, job.status, 'reset');
-    IF job.kind <> 'follow' THEN
-        PERFORM @extschema@._gs_export_check_no_active(p_job_id);
-    END IF;
-    /* a verify sends nothing: a follower is in no verify's way */
-    IF job.kind NOT IN ('follow', 'verify') THEN
-        PERFORM @extschema@._gs_export_check_no_follower(job.effective_options ->> 'target_table');
-    END IF;
-    PERFORM @extschema@._gs_export_check_config();
+    PERFORM @extschema@._gs_export_check_may_run(job);
     BEGIN
         UPDATE @extschema@.gestao_scouter_export_jobs
            SET status = 'pending',

@@ -18,14 +18,7 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Only a paused or failed job can be resumed.';
     END IF;
-    IF job.kind <> 'follow' THEN
-        PERFORM @extschema@._gs_export_check_no_active(p_job_id);
-    END IF;
-    /* a verify sends nothing: a follower is in no verify's way */
-    IF job.kind NOT IN ('follow', 'verify') THEN
-        PERFORM @extschema@._gs_export_check_no_follower(job.effective_options ->> 'target_table');
-    END IF;
-    PERFORM @extschema@._gs_export_check_config();
+    PERFORM @extschema@._gs_export_check_may_run(job);
     BEGIN
         UPDATE @extschema@.gestao_scouter_export_jobs
            SET status = 'running', pause_reason = NULL, paused_at = NULL,
