@@ -211,7 +211,7 @@ suite_node()
 		echo "test/node has no node_modules: run tools/install-deps (npm ci in test/node)"
 		return 1
 	fi
-	cd "$top" && PG_CONFIG="$PG_CONFIG" node --test --test-reporter=spec test/node/rpc.test.mjs 2>&1
+	cd "$top" && PG_CONFIG="$PG_CONFIG" node --test --test-reporter=spec test/node/rpc.test.mjs test/node/realtime.test.mjs 2>&1
 }
 
 suite_browser()
@@ -224,7 +224,7 @@ suite_browser()
 		echo "test/node has no puppeteer-core: run tools/install-deps (npm ci in test/node)"
 		return 1
 	fi
-	cd "$top" && PG_CONFIG="$PG_CONFIG" CHROMIUM="$chromium" node --test --test-reporter=spec test/node/ui.test.mjs 2>&1
+	cd "$top" && PG_CONFIG="$PG_CONFIG" CHROMIUM="$chromium" node --test --test-reporter=spec test/node/ui.test.mjs test/node/realtime-ui.test.mjs 2>&1
 }
 
 # Run one suite into its log; its exit status goes to $out/<suite>.rc.
