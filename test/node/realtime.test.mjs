@@ -82,6 +82,7 @@ async function runExport (supabase, options = {}) {
 before(async () => {
   project = await startProject({
     name: 'gs_export_realtime',
+    realtime: true,
     users: { A: [USERS.A, 'agent'], B: [USERS.B, 'agent'], ADM: [USERS.ADM, 'admin'] },
     leadsSql: `
       INSERT INTO leads (id, updated_at, name, responsible_user_id, sync_source)
