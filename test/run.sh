@@ -11,10 +11,13 @@
 #            several at once (prove -j): each test has its own clusters,
 #            sockets, stand-in ports and temporary directories.
 #   node     the SQL API through Supabase RPC with supabase-js
-#            (test/node/rpc.test.mjs; its npm packages come from
+#            (test/node/rpc.test.mjs), and Realtime's postgres_changes with
+#            supabase-js (test/node/realtime.test.mjs); its npm packages come from
 #            tools/install-deps).
 #   browser  the export screen (ui/) in Debian's headless chromium, driven by
-#            puppeteer-core (test/node/ui.test.mjs).
+#            puppeteer-core (test/node/ui.test.mjs), following an export
+#            through Realtime alone and falling back without it
+#            (test/node/realtime-ui.test.mjs).
 #   docs     every file that a document or a comment names exists
 #            (tools/check-references).
 # The TAP tests run beside the other suites (which run one after the other):
@@ -72,7 +75,7 @@ while [ $# -gt 0 ]; do
 		f=t/$(basename "$1")
 		[ -f "$top/test/$f" ] || { echo "run.sh: no TAP test $f in test/t" >&2; exit 2; }
 		tap_sel+=("$f") ;;
-	*rpc.test.mjs) only+=(node) ;;
+	*rpc.test.mjs | *realtime.test.mjs) only+=(node) ;;
 	*ui.test.mjs) only+=(browser) ;;
 	*)
 		name=$(basename "$1" .sql)

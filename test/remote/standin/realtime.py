@@ -3,11 +3,13 @@ screen uses: the websocket at /realtime/v1/websocket on the API's port,
 Phoenix channels, and the changes of the jobs and errors tables, fanned
 out from the database's own NOTIFY gs_export (API mode only).
 
-Checked against realtime-js 2.99.3 (test/node/node_modules/@supabase/
-realtime-js: RealtimeClient.js, RealtimeChannel.js, lib/serializer.js,
-lib/constants.js, lib/transformers.js), supabase-js 2.99.3
-(SupabaseClient: the URL is the project URL + "realtime/v1" with ws(s),
-the socket adds "/websocket", params apikey and vsn) and Supabase
+Checked against realtime-js 2.99.3, in
+test/node/node_modules/@supabase/realtime-js/dist/main/RealtimeClient.js,
+test/node/node_modules/@supabase/realtime-js/dist/main/RealtimeChannel.js
+and its lib/ (serializer, constants, transformers); supabase-js 2.99.3's
+test/node/node_modules/@supabase/supabase-js/dist/index.mjs (the URL is
+the project URL + "realtime/v1" with ws(s), the socket adds "/websocket",
+params apikey and vsn); and Supabase
 Realtime's server (github supabase/realtime at 833cf36:
 lib/realtime_web/channels/realtime_channel.ex,
 lib/extensions/postgres_cdc_rls/message_dispatcher.ex and
