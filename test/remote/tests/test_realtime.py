@@ -420,9 +420,9 @@ class RealtimeTest(StandInCase):
         m = c.until(lambda m: m[3] == "phx_close")
         self.assertEqual(m[:3], ["1", "1", "realtime:jobs"])
 
+    # --no-realtime: the route answers 404 (a project without Realtime)
+    # until the control switch turns it on.
     def test_no_realtime_option(self):
-        """--no-realtime: the route answers 404 (a project without
-        Realtime) until the control switch turns it on."""
         port_file = os.path.join(self.tmp, "port_no_rt")
         proc = subprocess.Popen([PYTHON, STAND_IN, "--port", "0", "--port-file", port_file,
                                  "--control-port", "-1", "--no-realtime"] + self.stand_in_args(),
