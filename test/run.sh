@@ -11,10 +11,13 @@
 #            several at once (prove -j): each test has its own clusters,
 #            sockets, stand-in ports and temporary directories.
 #   node     the SQL API through Supabase RPC with supabase-js
-#            (test/node/rpc.test.mjs; its npm packages come from
+#            (test/node/rpc.test.mjs), and Realtime's postgres_changes with
+#            supabase-js (test/node/realtime.test.mjs); its npm packages come from
 #            tools/install-deps).
 #   browser  the export screen (ui/) in Debian's headless chromium, driven by
-#            puppeteer-core (test/node/ui.test.mjs).
+#            puppeteer-core (test/node/ui.test.mjs), following an export
+#            through Realtime alone and falling back without it
+#            (test/node/realtime-ui.test.mjs).
 #   docs     every file that a document or a comment names exists
 #            (tools/check-references).
 # The TAP tests run beside the other suites (which run one after the other):
@@ -72,7 +75,7 @@ while [ $# -gt 0 ]; do
 		f=t/$(basename "$1")
 		[ -f "$top/test/$f" ] || { echo "run.sh: no TAP test $f in test/t" >&2; exit 2; }
 		tap_sel+=("$f") ;;
-	*rpc.test.mjs) only+=(node) ;;
+	*rpc.test.mjs | *realtime.test.mjs) only+=(node) ;;
 	*ui.test.mjs) only+=(browser) ;;
 	*)
 		name=$(basename "$1" .sql)
@@ -211,7 +214,7 @@ suite_node()
 		echo "test/node has no node_modules: run tools/install-deps (npm ci in test/node)"
 		return 1
 	fi
-	cd "$top" && PG_CONFIG="$PG_CONFIG" node --test --test-reporter=spec test/node/rpc.test.mjs 2>&1
+	cd "$top" && PG_CONFIG="$PG_CONFIG" node --test --test-reporter=spec test/node/rpc.test.mjs test/node/realtime.test.mjs 2>&1
 }
 
 suite_browser()
@@ -224,7 +227,7 @@ suite_browser()
 		echo "test/node has no puppeteer-core: run tools/install-deps (npm ci in test/node)"
 		return 1
 	fi
-	cd "$top" && PG_CONFIG="$PG_CONFIG" CHROMIUM="$chromium" node --test --test-reporter=spec test/node/ui.test.mjs 2>&1
+	cd "$top" && PG_CONFIG="$PG_CONFIG" CHROMIUM="$chromium" node --test --test-reporter=spec test/node/ui.test.mjs test/node/realtime-ui.test.mjs 2>&1
 }
 
 # Run one suite into its log; its exit status goes to $out/<suite>.rc.

@@ -457,7 +457,8 @@ function main () {
     accessToken: async () => config.jwt,
   })
   refresh()
-  setInterval(refresh, POLL_MS)
+  // ?poll=0: no polling, Realtime alone (test/node/realtime-ui.test.mjs)
+  if (params.get('poll') !== '0') setInterval(refresh, POLL_MS)
   startRealtime()
 }
 

@@ -47,8 +47,11 @@ export function signJwt (claims, secret) {
 // INSERT of the sample leads (run as the superuser after CREATE
 // EXTENSION); defaultOptions: the config's default_options.  Resolves to
 // an object with apiUrl, remoteUrl, anonKey, userJwt(name, seconds),
-// su(sql, db), remoteControl(path, body) and stop().
-export async function startProject ({ users, leadsSql, defaultOptions = {}, name = 'gs_export_node' }) {
+// su(sql, db), remoteControl(path, body), apiControl(path, body) and stop().
+// realtime: the API stand-in serves Supabase Realtime (its
+// /realtime/v1/websocket, test/remote/standin/realtime.py); off (the
+// default, --no-realtime) the route answers 404, as a project without it.
+export async function startProject ({ users, leadsSql, defaultOptions = {}, name = 'gs_export_node', realtime = false }) {
   if (process.getuid && process.getuid() === 0) {
     throw new Error('run as an unprivileged user (PostgreSQL refuses root): tools/as-postgres')
   }
@@ -183,7 +186,8 @@ gs_export.retry_max_delay_ms = 1000
     // as authenticator, switching to each token's role.
     const apiUrl = await startStandIn('api', ['--dsn',
       `host=${tmp} port=${PGPORT} dbname=postgres user=authenticator`,
-      '--api-key', anonKey, '--jwt-secret', jwtSecret, '--anon-role', 'anon'])
+      '--api-key', anonKey, '--jwt-secret', jwtSecret, '--anon-role', 'anon',
+      ...(realtime ? [] : ['--no-realtime'])])
 
     // A signed-in user's access token, valid for `seconds` (negative: expired).
     const userJwt = (who, seconds = 3600) => {
@@ -200,7 +204,16 @@ gs_export.retry_max_delay_ms = 1000
       })
       return res.json()
     }
-    return { apiUrl, remoteUrl, anonKey, userJwt, su, remoteControl, stop, tmp }
+    // The API stand-in's control API (its /_control/ on the API's port).
+    const apiControl = async (what, body) => {
+      const res = await fetch(`${apiUrl}/_control/${what}`, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      })
+      return res.json()
+    }
+    return { apiUrl, remoteUrl, anonKey, userJwt, su, remoteControl, apiControl, stop, tmp }
   } catch (e) {
     stop()
     throw e

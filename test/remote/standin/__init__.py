@@ -28,7 +28,10 @@ The same server is the other half of PostgREST 12.2, the one an application
 talks to through supabase-js, in API MODE (--jwt-secret, below): in front of
 gs_export's own database it serves `POST /rest/v1/rpc/gs_export_create` and
 the other functions, and reads of the jobs, errors and events tables, as a
-signed-in user of the app.
+signed-in user of the app; and Supabase Realtime's `postgres_changes` for
+the jobs and errors tables on its websocket (/realtime/v1/websocket), fed by
+the database's NOTIFY gs_export and read as each subscriber (realtime.py;
+--no-realtime or /_control/realtime switches it off).
 
 On top, fault switches and a request log for tests, under /_control/
 (no api key; JSON in, JSON out), also reachable on a separate control port
@@ -112,6 +115,9 @@ it only imports cli.main):
                    delay, rate limit, the chaos profile (noisy latency,
                    transient faults, a burst), CORS, the request log
   control.py       /_control/: faults, stats, the log, down / up
+  websocket.py     RFC 6455: the handshake's key, frames, messages
+  realtime.py      API mode's Realtime: Phoenix channels, postgres_changes
+                   from NOTIFY gs_export, row level security per subscriber
   listener.py      the HTTP listeners, connections, drops
   app.py           the App that holds the state the roles share
   cli.py           the command line, schema init, signals

@@ -14,6 +14,7 @@ from .database import Pool, Transactions
 from .gateway import FaultState, Gateway
 from .listener import Listener
 from .postgrest import PostgREST
+from .realtime import Realtime
 from .schema_cache import SchemaCache
 
 
@@ -58,6 +59,7 @@ class App(Gateway, Control, Transactions):
         self.cache = None
         self.cache_lock = threading.Lock()
         self.postgrest = PostgREST(self)
+        self.realtime = Realtime(self)         # API mode's /realtime/v1
         self.main = Listener(self, opts.host, opts.port, control_only=False)
         self.control_listener = None
         if opts.control_port is not None and opts.control_port >= 0:
@@ -145,6 +147,7 @@ class App(Gateway, Control, Transactions):
         finally:
             if got:
                 self.down_lock.release()
+        self.realtime.stop()
         listeners = [self.main] + ([self.control_listener] if self.control_listener else [])
         stopping = [lst.begin_stop() for lst in listeners]
         ok = all([Listener.finish_stop(st, deadline) for st in stopping])

@@ -145,6 +145,9 @@ def parse_args(argv):
     p.add_argument("--paused-project", action="store_true")
     p.add_argument("--gateway-timeout-over-ms", type=int, default=None)
     p.add_argument("--keep-bodies", action="store_true")
+    p.add_argument("--no-realtime", dest="realtime", action="store_false",
+                   help="API mode: no /realtime/v1/websocket (404), as a "
+                        "project without Realtime")
     p.add_argument("--verbose", action="store_true", help="access log on stderr")
     opts = p.parse_args(argv)
     if opts.host not in ("127.0.0.1", "localhost", "::1") \

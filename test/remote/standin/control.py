@@ -53,6 +53,10 @@ CONTROL API (all JSON):
                                 included), "chaos_faults" and
                                 "burst_faults" (the chaos profile's)
   GET  /_control/requests[?since=SEQ][&table=NAME]   the request log
+  POST /_control/realtime       {"enabled": true|false}: API mode's Realtime
+                                (realtime.py) on or off (off: the websocket
+                                route answers 404, open sockets are closed)
+  GET  /_control/realtime       {"enabled", "sockets", "channels", "listening"}
   GET  /_control/health         {"ok": true, "port", "control_port", "down"}
 
 What the log and statistics hold:
@@ -185,6 +189,16 @@ class Control:
                 out = [dict(e) for e in self.log if e["seq"] > since
                        and (want_table is None or e["table"] == want_table)]
             return Reply(200, out)
+        if name == "realtime" and method in ("GET", "POST"):
+            # API mode's Realtime (realtime.py): {"enabled": false} answers
+            # /realtime/v1/websocket 404 and closes the open websockets.
+            if method == "POST":
+                if not isinstance(data, dict) or not isinstance(data.get("enabled"), bool):
+                    return Reply(400, {"error": 'expected {"enabled": true|false}'})
+                if data["enabled"] and self.opts.jwt_secret is None:
+                    return Reply(400, {"error": "Realtime needs API mode (--jwt-secret)"})
+                self.realtime.set_enabled(data["enabled"])
+            return Reply(200, self.realtime.status())
         if method == "GET" and name == "health":
             return Reply(200, {"ok": True, "port": self.main.port,
                                "control_port": (self.control_listener.port

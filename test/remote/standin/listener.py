@@ -237,6 +237,11 @@ class Handler(BaseHTTPRequestHandler):
                 reply = app.control(self, self.command, path, split.query, body)
             elif self.server.control_only:
                 reply = Reply(404, {"message": "control port: only /_control/ here"})
+            elif path == "/realtime/v1/websocket":
+                reply = app.realtime.upgrade(self, split.query)
+                if reply is None:           # the websocket ran to its end
+                    self.close_connection = True
+                    return
             elif path == "/rest/v1" or path.startswith("/rest/v1/"):
                 reply = app.rest(self, path, split.query, body, t0, started_at)
             else:

@@ -1,6 +1,6 @@
 """Tests of the PostgREST stand-in (test/remote/standin/), one module a role:
 test_write_path, test_gateway, test_control, test_cli, test_api_mode,
-test_delete_patch_get, test_openapi;
+test_delete_patch_get, test_openapi, test_realtime;
 fixture.py is what they share (a throwaway cluster, the stand-in on it).
 
 Run, from test/remote:
