@@ -347,7 +347,7 @@ function renderHistory (rows) {
   $('history-empty').hidden = rows.length > 0
   replaceRows($('history-body'), JSON.stringify(rows), () => rows.map((j) => el('tr', { className: 'history-row', dataset: { jobId: j.id } },
     el('td', {}, badge(j.status)),
-    el('td', { className: 'nowrap', textContent: fmtRange(j.start_date, j.end_date) }),
+    el('td', { className: 'nowrap', textContent: ['retry', 'repair'].includes(j.kind) ? KIND_TITLES[j.kind] : fmtRange(j.start_date, j.end_date) }),
     el('td', { className: 'num', textContent: fmtInt(j.exported_leads) }),
     el('td', { className: 'num', textContent: fmtInt(j.error_leads) }),
     el('td', { className: 'nowrap', textContent: fmtDateTime(j.created_at) }),

@@ -2,10 +2,12 @@
 // Debian's headless chromium driven by puppeteer-core -- against gs_export
 // through the API stand-in (supabase-project.mjs): start an export, watch
 // the bar move, pause, resume, see it complete and enter the history, open
-// an error's detail, reset and delete; every figure on screen checked
-// against the database.  Screenshots at 1280x800 go to ui/screenshots/ (or
-// $GS_UI_SCREENSHOTS).  And doc/supabase.md's block of the screen's calls is
-// ui/app.js's.  Fails, never skips, when chromium is missing
+// an error's detail, reset and delete; then the field mapping and
+// "Validar", "Reenviar erros", the follower's card ("Sincronização
+// contínua"), "Verificar destino" and "Reparar", keyboard and labels;
+// every figure on screen checked against the database.  Screenshots at
+// 1280x800 go to ui/screenshots/ (or $GS_UI_SCREENSHOTS).  And
+// doc/supabase.md's block of the screen's calls is ui/app.js's.  Fails, never skips, when chromium is missing
 // ($CHROMIUM, default /usr/bin/chromium; tools/install-deps installs it).
 //   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config node --test test/node/ui.test.mjs
 import { test, before, after } from 'node:test'
@@ -504,6 +506,8 @@ test('Reenviar erros: an export with the kept mapping, its refused lead sent aga
   assert.equal(dbJob(retryId).exported, 1)
   assert.equal(await figure('t-exported'), 1)
   assert.equal(await visible('#btn-retry'), false, 'nothing left to send')
+  await waitFor('the retry in the history', (id) => document.querySelector('#history-body tr')?.dataset.jobId === id, 15000, retryId)
+  assert.equal(await page.$eval('#history-body tr', (r) => r.cells[1].textContent), 'Reenvio de erros')
 })
 
 test('Sincronização contínua: Ligar, a change and a delete reach the remote and the card, Desligar, Excluir', async () => {
