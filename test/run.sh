@@ -226,6 +226,9 @@ suite_browser()
 	elif [ ! -d "$top/test/node/node_modules/puppeteer-core" ]; then
 		echo "test/node has no puppeteer-core: run tools/install-deps (npm ci in test/node)"
 		return 1
+	elif [ ! -d "$top/ui/node_modules/@supabase/supabase-js" ]; then
+		echo "ui/ has no supabase-js: run tools/install-deps (npm ci in ui)"
+		return 1
 	fi
 	cd "$top" && PG_CONFIG="$PG_CONFIG" CHROMIUM="$chromium" node --test --test-reporter=spec test/node/ui.test.mjs test/node/realtime-ui.test.mjs 2>&1
 }

@@ -1,6 +1,7 @@
 // tools/ui-demo-run.mjs: the export screen (ui/) on a throwaway project, to
 // open in a browser.  Runs as an unprivileged user with gs_export installed
-// and test/node's npm packages in place (tools/ui-demo does both): a
+// and the npm packages of ui/ and test/node in place (tools/ui-demo does
+// both): a
 // cluster set up as TabuladorMax on Supabase with LEADS sample leads of one
 // user over the last 61 days (every 97th named 'bad lead', which the remote
 // refuses: the screen's error list has something to show), the remote and

@@ -1,8 +1,8 @@
 // ui/serve.mjs: serves the export screen (ui/) on 127.0.0.1 for the browser
 // test (test/node/ui.test.mjs) and tools/ui-demo.  Static files only, plus
 // /vendor/supabase.js: supabase-js's browser build (the UMD file of the npm
-// package @supabase/supabase-js, as test/node's npm ci installs it) --
-// nothing is fetched from a CDN.
+// package @supabase/supabase-js, as ui/'s own npm ci installs it from
+// ui/package-lock.json) -- nothing is fetched from a CDN.
 //   node ui/serve.mjs [PORT]      (0 or none: a free port; prints the URL)
 import fs from 'node:fs'
 import http from 'node:http'
@@ -11,7 +11,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const UI = path.dirname(fileURLToPath(import.meta.url))
-const NODE_PACKAGES = path.join(UI, '..', 'test', 'node', 'package.json')
+const NODE_PACKAGES = path.join(UI, 'package.json')
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -20,9 +20,13 @@ const TYPES = {
   '.png': 'image/png',
 }
 
-// The UMD build, found where npm put the package.
+// The UMD build, found where npm put the package (ui/node_modules).
 export function supabaseBrowserBuild () {
-  return createRequire(NODE_PACKAGES).resolve('@supabase/supabase-js/dist/umd/supabase.js')
+  try {
+    return createRequire(NODE_PACKAGES).resolve('@supabase/supabase-js/dist/umd/supabase.js')
+  } catch (e) {
+    throw new Error(`ui/ has no supabase-js: run npm ci in ui/ (tools/install-deps does) (${e.message})`)
+  }
 }
 
 // Starts the server; resolves to its base URL (http://127.0.0.1:PORT/).

@@ -19,7 +19,8 @@
  * 3. On an upgrade, the roles that gs_export_grant_access served (holding
  *    EXECUTE on gs_export_create themselves, such as Supabase's
  *    authenticated, which inherits nothing from gs_export_user) get every
- *    API function gs_export_user has: what they could do, they still can.
+ *    API function gs_export_user has, and SELECT on a verify's diffs when
+ *    they may read the errors: what they could do, they still can.
  *    Never anon, which gs_export_grant_access refuses.  A fresh install
  *    has none.
  */
@@ -140,6 +141,21 @@ BEGIN
            AND NOT pg_catalog.has_function_privilege(g.grantee, f.oid, 'EXECUTE')
     LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', r.fn, r.grantee);
+    END LOOP;
+    -- and what they could read: a verify's diffs (1.2) as the errors
+    FOR r IN
+        SELECT DISTINCT g.grantee::pg_catalog.regrole::text AS grantee
+          FROM pg_catalog.pg_proc c, pg_catalog.aclexplode(c.proacl) g
+         WHERE c.oid = '@extschema@.gs_export_create(date, date, jsonb)'::pg_catalog.regprocedure
+           AND g.privilege_type = 'EXECUTE'
+           AND g.grantee <> 0
+           AND g.grantee <> c.proowner
+           AND g.grantee NOT IN (SELECT ro.oid FROM pg_catalog.pg_roles ro
+                                  WHERE ro.rolname IN ('gs_export_user', 'gs_export_admin', 'anon'))
+           AND pg_catalog.has_table_privilege(g.grantee, '@extschema@.gestao_scouter_export_errors', 'SELECT')
+           AND NOT pg_catalog.has_table_privilege(g.grantee, '@extschema@.gestao_scouter_export_diffs', 'SELECT')
+    LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.gestao_scouter_export_diffs TO %s', r.grantee);
     END LOOP;
 END
 $grant_access_upgrade$;

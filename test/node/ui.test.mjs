@@ -2,10 +2,12 @@
 // Debian's headless chromium driven by puppeteer-core -- against gs_export
 // through the API stand-in (supabase-project.mjs): start an export, watch
 // the bar move, pause, resume, see it complete and enter the history, open
-// an error's detail, reset and delete; every figure on screen checked
-// against the database.  Screenshots at 1280x800 go to ui/screenshots/ (or
-// $GS_UI_SCREENSHOTS).  And doc/supabase.md's block of the screen's calls is
-// ui/app.js's.  Fails, never skips, when chromium is missing
+// an error's detail, reset and delete; then the field mapping and
+// "Validar", "Reenviar erros", the follower's card ("Sincronização
+// contínua"), "Verificar destino" and "Reparar", keyboard and labels;
+// every figure on screen checked against the database.  Screenshots at
+// 1280x800 go to ui/screenshots/ (or $GS_UI_SCREENSHOTS).  And
+// doc/supabase.md's block of the screen's calls is ui/app.js's.  Fails, never skips, when chromium is missing
 // ($CHROMIUM, default /usr/bin/chromium; tools/install-deps installs it).
 //   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config node --test test/node/ui.test.mjs
 import { test, before, after } from 'node:test'
@@ -358,4 +360,272 @@ test('the screen: history, an export started, paused, resumed, completed, its er
 
   assert.deepEqual(pageErrors, [], 'no uncaught error in the page')
   assert.ok(realtimeTries >= 1 && realtimeTries <= 2, `Realtime tried once per page load, then left to polling: ${realtimeTries}`)
+})
+
+// -- the screen's second half (issue 20): mapping, retry, follower, verify --------
+
+// Waits until psql's answer for sql (as the superuser) is wanted.
+async function waitForDb (what, sql, wanted, seconds = 20, db = 'postgres') {
+  let got
+  for (let i = 0; (got = project.su(sql, db)) !== wanted; i++) {
+    assert.ok(i < seconds * 10, `${what}: ${sql} gave ${got}, not ${wanted}`)
+    await sleep(100)
+  }
+}
+
+const newestJob = (kind) => project.su(`SELECT id FROM gestao_scouter_export_jobs WHERE kind = '${kind}'
+                                         ORDER BY created_at DESC LIMIT 1`)
+
+test('keyboard and labels: every control has a name, the mapping dialog is reached by Tab and gives the focus back', async () => {
+  await page.goto(pageUrl(project.userJwt('A')))
+  await page.evaluate(() => localStorage.clear())
+  await page.reload()
+  await waitFor('the history', () => document.querySelectorAll('#history-body tr').length > 0, 15000)
+  // Every button, input and select has an accessible name.
+  const unnamed = await page.$$eval('button, input, select', (els) => els.filter((e) => {
+    if (e.getAttribute('aria-label') || (e.tagName === 'BUTTON' && e.textContent.trim())) return false
+    return !(e.id && document.querySelector(`label[for="${e.id}"]`))
+  }).map((e) => e.outerHTML))
+  assert.deepEqual(unnamed, [])
+  // Tab from "Iniciar Exportação" reaches "Mapear campos"; Enter opens the dialog, the search box focused.
+  await page.focus('#start-button')
+  await page.keyboard.press('Tab')
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'map-open')
+  assert.equal(await page.$eval('#map-open', (b) => b.getAttribute('aria-haspopup')), 'dialog')
+  await page.keyboard.press('Enter')
+  await page.waitForSelector('#map-dialog[open]')
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'map-search')
+  await waitFor('the remote columns', () => document.querySelectorAll('#map-body tr').length > 30, 15000)
+  await page.keyboard.press('Tab')
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'map-auto')
+  // Every select of the table is labelled by its remote column.
+  const labels = await page.$$eval('#map-body select', (ss) => ss.map((s) => s.getAttribute('aria-label')))
+  assert.ok(labels.every((l) => /^Campo do lead para a coluna \w+/.test(l)), labels.join())
+  await page.keyboard.press('Escape')
+  await page.waitForSelector('#map-dialog:not([open])')
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'map-open', 'the focus is back on the button')
+  // The results are announced: aria-live on the check's result, the follower and the verify.
+  for (const id of ['map-result', 'follow-announce', 'verify-summary', 'progress-announce']) {
+    assert.equal(await page.$eval(`#${id}`, (e) => e.getAttribute('aria-live')), 'polite', id)
+  }
+})
+
+test('Mapear campos: Auto-Mapear, id required, search, Validar against a remote that lacks a column, kept for the next export', async () => {
+  await page.click('#map-open')
+  await page.waitForSelector('#map-dialog[open]')
+  await waitFor('the remote columns', () => document.querySelectorAll('#map-body tr').length > 30, 15000)
+  const remoteColumns = project.su(`SELECT string_agg(column_name, ',' ORDER BY ordinal_position)
+                                      FROM information_schema.columns WHERE table_name = 'fichas'`, 'remote').split(',')
+  assert.deepEqual(await page.$$eval('#map-body tr', (trs) => trs.map((r) => r.dataset.column)), remoteColumns)
+  // id: required, always id; the columns gs_export fills have no select.
+  assert.equal(await page.$eval('#map-body tr[data-column="id"] select', (s) => s.disabled && s.value), 'id')
+  assert.match(await text('#map-body tr[data-column="id"] th'), /obrigatório · chave/)
+  assert.equal(await page.$('#map-body tr[data-column="sync_source"] select'), null)
+  // Clear, then Auto-Mapear: equal names.
+  await page.click('#map-clear')
+  assert.equal(await page.$eval('#map-body tr[data-column="name"] select', (s) => s.value), '')
+  await page.click('#map-auto')
+  assert.equal(await page.$eval('#map-body tr[data-column="name"] select', (s) => s.value), 'name')
+  assert.equal(await page.$eval('#map-body tr[data-column="celular"] select', (s) => s.value), 'celular')
+  // Search.
+  await page.type('#map-search', 'telefone')
+  const found = await page.$$eval('#map-body tr', (trs) => trs.map((r) => r.dataset.column))
+  assert.deepEqual(found, remoteColumns.filter((c) => c.includes('telefone')))
+  assert.match(await text('#map-count'), /mostradas pela busca$/)
+  await page.$eval('#map-search', (e) => { e.value = '' })
+  await page.type('#map-search', ' ')
+  // photo_url not sent.
+  await page.select('#map-body tr[data-column="photo_url"] select', '')
+  await page.click('#map-validate')
+  await waitFor('Validar\'s answer', () => /Tudo certo|erro/.test(document.querySelector('#map-result').textContent), 15000)
+  assert.equal(await text('#map-result'), 'Tudo certo: o destino aceita estes campos.')
+  await page.click('#map-save')
+  await noticeSays('Mapeamento salvo: vale para a próxima exportação, verificação e sincronização contínua.')
+  const kept = JSON.parse(await page.evaluate(() => localStorage.getItem('gs_export.field_mappings')))
+  assert.equal(kept.id, 'id')
+  assert.equal(kept.photo_url, undefined)
+  assert.equal(kept.name, 'name')
+  assert.match(await text('#map-summary'), /^Mapeamento próprio: \d+ colunas/)
+
+  // The remote loses a column the mapping sends: the dialog marks it, Validar says so.
+  project.su('ALTER TABLE fichas DROP COLUMN telefone_casa', 'remote')
+  await project.remoteControl('reload_schema', {})
+  await page.click('#map-open')
+  await waitFor('the remote columns', () => document.querySelectorAll('#map-body tr').length > 30, 15000)
+  assert.match(await text('#map-body tr[data-column="telefone_casa"] th'), /não existe no destino/)
+  await page.click('#map-validate')
+  await waitFor('Validar\'s rows', () => document.querySelectorAll('#map-result .check-row').length > 0, 15000)
+  const rows = await page.$$eval('#map-result .check-row', (lis) => lis.map((l) => l.firstChild.textContent + l.childNodes[1].textContent))
+  assert.ok(rows.includes('Erro: A coluna “telefone_casa” (do campo “telefone_casa” do lead) não existe na tabela “fichas” do destino: os valores dela não chegariam.'),
+    rows.join('\n'))
+  assert.match(await text('#map-result'), /^1 erro e 0 avisos:/)
+  await page.evaluate(() => document.querySelector('#map-result').scrollIntoView())
+  await shot('mapping')
+  // The remote gets it back: all is well again.
+  project.su('ALTER TABLE fichas ADD COLUMN telefone_casa text', 'remote')
+  await project.remoteControl('reload_schema', {})
+  await page.click('#map-validate')
+  await waitFor('Tudo certo', () => document.querySelector('#map-result').textContent.startsWith('Tudo certo'), 15000)
+  await page.keyboard.press('Escape')
+  await page.waitForSelector('#map-dialog:not([open])')
+})
+
+test('Reenviar erros: an export with the kept mapping, its refused lead sent again once the remote accepts it', async () => {
+  await page.$eval('#start-date', (e) => { e.value = '2025-10-17' })
+  await page.$eval('#end-date', (e) => { e.value = '2025-10-15' })
+  await page.click('#start-button')
+  await noticeSays('Exportação iniciada.')
+  const jobId = newestJob('export')
+  const kept = await page.evaluate(() => localStorage.getItem('gs_export.field_mappings'))
+  assert.deepEqual(JSON.parse(project.su(`SELECT options -> 'field_mappings' FROM gestao_scouter_export_jobs WHERE id = '${jobId}'`)),
+    JSON.parse(kept), 'the export sends the kept mapping')
+  await waitFor('the new job', (id) => document.querySelector('#progress-card').dataset.jobId === id, 15000, jobId)
+  await waitForStatus('Concluída', 60)
+  const done = await waitForDbCounts(jobId)
+  assert.equal(done.errors, 1, 'lead 97, named bad lead, refused')
+  await waitFor('Reenviar erros', () => document.querySelector('#btn-retry').checkVisibility(), 15000)
+  assert.equal(await text('#btn-retry'), 'Reenviar erros (1)')
+
+  // The remote drops its rule; the retry, confirmed from the keyboard, sends the lead.
+  project.su('ALTER TABLE fichas DROP CONSTRAINT no_bad_leads', 'remote')
+  await page.click('#btn-retry')
+  await page.waitForSelector('#confirm-dialog[open]')
+  assert.equal(await text('#confirm-title'), 'Reenviar os erros?')
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'confirm-no', 'the safe answer has the focus')
+  await page.keyboard.press('Tab')
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'confirm-yes')
+  await page.keyboard.press('Enter')
+  await noticeSays('Reenvio dos erros iniciado.')
+  const retryId = newestJob('retry')
+  await waitFor('the retry on the progress card', (id) => document.querySelector('#progress-card').dataset.jobId === id, 15000, retryId)
+  assert.equal(await text('#progress-title'), 'Reenvio de erros')
+  await waitForStatus('Concluída', 30)
+  assert.equal(project.su(`SELECT count(*) FILTER (WHERE resolved_at IS NULL) || '/' || count(*)
+                             FROM gestao_scouter_export_errors WHERE job_id = '${jobId}'`), '0/1')
+  assert.equal(project.su('SELECT name FROM fichas WHERE id = 97', 'remote'), 'bad lead')
+  assert.equal(dbJob(retryId).exported, 1)
+  assert.equal(await figure('t-exported'), 1)
+  assert.equal(await visible('#btn-retry'), false, 'nothing left to send')
+  await waitFor('the retry in the history', (id) => document.querySelector('#history-body tr')?.dataset.jobId === id, 15000, retryId)
+  assert.equal(await page.$eval('#history-body tr', (r) => r.cells[1].textContent), 'Reenvio de erros')
+})
+
+test('Sincronização contínua: Ligar, a change and a delete reach the remote and the card, Desligar, Excluir', async () => {
+  await page.click('#follow-on')
+  await noticeSays('Sincronização contínua ligada.')
+  const followId = newestJob('follow')
+  assert.deepEqual(JSON.parse(project.su(`SELECT options -> 'field_mappings' FROM gestao_scouter_export_jobs WHERE id = '${followId}'`)),
+    JSON.parse(await page.evaluate(() => localStorage.getItem('gs_export.field_mappings'))), 'the follower sends the kept mapping')
+  await waitForDb('the backfill is over', `SELECT pass_kind || ' ' || status FROM gestao_scouter_export_jobs WHERE id = '${followId}'`, 'follow running', 60)
+  await waitFor('Ligada', () => document.querySelector('#follow-state').textContent === 'Ligada', 15000)
+
+  project.su("UPDATE leads SET name = 'Nome alterado', updated_at = now() WHERE id = 5")
+  await waitForDb('the change at the remote', 'SELECT name FROM fichas WHERE id = 5', 'Nome alterado', 20, 'remote')
+  await waitFor('the change on the card', () => /lead 5 enviado$/.test(document.querySelector('#f-last').textContent), 15000)
+  project.su('DELETE FROM leads WHERE id = 9')
+  await waitForDb('the delete at the remote', 'SELECT count(*) FROM fichas WHERE id = 9', '0', 20, 'remote')
+  await waitFor('Excluídos 1', () => document.querySelector('#f-deleted').textContent === '1' &&
+    /lead 9 excluído$/.test(document.querySelector('#f-last').textContent), 15000)
+  const db = project.su(`SELECT exported_leads || '|' || deleted_leads || '|' || error_leads FROM gestao_scouter_export_jobs WHERE id = '${followId}'`)
+  await waitFor('the database\'s counters', (want) => [...['f-exported', 'f-deleted', 'f-errors']]
+    .map((id) => document.getElementById(id).textContent.replace(/\./g, '')).join('|') === want, 15000, db)
+  assert.equal(await text('#f-backlog'), '0')
+  assert.match(await text('#f-lag'), /^\d+ s$/)
+  await page.evaluate(() => document.querySelector('#follow-card').scrollIntoView())
+  await shot('follow')
+
+  // Desligar: a change waits (Pendentes 1) and does not reach the remote.
+  await page.click('#follow-off')
+  await noticeSays('Sincronização contínua desligada. As alterações ficam guardadas e são enviadas ao ligar de novo.')
+  assert.equal(dbJob(followId).status, 'paused')
+  await waitFor('Desligada', () => document.querySelector('#follow-state').textContent === 'Desligada', 15000)
+  project.su("UPDATE leads SET name = 'Mudou desligada', updated_at = now() WHERE id = 13")
+  await waitFor('Pendentes 1', () => document.querySelector('#f-backlog').textContent === '1', 15000)
+  assert.notEqual(project.su('SELECT name FROM fichas WHERE id = 13', 'remote'), 'Mudou desligada')
+  assert.deepEqual(await Promise.all(['#follow-on', '#follow-off', '#follow-delete'].map(visible)), [true, false, true])
+
+  // Excluir (confirmed): the follower and its waiting change go; the remote stays.
+  await page.click('#follow-delete')
+  await page.waitForSelector('#confirm-dialog[open]')
+  await page.click('#confirm-yes')
+  await noticeSays('Sincronização contínua excluída.')
+  assert.equal(project.su(`SELECT count(*) FROM gestao_scouter_export_jobs WHERE id = '${followId}'`), '0')
+  await waitFor('no follower', () => document.querySelector('#follow-card').dataset.status === 'none', 15000)
+})
+
+test('Verificar destino: the counts of a tampered remote, Reparar, then none', async () => {
+  // Lead 13 changed while the follower was off (stale); the remote loses 17
+  // (missing), edits 21 (different: its version newer) and gains 99999 (extra).
+  project.su(`DELETE FROM fichas WHERE id = 17;
+              UPDATE fichas SET updated_at = updated_at + interval '1 day', name = 'editado no destino' WHERE id = 21;
+              INSERT INTO fichas (id, name, updated_at, sync_source) VALUES (99999, 'sem lead', now(), 'tabuladormax');`, 'remote')
+  await page.click('#verify-run')
+  await noticeSays('Verificação iniciada.')
+  const verifyId = newestJob('verify')
+  assert.deepEqual(JSON.parse(project.su(`SELECT options -> 'field_mappings' FROM gestao_scouter_export_jobs WHERE id = '${verifyId}'`)),
+    JSON.parse(await page.evaluate(() => localStorage.getItem('gs_export.field_mappings'))), 'the verify compares the kept mapping')
+  await waitFor('the counts', () => !document.querySelector('#verify-counts').hidden, 60000)
+  const counts = await page.$$eval('#verify-counts dd', (dds) => dds.map((d) => d.textContent))
+  assert.deepEqual(counts, ['1', '1', '1', '1'])
+  assert.equal(project.su(`SELECT string_agg(kind || ':' || lead_id, ',' ORDER BY lead_id) FROM gestao_scouter_export_diffs WHERE job_id = '${verifyId}'`),
+    'stale:13,missing:17,different:21,extra:99999')
+  assert.deepEqual(await page.$$eval('#verify-body tr', (trs) => trs.map((r) => `${r.cells[0].textContent} ${r.cells[1].textContent}`)),
+    ['13 Desatualizado', '17 Faltando', '21 Diferente', '99999 Sobrando'])
+  assert.equal(await text('#verify-summary').then((t) => t.split(' (')[0]), '4 diferenças encontradas')
+  await page.evaluate(() => document.querySelector('#verify-card').scrollIntoView())
+  await shot('verify')
+
+  // Reparar, confirmed; the progress card follows the repair.
+  await page.click('#verify-repair')
+  await page.waitForSelector('#confirm-dialog[open]')
+  assert.equal(await text('#confirm-text'), 'Envia de novo 3 leads que faltam ou diferem e exclui do destino 1 linha que sobra.')
+  await page.click('#confirm-yes')
+  await noticeSays('Reparo iniciado: acompanhe em “Reparo do destino”.')
+  const repairId = newestJob('repair')
+  await waitFor('the repair on the progress card', (id) => document.querySelector('#progress-card').dataset.jobId === id, 15000, repairId)
+  assert.equal(await text('#progress-title'), 'Reparo do destino')
+  await waitForStatus('Concluída', 30)
+  assert.equal(project.su(`SELECT (SELECT name FROM fichas WHERE id = 13) || '|' || (SELECT name FROM fichas WHERE id = 17)
+                             || '|' || (SELECT name FROM fichas WHERE id = 21) || '|' || (SELECT count(*) FROM fichas WHERE id = 99999)`, 'remote'),
+  'Mudou desligada|Lead 17|Lead 21|0')
+
+  // Verify again: nothing left.
+  await page.click('#verify-run')
+  await noticeSays('Verificação iniciada.')
+  await waitFor('a new verify, completed', (old) => {
+    const c = document.querySelector('#verify-card')
+    return c.dataset.jobId !== old && !document.querySelector('#verify-counts').hidden
+  }, 60000, verifyId)
+  assert.deepEqual(await page.$$eval('#verify-counts dd', (dds) => dds.map((d) => d.textContent)), ['0', '0', '0', '0'])
+  assert.match(await text('#verify-summary'), /^Nenhuma diferença: o destino está igual aos leads/)
+  assert.equal(await visible('#verify-repair'), false)
+  assert.equal(await visible('#verify-table'), false)
+})
+
+test('Reparar while a follower keeps the table: the leads go into its queue, and the page says so', async () => {
+  await page.click('#follow-on')
+  await noticeSays('Sincronização contínua ligada.')
+  const followId = newestJob('follow')
+  await waitForDb('the backfill is over', `SELECT pass_kind || ' ' || status FROM gestao_scouter_export_jobs WHERE id = '${followId}'`, 'follow running', 60)
+  project.su('DELETE FROM fichas WHERE id = 25', 'remote')
+  const before = newestJob('verify')
+  await page.click('#verify-run')
+  await noticeSays('Verificação iniciada.')
+  await waitFor('a new verify, completed', (old) => document.querySelector('#verify-card').dataset.jobId !== old &&
+    !document.querySelector('#verify-counts').hidden, 60000, before)
+  assert.deepEqual(await page.$$eval('#verify-counts dd', (dds) => dds.map((d) => d.textContent)), ['1', '0', '0', '0'])
+  await page.click('#verify-repair')
+  await page.waitForSelector('#confirm-dialog[open]')
+  await page.click('#confirm-yes')
+  await noticeSays('Os leads foram postos na fila da sincronização contínua, que os envia em seguida.')
+  await waitForDb('lead 25 back at the remote', 'SELECT count(*) FROM fichas WHERE id = 25', '1', 20, 'remote')
+  assert.equal(project.su("SELECT count(*) FROM gestao_scouter_export_jobs WHERE kind = 'repair'"), '1', 'no second repair job')
+  // Off and gone, through the page.
+  await page.click('#follow-off')
+  await noticeSays('Sincronização contínua desligada. As alterações ficam guardadas e são enviadas ao ligar de novo.')
+  await page.click('#follow-delete')
+  await page.waitForSelector('#confirm-dialog[open]')
+  await page.click('#confirm-yes')
+  await noticeSays('Sincronização contínua excluída.')
+  assert.deepEqual(pageErrors, [], 'no uncaught error in the page')
 })

@@ -245,7 +245,7 @@ su_sql(q{INSERT INTO gestao_scouter_config (project_url, anon_key, active, sync_
 	VALUES ('http://127.0.0.1:9', 'k', true, true)}, 'fresh');
 sub fgot { my ($role, $sub, $sql) = @_; return got($role, $sub, $sql, 'fresh'); }
 
-my @tables = qw(gestao_scouter_export_jobs gestao_scouter_export_errors sync_events gestao_scouter_config);
+my @tables = qw(gestao_scouter_export_jobs gestao_scouter_export_errors gestao_scouter_export_diffs sync_events gestao_scouter_config);
 for my $role (qw(anon authenticated))
 {
 	is(su_sql(qq{
@@ -255,6 +255,15 @@ for my $role (qw(anon authenticated))
 		 WHERE has_table_privilege('$role', t, p)}, 'fresh'),
 		'', "fresh: $role may not write gs_export's tables (none of INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER)");
 }
+# authenticated is NOINHERIT: what it reads, gs_export_grant_access granted it
+# directly (a verify's diffs too: the screen's "Verificar destino" reads them)
+is(su_sql(q{SELECT string_agg(t, ',' ORDER BY t) FROM unnest(array['gestao_scouter_export_jobs',
+	'gestao_scouter_export_errors', 'gestao_scouter_export_diffs']) t
+	WHERE has_table_privilege('authenticated', t, 'SELECT')}, 'fresh'),
+	'gestao_scouter_export_diffs,gestao_scouter_export_errors,gestao_scouter_export_jobs',
+	'fresh: authenticated may SELECT the jobs, the errors and the diffs (row level security applies)');
+is(su_sql(q{SELECT has_table_privilege('anon', 'gestao_scouter_export_diffs', 'SELECT')}, 'fresh'), 'f',
+	'fresh: anon may not SELECT the diffs');
 is(su_sql(q{
 	SELECT coalesce(string_agg(p.oid::regprocedure::text, ', '), '')
 	  FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e'

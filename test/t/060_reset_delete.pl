@@ -276,6 +276,8 @@ for my $case ([ 'gs10', 'app_users', 'upgraded from 1.0' ], [ $db, 'app_users2',
 		  FROM (VALUES $new_functions) v(f), pg_proc p, aclexplode(p.proacl) a
 		 WHERE p.oid = v.f::regprocedure AND a.grantee <> p.proowner}),
 		"$role,gs_export_admin,gs_export_user", "$what: nobody else but it and the two gs_export roles");
+	is($node->safe_psql($d, qq{SELECT has_table_privilege('$role', 'gestao_scouter_export_diffs', 'SELECT')}),
+		't', "$what: $role may read a verify's diffs (1.2; row level security as the errors')");
 	my ($st) = GsExportTest::psql_as($node, $role, 'SELECT * FROM gs_export_status()', dbname => $d);
 	is($st, '42704', "$what: $role calls gs_export_status (no job it may see: 42704)");
 	($st) = GsExportTest::psql_as($node, 'plain', 'SELECT * FROM gs_export_status()', dbname => $d);

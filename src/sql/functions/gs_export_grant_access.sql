@@ -55,7 +55,8 @@ BEGIN
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', fn, grantee);
     END LOOP;
     EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.gestao_scouter_export_jobs,'
-                              ' @extschema@.gestao_scouter_export_errors TO %s', grantee);
+                              ' @extschema@.gestao_scouter_export_errors,'
+                              ' @extschema@.gestao_scouter_export_diffs TO %s', grantee);
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend
                WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass
                  AND objid = '@extschema@.sync_events'::pg_catalog.regclass
