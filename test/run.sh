@@ -15,7 +15,8 @@
 #            supabase-js (test/node/realtime.test.mjs); its npm packages come from
 #            tools/install-deps).
 #   browser  the export screen (ui/) in Debian's headless chromium, driven by
-#            puppeteer-core (test/node/ui.test.mjs), following an export
+#            puppeteer-core (test/node/ui.test.mjs: every control, with the
+#            stand-in's Realtime off, then on), following an export
 #            through Realtime alone and falling back without it
 #            (test/node/realtime-ui.test.mjs).
 #   docs     every file that a document or a comment names exists
@@ -230,7 +231,10 @@ suite_browser()
 		echo "ui/ has no supabase-js: run tools/install-deps (npm ci in ui)"
 		return 1
 	fi
-	cd "$top" && PG_CONFIG="$PG_CONFIG" CHROMIUM="$chromium" node --test --test-reporter=spec test/node/ui.test.mjs test/node/realtime-ui.test.mjs 2>&1
+	# the screen's tests with Realtime off (the fallback: polling), then on
+	cd "$top" && PG_CONFIG="$PG_CONFIG" CHROMIUM="$chromium" node --test --test-reporter=spec test/node/ui.test.mjs test/node/realtime-ui.test.mjs 2>&1 &&
+		echo "== the screen's tests again, Realtime on ==" &&
+		PG_CONFIG="$PG_CONFIG" CHROMIUM="$chromium" GS_UI_REALTIME=1 node --test --test-reporter=spec test/node/ui.test.mjs 2>&1
 }
 
 # Run one suite into its log; its exit status goes to $out/<suite>.rc.

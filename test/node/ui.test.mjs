@@ -47,13 +47,17 @@ const DEFAULT_OPTIONS = { batch_size: 20, delay_ms: 300 }
 let project, ui, browser, page
 const pageErrors = []
 let realtimeTries = 0 // WebSocket connections to Realtime that failed
+// GS_UI_REALTIME=1: the same tests with Realtime on (the stand-in speaks
+// it; test/run.sh runs this file both ways); else the page falls back to
+// polling
+const REALTIME = process.env.GS_UI_REALTIME === '1'
 
 before(async () => {
   if (!fs.existsSync(CHROMIUM)) {
     throw new Error(`no chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; ` +
       'tools/install-deps does), or set CHROMIUM')
   }
-  project = await startProject({ users: USERS, leadsSql: LEADS_SQL, defaultOptions: DEFAULT_OPTIONS, name: 'gs_export_ui' })
+  project = await startProject({ users: USERS, leadsSql: LEADS_SQL, defaultOptions: DEFAULT_OPTIONS, name: 'gs_export_ui', realtime: REALTIME })
   ui = await serveUi(0)
   browser = await puppeteer.launch({
     executablePath: CHROMIUM,
@@ -215,9 +219,15 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   assert.match(await text('#pause-reason'), /^Motivo da falha: .*401/)
   assert.deepEqual(await Promise.all(['#btn-pause', '#btn-resume', '#btn-reset', '#btn-delete'].map(visible)),
     [false, true, true, true])
-  // No Realtime behind the stand-in: the page says so and keeps polling.
-  await page.waitForSelector('#live-mode[data-realtime="off"]', { timeout: 15000 })
-  assert.equal(await text('#live-mode'), 'Tempo real indisponível · atualização automática a cada 3 s')
+  if (REALTIME) {
+    // Realtime behind the stand-in: the page says so (and polls as well)
+    await page.waitForSelector('#live-mode[data-realtime="on"]', { timeout: 15000 })
+    assert.equal(await text('#live-mode'), 'Tempo real ativo · atualização automática a cada 3 s')
+  } else {
+    // No Realtime behind the stand-in: the page says so and keeps polling.
+    await page.waitForSelector('#live-mode[data-realtime="off"]', { timeout: 15000 })
+    assert.equal(await text('#live-mode'), 'Tempo real indisponível · atualização automática a cada 3 s')
+  }
 
   // A bad range: the database's 22023, in Portuguese.
   await page.$eval('#start-date', (e) => { e.value = '2025-09-01' })
@@ -359,7 +369,8 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   await waitForStatus('Falhou')
 
   assert.deepEqual(pageErrors, [], 'no uncaught error in the page')
-  assert.ok(realtimeTries >= 1 && realtimeTries <= 2, `Realtime tried once per page load, then left to polling: ${realtimeTries}`)
+  if (REALTIME) assert.equal(realtimeTries, 0, 'no Realtime connection failed')
+  else assert.ok(realtimeTries >= 1 && realtimeTries <= 2, `Realtime tried once per page load, then left to polling: ${realtimeTries}`)
 })
 
 // -- the screen's second half (issue 20): mapping, retry, follower, verify --------
@@ -545,6 +556,7 @@ test('Sincronização contínua: Ligar, a change and a delete reach the remote a
   assert.deepEqual(await Promise.all(['#follow-on', '#follow-off', '#follow-delete'].map(visible)), [true, false, true])
 
   // Excluir (confirmed): the follower and its waiting change go; the remote stays.
+  await page.waitForSelector('#follow-delete:not([disabled])', { visible: true, timeout: 15000 })
   await page.click('#follow-delete')
   await page.waitForSelector('#confirm-dialog[open]')
   await page.click('#confirm-yes')
@@ -576,6 +588,8 @@ test('Verificar destino: the counts of a tampered remote, Reparar, then none', a
   await shot('verify')
 
   // Reparar, confirmed; the progress card follows the repair.
+  // (Realtime on: a follower's records re-render the page meanwhile)
+  await page.waitForSelector('#verify-repair:not([disabled])', { visible: true, timeout: 15000 })
   await page.click('#verify-repair')
   await page.waitForSelector('#confirm-dialog[open]')
   assert.equal(await text('#confirm-text'), 'Envia de novo 3 leads que faltam ou diferem e exclui do destino 1 linha que sobra.')
@@ -614,6 +628,8 @@ test('Reparar while a follower keeps the table: the leads go into its queue, and
   await waitFor('a new verify, completed', (old) => document.querySelector('#verify-card').dataset.jobId !== old &&
     !document.querySelector('#verify-counts').hidden, 60000, before)
   assert.deepEqual(await page.$$eval('#verify-counts dd', (dds) => dds.map((d) => d.textContent)), ['1', '0', '0', '0'])
+  // (Realtime on: a follower's records re-render the page meanwhile)
+  await page.waitForSelector('#verify-repair:not([disabled])', { visible: true, timeout: 15000 })
   await page.click('#verify-repair')
   await page.waitForSelector('#confirm-dialog[open]')
   await page.click('#confirm-yes')
@@ -623,6 +639,7 @@ test('Reparar while a follower keeps the table: the leads go into its queue, and
   // Off and gone, through the page.
   await page.click('#follow-off')
   await noticeSays('Sincronização contínua desligada. As alterações ficam guardadas e são enviadas ao ligar de novo.')
+  await page.waitForSelector('#follow-delete:not([disabled])', { visible: true, timeout: 15000 })
   await page.click('#follow-delete')
   await page.waitForSelector('#confirm-dialog[open]')
   await page.click('#confirm-yes')
