@@ -9,13 +9,10 @@
 //   PG_CONFIG=... node --test test/node/realtime-ui.test.mjs
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import fs from 'node:fs'
-import path from 'node:path'
-import puppeteer from 'puppeteer-core'
+import { launchChromium } from './chromium.mjs'
 import { startProject } from './supabase-project.mjs'
 import { serveUi } from '../../ui/serve.mjs'
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
 const USERS = { A: ['00000000-0000-4000-8000-00000000000a', 'agent'] }
 // 400 leads of A's, one every 30 minutes back from 2025-10-17 20:00; those
 // whose id is a multiple of 97 are 'bad lead', which the remote refuses.
@@ -34,21 +31,11 @@ const pageErrors = []
 let statusCalls = 0 // gs_export_status requests the page made
 
 before(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`no chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; ` +
-      'tools/install-deps does), or set CHROMIUM')
-  }
   project = await startProject({
     users: USERS, leadsSql: LEADS_SQL, defaultOptions: DEFAULT_OPTIONS, name: 'gs_export_rt_ui', realtime: true,
   })
   ui = await serveUi(0)
-  browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    userDataDir: path.join(project.tmp, 'chromium'),
-    env: { ...process.env, LANGUAGE: 'pt_BR', LANG: 'pt_BR.UTF-8' },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--lang=pt-BR'],
-  })
+  browser = await launchChromium(project.tmp)
   page = await browser.newPage()
   page.on('pageerror', (e) => pageErrors.push(String(e)))
   page.on('request', (r) => { if (r.url().includes('/rest/v1/rpc/gs_export_status')) statusCalls++ })

@@ -16,12 +16,11 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createClient } from '@supabase/supabase-js'
-import puppeteer from 'puppeteer-core'
+import { launchChromium } from './chromium.mjs'
 import { startProject, sleep } from './supabase-project.mjs'
 import { serveUi } from '../../ui/serve.mjs'
 
 const TOP = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
 const SHOTS = process.env.GS_UI_SCREENSHOTS || path.join(TOP, 'ui', 'screenshots')
 const USERS = {
   A: ['00000000-0000-4000-8000-00000000000a', 'agent'],
@@ -53,20 +52,9 @@ let realtimeTries = 0 // WebSocket connections to Realtime that failed
 const REALTIME = process.env.GS_UI_REALTIME === '1'
 
 before(async () => {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`no chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; ` +
-      'tools/install-deps does), or set CHROMIUM')
-  }
   project = await startProject({ users: USERS, leadsSql: LEADS_SQL, defaultOptions: DEFAULT_OPTIONS, name: 'gs_export_ui', realtime: REALTIME })
   ui = await serveUi(0)
-  browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    userDataDir: path.join(project.tmp, 'chromium'),
-    // pt-BR date fields (dd/mm/aaaa), with Debian's chromium-l10n
-    env: { ...process.env, LANGUAGE: 'pt_BR', LANG: 'pt_BR.UTF-8' },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--lang=pt-BR'],
-  })
+  browser = await launchChromium(project.tmp)
   page = await browser.newPage()
   page.on('pageerror', (e) => pageErrors.push(String(e)))
   page.on('console', (m) => { if (/WebSocket connection to .*\/realtime\/v1\/websocket/.test(m.text())) realtimeTries++ })
