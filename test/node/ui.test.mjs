@@ -340,7 +340,8 @@ test('the screen: history, an export started, paused, resumed, completed, its er
   assert.equal(await text('#confirm-title'), 'Reiniciar a exportação?')
   await page.click('#confirm-yes')
   await noticeSays('Exportação reiniciada.')
-  assert.ok(['Pendente', 'Em andamento'].includes(await text('#job-status')))
+  await waitFor('status Pendente or Em andamento after the reset',
+    () => ['Pendente', 'Em andamento'].includes(document.querySelector('#job-status')?.textContent), 15000)
   await page.click('#btn-pause')
   await noticeSays('Exportação pausada.')
   await waitForStatus('Pausada')
