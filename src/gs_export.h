@@ -142,6 +142,8 @@ extern void gs_store_latest_active_job(Oid nspoid, Datum except, bool except_nul
 /* launcher.c and worker.c: bgworker entry points */
 extern PGDLLEXPORT void gs_export_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void gs_export_worker_main(Datum main_arg);
+/* worker.c: the backoff before a request is tried again (verify.c too) */
+extern long gs_retry_delay_ms(int attempt, int retry_after_ms);
 extern void gs_export_register_launcher(void);
 
 /*

@@ -346,16 +346,6 @@ flush(Verify *v)
 	return running;
 }
 
-static long
-retry_delay(int attempt, int retry_after_ms)
-{
-	long		delay = 500L << Min(attempt, 6);
-
-	if (retry_after_ms > delay)
-		delay = retry_after_ms;
-	return Min(delay, (long) gs_export_retry_max_delay_ms);
-}
-
 static int64
 remote_id(struct json_object *row)
 {
@@ -500,7 +490,7 @@ segment_rows(Verify *v, Segment *seg)
 		if (res.outcome == GS_REMOTE_RETRY && ++seg->attempt < gs_export_max_retries)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 retry_delay(seg->attempt, res.retry_after_ms), PG_WAIT_EXTENSION);
+							 gs_retry_delay_ms(seg->attempt, res.retry_after_ms), PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
 			if (!gs_job_is_running(job))

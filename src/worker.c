@@ -251,8 +251,14 @@ handle_reload(void)
 	}
 }
 
-static long
-retry_delay_ms(int attempt, int retry_after_ms)
+/*
+ * How long to wait before a request is tried again after attempt failures
+ * that may pass: doubling from RETRY_BASE_DELAY_MS, with jitter, at least
+ * the remote's Retry-After, at most gs_export.retry_max_delay_ms.  (The
+ * verify's GETs too: verify.c.)
+ */
+long
+gs_retry_delay_ms(int attempt, int retry_after_ms)
 {
 	double		backoff = RETRY_BASE_DELAY_MS;
 	long		delay;
@@ -599,7 +605,7 @@ handle_answer(Run *run, Span *r, GsRemoteResult *res)
 					(errmsg("gs_export: job %s: attempt %d failed: %s",
 							job->id_text, r->attempt, res->error)));
 			r->not_before = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														retry_delay_ms(r->attempt, res->retry_after_ms));
+														gs_retry_delay_ms(r->attempt, res->retry_after_ms));
 			queue_span(r);
 			break;
 	}
@@ -1361,7 +1367,7 @@ follow_wipe(Run *run, int64 seq)
 		if (res.outcome == GS_REMOTE_RETRY && ++attempt < gs_export_max_retries)
 		{
 			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 retry_delay_ms(attempt, res.retry_after_ms), PG_WAIT_EXTENSION);
+							 gs_retry_delay_ms(attempt, res.retry_after_ms), PG_WAIT_EXTENSION);
 			CHECK_FOR_INTERRUPTS();
 			continue;
 		}
