@@ -850,6 +850,26 @@ typedef struct SentColumn
 	int			lead_max_len;	/* -1: none */
 } SentColumn;
 
+/*
+ * A column the job fills with a value of its own (the synced-at and source
+ * columns): never NULL, of that type.
+ */
+static SentColumn *
+own_column(const char *remote, const char *what, const char *option,
+		   const char *type, char category)
+{
+	SentColumn *s = palloc0(sizeof(SentColumn));
+
+	s->remote = remote;
+	s->what = what;
+	s->option = option;
+	s->lead_type = type;
+	s->lead_category = category;
+	s->lead_not_null = true;
+	s->lead_max_len = -1;
+	return s;
+}
+
 typedef struct CheckRows
 {
 	ReturnSetInfo *rsinfo;
@@ -1236,29 +1256,10 @@ gs_export_check(PG_FUNCTION_ARGS)
 				sent = lappend(sent, s);
 			}
 		if (synced_at != NULL)
-		{
-			s = palloc0(sizeof(SentColumn));
-			s->remote = synced_at;
-			s->what = "the time of export";
-			s->option = "synced_at_column";
-			s->lead_type = "timestamp with time zone";
-			s->lead_category = 'D';
-			s->lead_not_null = true;
-			s->lead_max_len = -1;
-			sent = lappend(sent, s);
-		}
+			sent = lappend(sent, own_column(synced_at, "the time of export", "synced_at_column",
+											"timestamp with time zone", 'D'));
 		if (source != NULL)
-		{
-			s = palloc0(sizeof(SentColumn));
-			s->remote = source;
-			s->what = "source_value";
-			s->option = "source_column";
-			s->lead_type = "text";
-			s->lead_category = 'S';
-			s->lead_not_null = true;
-			s->lead_max_len = -1;
-			sent = lappend(sent, s);
-		}
+			sent = lappend(sent, own_column(source, "source_value", "source_column", "text", 'S'));
 
 		if (begin_call(&target, &res))
 		{
