@@ -24,7 +24,6 @@ DECLARE
     n_deleted bigint;
     n_err bigint;
     running boolean;
-    rate_seconds constant float8 := 5;
 BEGIN
     INSERT INTO @extschema@.sync_events
            (event_type, direction, lead_id, status, error_message, sync_duration_ms, job_id)
@@ -67,14 +66,8 @@ BEGIN
            deleted_leads = j.deleted_leads + n_deleted,
            error_leads = j.error_leads + n_err,
            cursor_id = COALESCE(p_cursor_id, j.cursor_id),
-           recent_leads_per_second = pg_catalog.round((
-               SELECT CASE WHEN j.recent_leads_per_second IS NULL THEN (n_sent + n_deleted + n_err) / r.dt
-                           ELSE r.keep * j.recent_leads_per_second::float8
-                                + (1 - r.keep) * (n_sent + n_deleted + n_err) / r.dt END
-                 FROM (SELECT d.dt, pg_catalog.exp(-d.dt / rate_seconds) AS keep
-                         FROM (SELECT GREATEST(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - j.updated_at)::float8,
-                                               0.001) AS dt) d) r)::numeric,
-               3),
+           recent_leads_per_second = @extschema@._gs_recent_rate(j.recent_leads_per_second, j.updated_at,
+                                                                  n_sent + n_deleted + n_err),
            updated_at = pg_catalog.now()
      WHERE j.id = p_job_id
     RETURNING j.status = 'running' INTO running;

@@ -18,13 +18,6 @@ DECLARE
     n_ok bigint;
     n_err bigint;
     running boolean;
-    /*
-     * recent_leads_per_second: the leads per second since the last record,
-     * averaged with a weight that fades over this many seconds, so that
-     * batches recorded in quick succession (several were in flight) do
-     * not make it jump.
-     */
-    rate_seconds constant float8 := 5;
 BEGIN
     INSERT INTO @extschema@.sync_events
            (event_type, direction, lead_id, status, error_message, sync_duration_ms, job_id)
@@ -47,14 +40,8 @@ BEGIN
            exported_leads = j.exported_leads + n_ok,
            error_leads = j.error_leads + n_err,
            cursor_updated_at = p_last_updated_at, cursor_id = p_last_id,
-           recent_leads_per_second = pg_catalog.round((
-               SELECT CASE WHEN j.recent_leads_per_second IS NULL THEN (n_ok + n_err) / r.dt
-                           ELSE r.keep * j.recent_leads_per_second::float8
-                                + (1 - r.keep) * (n_ok + n_err) / r.dt END
-                 FROM (SELECT d.dt, pg_catalog.exp(-d.dt / rate_seconds) AS keep
-                         FROM (SELECT GREATEST(EXTRACT(epoch FROM pg_catalog.clock_timestamp() - j.updated_at)::float8,
-                                               0.001) AS dt) d) r)::numeric,
-               3),
+           recent_leads_per_second = @extschema@._gs_recent_rate(j.recent_leads_per_second, j.updated_at,
+                                                                  n_ok + n_err),
            processing_date = CASE WHEN j.pass_kind = 'range'
                                   THEN LEAST(GREATEST(p_last_day, j.end_date), j.start_date)
                                   ELSE j.processing_date END,

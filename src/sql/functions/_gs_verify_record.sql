@@ -22,8 +22,8 @@ BEGIN
     UPDATE @extschema@.gestao_scouter_export_jobs AS j
        SET total_leads = j.total_leads + p_compared,
            cursor_id = p_cursor_id,
-           recent_leads_per_second = pg_catalog.round((p_compared / GREATEST(
-               EXTRACT(epoch FROM pg_catalog.clock_timestamp() - j.updated_at)::float8, 0.001))::numeric, 3),
+           recent_leads_per_second = @extschema@._gs_recent_rate(j.recent_leads_per_second, j.updated_at,
+                                                                  p_compared),
            updated_at = pg_catalog.now()
      WHERE j.id = p_job_id
     RETURNING j.status = 'running' INTO running;
